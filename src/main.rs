@@ -1,0 +1,4 @@
+fn main() {
+    let config = streaming_daemon::config::Config::default();
+    println!("{}", config.server.socket_path.display());
+}

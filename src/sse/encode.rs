@@ -1,0 +1,125 @@
+//! Encoding of the SSE frames the daemon writes to its clients.
+//!
+//! Every frame is appended to a caller's buffer, so that the reactor can write frames straight
+//! from one shared scratch buffer and keep nothing per connection unless a write would block.
+
+/// The completion marker: sent only when the whole answer was delivered.
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// Appends events to a buffer and counts them (each one is a chunk in the metrics).
+pub struct EventSink<'a> {
+    out: &'a mut Vec<u8>,
+    events: u32,
+}
+
+impl<'a> EventSink<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        EventSink { out, events: 0 }
+    }
+
+    /// `data: {"content":"<text>"}` with `text` escaped as a JSON string.
+    pub fn content(&mut self, text: &str) {
+        self.out.extend_from_slice(b"data: {\"content\":");
+        push_json_string(self.out, text);
+        self.out.extend_from_slice(b"}\n\n");
+        self.events += 1;
+    }
+
+    /// The typing backend's event: one character and its byte offset in the answer.
+    pub fn typing(&mut self, character: char, index: usize) {
+        let mut utf8 = [0u8; 4];
+        self.out.extend_from_slice(b"data: {\"char\":");
+        push_json_string(self.out, character.encode_utf8(&mut utf8));
+        self.out.extend_from_slice(b",\"index\":");
+        self.out.extend_from_slice(index.to_string().as_bytes());
+        self.out.extend_from_slice(b"}\n\n");
+        self.events += 1;
+    }
+
+    /// A comment line that keeps proxies between us and the client from timing out.
+    pub fn keep_alive(&mut self) {
+        self.out.extend_from_slice(b": keep-alive\n\n");
+        self.events += 1;
+    }
+
+    /// How many events were appended through this sink.
+    pub fn events(&self) -> u32 {
+        self.events
+    }
+}
+
+/// Appends the completion marker.
+pub fn done(out: &mut Vec<u8>) {
+    out.extend_from_slice(DONE);
+}
+
+/// `event: error` with a JSON message: ends a stream whose headers were already sent.
+pub fn error_event(out: &mut Vec<u8>, message: &str) {
+    out.extend_from_slice(b"event: error\ndata: {\"error\":");
+    push_json_string(out, message);
+    out.extend_from_slice(b"}\n\n");
+}
+
+/// Appends `text` as a JSON string literal, quotes included.
+pub fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    // Writing into a Vec cannot fail, and a &str is always valid to serialize.
+    if serde_json::to_writer(&mut *out, text).is_err() {
+        out.extend_from_slice(b"\"\"");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(f: impl FnOnce(&mut EventSink)) -> (String, u32) {
+        let mut out = Vec::new();
+        let mut sink = EventSink::new(&mut out);
+        f(&mut sink);
+        let events = sink.events();
+        (String::from_utf8(out).unwrap(), events)
+    }
+
+    #[test]
+    fn content_event_is_escaped_json() {
+        let (text, events) = encoded(|s| s.content("a \"quoted\" \\ line\nwith\ttab and \u{1} é 😀"));
+        assert_eq!(
+            text,
+            "data: {\"content\":\"a \\\"quoted\\\" \\\\ line\\nwith\\ttab and \\u0001 é 😀\"}\n\n"
+        );
+        assert_eq!(events, 1);
+        let json = text.strip_prefix("data: ").unwrap().trim_end();
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(value["content"], "a \"quoted\" \\ line\nwith\ttab and \u{1} é 😀");
+    }
+
+    #[test]
+    fn typing_event_carries_char_and_byte_index() {
+        let (text, _) = encoded(|s| {
+            s.typing('"', 0);
+            s.typing('é', 17);
+        });
+        assert_eq!(
+            text,
+            "data: {\"char\":\"\\\"\",\"index\":0}\n\ndata: {\"char\":\"é\",\"index\":17}\n\n"
+        );
+    }
+
+    #[test]
+    fn done_and_error_frames_are_exact() {
+        let mut out = Vec::new();
+        done(&mut out);
+        error_event(&mut out, "server shutting down");
+        assert_eq!(
+            out,
+            b"data: [DONE]\n\nevent: error\ndata: {\"error\":\"server shutting down\"}\n\n"
+        );
+    }
+
+    #[test]
+    fn keep_alive_is_a_comment() {
+        let (text, events) = encoded(|s| s.keep_alive());
+        assert_eq!(text, ": keep-alive\n\n");
+        assert_eq!(events, 1);
+    }
+}
