@@ -2,4 +2,4 @@
 
 mod encode;
 
-pub use encode::{done, error_event, EventSink};
+pub use encode::{done, error_event, push_json_string, EventSink, DONE};
