@@ -1,0 +1,94 @@
+//! Backends: what turns a handoff into the events of a stream.
+//!
+//! A backend is sans-I/O. It turns a handoff into an [`EventSource`] that the reactor asks for
+//! events whenever their time has come; the reactor does all the waiting and writing. Adding a
+//! backend is one new file here and one line in [`REGISTRY`].
+
+mod mock;
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::handoff::HandoffData;
+use crate::sse::EventSink;
+
+/// Every backend the daemon can run, by the name `backend.provider` and `-backend` use.
+pub const REGISTRY: &[(&str, Constructor)] = &[("mock", mock::create)];
+
+type Constructor = fn(&Config) -> Result<Box<dyn Backend>, BackendError>;
+
+pub trait Backend {
+    /// The name used in logs and in the `backend` metric label.
+    fn name(&self) -> &'static str;
+
+    /// Starts producing the answer to one handoff.
+    fn start(&mut self, request: HandoffData) -> Result<Box<dyn EventSource>, BackendError>;
+}
+
+/// The events of one stream, produced when the reactor asks.
+pub trait EventSource {
+    /// Appends the events that are due and says what comes next. Called once right after the
+    /// success head is written, then whenever the last [`Next::After`] has passed and the client
+    /// has taken everything written so far.
+    fn produce(&mut self, sink: &mut EventSink<'_>) -> Next;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Ask again after this long.
+    After(Duration),
+    /// The whole answer was delivered; the stream ends with `[DONE]`.
+    Complete,
+    /// The answer cannot be completed; the stream ends with `event: error` and this message.
+    Fail(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendError {
+    UnknownProvider(String),
+    /// The backend cannot be set up with this configuration.
+    Setup(String),
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendError::UnknownProvider(name) => write!(
+                f,
+                "unknown backend {name:?}; available backends: {}",
+                available().join(", ")
+            ),
+            BackendError::Setup(reason) => write!(f, "backend set-up failed: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+pub fn available() -> Vec<&'static str> {
+    REGISTRY.iter().map(|(name, _)| *name).collect()
+}
+
+/// Builds the backend named by `backend.provider`.
+pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
+    let name = config.backend.provider.as_str();
+    let (_, constructor) = REGISTRY
+        .iter()
+        .find(|(known, _)| *known == name)
+        .ok_or_else(|| BackendError::UnknownProvider(name.to_string()))?;
+    constructor(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_provider_lists_the_available_ones() {
+        let mut config = Config::default();
+        config.backend.provider = "nope".into();
+        let error = create(&config).err().unwrap();
+        assert_eq!(error.to_string(), "unknown backend \"nope\"; available backends: mock");
+    }
+}
