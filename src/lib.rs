@@ -6,6 +6,7 @@ pub mod config;
 pub mod handoff;
 pub mod http;
 pub mod sse;
+pub mod sys;
 
 /// Runs the daemon with a validated configuration until it has drained; returns the process
 /// exit code (0 after a clean shutdown, 1 on a runtime error).

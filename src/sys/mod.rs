@@ -1,0 +1,27 @@
+//! Thin, safe wrappers over the libc calls that std and mio do not offer: fd passing, Unix
+//! listeners of both socket types, socket options, signals and resource limits. Every `unsafe`
+//! block in the daemon lives here.
+
+pub mod fdpass;
+pub mod limits;
+pub mod signals;
+pub mod socket;
+
+use std::io;
+
+/// Turns a libc return value into a `Result`, reading `errno` on -1.
+fn check(result: libc::c_int) -> io::Result<libc::c_int> {
+    if result == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(result)
+    }
+}
+
+fn check_size(result: libc::ssize_t) -> io::Result<usize> {
+    if result < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(result as usize)
+    }
+}
