@@ -3,14 +3,13 @@
 
 pub mod backends;
 pub mod config;
+pub mod conn;
+mod daemon;
 pub mod handoff;
 pub mod http;
+pub mod reactor;
 pub mod sse;
+pub mod stats;
 pub mod sys;
 
-/// Runs the daemon with a validated configuration until it has drained; returns the process
-/// exit code (0 after a clean shutdown, 1 on a runtime error).
-pub fn run(config: config::Config) -> i32 {
-    log::info!("streaming-daemon would listen on {}", config.server.socket_path.display());
-    0
-}
+pub use daemon::run;

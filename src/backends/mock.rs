@@ -64,7 +64,10 @@ impl EventSource for MockStream {
             match self.next {
                 1 => {
                     let prompt = self.prompt.take().unwrap_or_default();
-                    sink.content(&format!("Hello from Rust daemon! Prompt: {}", shown(&prompt)));
+                    sink.content(&format!(
+                        "Hello from Rust daemon! Prompt: {}",
+                        shown(&prompt)
+                    ));
                 }
                 2 => sink.content(&format!("User ID: {}", self.user_id)),
                 n @ 3..=12 => sink.content(SENTENCES[usize::from(n - 3)]),

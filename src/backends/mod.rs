@@ -89,6 +89,9 @@ mod tests {
         let mut config = Config::default();
         config.backend.provider = "nope".into();
         let error = create(&config).err().unwrap();
-        assert_eq!(error.to_string(), "unknown backend \"nope\"; available backends: mock");
+        assert_eq!(
+            error.to_string(),
+            "unknown backend \"nope\"; available backends: mock"
+        );
     }
 }

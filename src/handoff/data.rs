@@ -28,13 +28,20 @@ pub struct HandoffData {
 /// Parses a handoff payload. Leading and trailing NUL bytes are stripped (the module sends a
 /// single `\0` when the request had no handoff header); nothing left means all defaults.
 pub fn parse_handoff_data(payload: &[u8]) -> Result<HandoffData, HandoffError> {
-    let start = payload.iter().position(|&b| b != 0).unwrap_or(payload.len());
-    let end = payload.iter().rposition(|&b| b != 0).map_or(start, |i| i + 1);
+    let start = payload
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(payload.len());
+    let end = payload
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(start, |i| i + 1);
     let trimmed = &payload[start..end];
     if trimmed.is_empty() {
         return Ok(HandoffData::default());
     }
-    let value: Value = serde_json::from_slice(trimmed).map_err(|e| bad(format!("not JSON ({e})")))?;
+    let value: Value =
+        serde_json::from_slice(trimmed).map_err(|e| bad(format!("not JSON ({e})")))?;
     let Value::Object(mut object) = value else {
         return Err(bad("expected a JSON object".to_string()));
     };
@@ -178,7 +185,10 @@ mod tests {
         assert_eq!(data.prompt, "p");
         assert_eq!(
             data.messages,
-            vec![ChatMessage { role: "user".into(), content: "c".into() }]
+            vec![ChatMessage {
+                role: "user".into(),
+                content: "c".into()
+            }]
         );
         assert_eq!(data.user_id, 7);
         assert_eq!(data.model.as_deref(), Some("m"));
@@ -192,24 +202,48 @@ mod tests {
 
     #[test]
     fn user_id_may_be_a_numeric_string() {
-        assert_eq!(parse_handoff_data(br#"{"user_id":"42"}"#).unwrap().user_id, 42);
-        assert_eq!(parse_handoff_data(br#"{"user_id":-3}"#).unwrap().user_id, -3);
-        assert_eq!(parse_handoff_data(br#"{"user_id":null}"#).unwrap().user_id, 0);
+        assert_eq!(
+            parse_handoff_data(br#"{"user_id":"42"}"#).unwrap().user_id,
+            42
+        );
+        assert_eq!(
+            parse_handoff_data(br#"{"user_id":-3}"#).unwrap().user_id,
+            -3
+        );
+        assert_eq!(
+            parse_handoff_data(br#"{"user_id":null}"#).unwrap().user_id,
+            0
+        );
     }
 
     #[test]
     fn wrong_types_are_bad_handoffs() {
-        assert_eq!(reason(r#"{"user_id":"abc"}"#), "user_id must be an integer or a numeric string");
-        assert_eq!(reason(r#"{"user_id":1.5}"#), "user_id must be an integer or a numeric string");
+        assert_eq!(
+            reason(r#"{"user_id":"abc"}"#),
+            "user_id must be an integer or a numeric string"
+        );
+        assert_eq!(
+            reason(r#"{"user_id":1.5}"#),
+            "user_id must be an integer or a numeric string"
+        );
         assert_eq!(reason(r#"{"prompt":5}"#), "prompt must be a string");
         assert_eq!(reason(r#"{"messages":"hi"}"#), "messages must be an array");
-        assert_eq!(reason(r#"{"messages":[1]}"#), "messages[0] must be an object");
+        assert_eq!(
+            reason(r#"{"messages":[1]}"#),
+            "messages[0] must be an object"
+        );
         assert_eq!(
             reason(r#"{"messages":[{"role":"user","content":3}]}"#),
             "messages[0].content must be a string"
         );
-        assert_eq!(reason(r#"{"max_tokens":-1}"#), "max_tokens must be a non-negative integer");
-        assert_eq!(reason(r#"{"langgraph_input":[]}"#), "langgraph_input must be an object");
+        assert_eq!(
+            reason(r#"{"max_tokens":-1}"#),
+            "max_tokens must be a non-negative integer"
+        );
+        assert_eq!(
+            reason(r#"{"langgraph_input":[]}"#),
+            "langgraph_input must be an object"
+        );
         assert_eq!(reason("[1,2]"), "expected a JSON object");
     }
 

@@ -82,7 +82,8 @@ mod tests {
 
     #[test]
     fn content_event_is_escaped_json() {
-        let (text, events) = encoded(|s| s.content("a \"quoted\" \\ line\nwith\ttab and \u{1} é 😀"));
+        let (text, events) =
+            encoded(|s| s.content("a \"quoted\" \\ line\nwith\ttab and \u{1} é 😀"));
         assert_eq!(
             text,
             "data: {\"content\":\"a \\\"quoted\\\" \\\\ line\\nwith\\ttab and \\u0001 é 😀\"}\n\n"
@@ -90,7 +91,10 @@ mod tests {
         assert_eq!(events, 1);
         let json = text.strip_prefix("data: ").unwrap().trim_end();
         let value: serde_json::Value = serde_json::from_str(json).unwrap();
-        assert_eq!(value["content"], "a \"quoted\" \\ line\nwith\ttab and \u{1} é 😀");
+        assert_eq!(
+            value["content"],
+            "a \"quoted\" \\ line\nwith\ttab and \u{1} é 😀"
+        );
     }
 
     #[test]

@@ -29,10 +29,15 @@ pub struct Received {
 
 /// One non-blocking `recvmsg` with `MSG_CMSG_CLOEXEC`. Data goes into `buf`; every fd received
 /// is appended to `fds`, owned.
-pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<Received> {
+pub fn recv_with_fds(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<Received> {
     let mut control = ControlBuffer([0; 128]);
     // SAFETY: CMSG_SPACE is a pure size computation.
-    let needed = unsafe { libc::CMSG_SPACE((MAX_FDS_PER_MESSAGE * mem::size_of::<RawFd>()) as u32) };
+    let needed =
+        unsafe { libc::CMSG_SPACE((MAX_FDS_PER_MESSAGE * mem::size_of::<RawFd>()) as u32) };
     debug_assert!(needed as usize <= control.0.len());
 
     let mut iov = libc::iovec {
@@ -44,7 +49,8 @@ pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<Owned
     message.msg_iov = &mut iov;
     message.msg_iovlen = 1;
     message.msg_control = control.0.as_mut_ptr().cast();
-    message.msg_controllen = control.0.len() as _;
+    // Exactly the room for MAX_FDS_PER_MESSAGE, so that more is reported as MSG_CTRUNC.
+    message.msg_controllen = (needed as usize).min(control.0.len()) as _;
 
     // SAFETY: `message` points at `iov` (covering `buf`) and `control`, both alive and
     // writable for the whole call; the kernel writes at most their stated lengths.
@@ -63,10 +69,16 @@ pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<Owned
     while !header.is_null() {
         // SAFETY: `header` is non-null and points into `control`, as CMSG_FIRSTHDR/NXTHDR
         // guarantee.
-        let (level, kind, len) = unsafe { ((*header).cmsg_level, (*header).cmsg_type, (*header).cmsg_len) };
+        let (level, kind, len) = unsafe {
+            (
+                (*header).cmsg_level,
+                (*header).cmsg_type,
+                (*header).cmsg_len,
+            )
+        };
         if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
             // SAFETY: CMSG_LEN(0) is a pure size computation.
-            let data_len = len as usize - unsafe { libc::CMSG_LEN(0) } as usize;
+            let data_len = len - unsafe { libc::CMSG_LEN(0) } as usize;
             let count = data_len / mem::size_of::<RawFd>();
             // SAFETY: CMSG_DATA points at `data_len` bytes of fds inside `control`.
             let data = unsafe { libc::CMSG_DATA(header) }.cast::<RawFd>();

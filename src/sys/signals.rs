@@ -45,9 +45,12 @@ impl SignalFd {
             return Err(io::Error::from_raw_os_error(result));
         }
         // SAFETY: `set` is initialised; the new fd is owned at once.
-        let fd = check(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) })?;
+        let fd =
+            check(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) })?;
         // SAFETY: `fd` was just created and is owned by nothing else.
-        Ok(SignalFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(SignalFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     pub fn raw_fd(&self) -> RawFd {
@@ -61,7 +64,13 @@ impl SignalFd {
             let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
             let size = mem::size_of::<libc::signalfd_siginfo>();
             // SAFETY: `info` is valid for writes of `size` bytes.
-            let result = unsafe { libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+            let result = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    size,
+                )
+            };
             match check_size(result) {
                 Ok(n) if n == size => match info.ssi_signo as libc::c_int {
                     libc::SIGTERM | libc::SIGINT => return Ok(Some(Signal::Terminate)),

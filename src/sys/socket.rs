@@ -26,7 +26,10 @@ fn unix_address(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)>
     if bytes.len() >= address.sun_path.len() || bytes.contains(&0) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("socket path must be under {} bytes and contain no NUL", address.sun_path.len()),
+            format!(
+                "socket path must be under {} bytes and contain no NUL",
+                address.sun_path.len()
+            ),
         ));
     }
     for (slot, byte) in address.sun_path.iter_mut().zip(bytes) {
@@ -39,7 +42,11 @@ fn unix_address(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)>
 fn new_unix_socket(socket_type: SocketType) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; the new fd is owned at once.
     let fd = check(unsafe {
-        libc::socket(libc::AF_UNIX, kind(socket_type) | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)
+        libc::socket(
+            libc::AF_UNIX,
+            kind(socket_type) | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
     })?;
     // SAFETY: `fd` was just created and is owned by nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -51,7 +58,11 @@ pub fn unix_listener(path: &Path, socket_type: SocketType, backlog: i32) -> io::
     let (address, length) = unix_address(path)?;
     // SAFETY: `address` is a valid sockaddr_un of `length` bytes.
     check(unsafe {
-        libc::bind(socket.as_raw_fd(), (&address as *const libc::sockaddr_un).cast(), length)
+        libc::bind(
+            socket.as_raw_fd(),
+            (&address as *const libc::sockaddr_un).cast(),
+            length,
+        )
     })?;
     // SAFETY: plain syscall on a socket we own.
     check(unsafe { libc::listen(socket.as_raw_fd(), backlog) })?;
@@ -61,13 +72,18 @@ pub fn unix_listener(path: &Path, socket_type: SocketType, backlog: i32) -> io::
 /// Connects to a Unix socket, blocking. Used to probe for a live daemon and by the `handoff` tool.
 pub fn unix_connect(path: &Path, socket_type: SocketType) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; the new fd is owned at once.
-    let fd = check(unsafe { libc::socket(libc::AF_UNIX, kind(socket_type) | libc::SOCK_CLOEXEC, 0) })?;
+    let fd =
+        check(unsafe { libc::socket(libc::AF_UNIX, kind(socket_type) | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: `fd` was just created and is owned by nothing else.
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
     let (address, length) = unix_address(path)?;
     // SAFETY: `address` is a valid sockaddr_un of `length` bytes.
     check(unsafe {
-        libc::connect(socket.as_raw_fd(), (&address as *const libc::sockaddr_un).cast(), length)
+        libc::connect(
+            socket.as_raw_fd(),
+            (&address as *const libc::sockaddr_un).cast(),
+            length,
+        )
     })?;
     Ok(socket)
 }
@@ -87,17 +103,32 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn get_int_option(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+fn get_int_option(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut length = mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `value` and `length` are valid for writes of the sizes given.
     check(unsafe {
-        libc::getsockopt(fd.as_raw_fd(), level, name, (&mut value as *mut libc::c_int).cast(), &mut length)
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut length,
+        )
     })?;
     Ok(value)
 }
 
-fn set_int_option(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn set_int_option(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: `value` is a valid c_int for the duration of the call.
     check(unsafe {
         libc::setsockopt(
@@ -138,28 +169,52 @@ pub fn enable_keepalive(fd: BorrowedFd<'_>, idle: Duration) -> io::Result<()> {
 
 /// Shrinks the kernel send buffer; tests use it to make writes block early.
 pub fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
-    set_int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, bytes.min(i32::MAX as usize) as libc::c_int)
+    set_int_option(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_SNDBUF,
+        bytes.min(i32::MAX as usize) as libc::c_int,
+    )
 }
 
 /// One non-blocking send that never raises SIGPIPE.
 pub fn send(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
     // SAFETY: `data` is valid for reads of its length.
     check_size(unsafe {
-        libc::send(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+        libc::send(
+            fd.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
     })
 }
 
 /// One non-blocking receive.
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of its length.
-    check_size(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) })
+    check_size(unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    })
 }
 
 /// A connected pair of Unix sockets (tests and the load generator hand one end to the daemon).
 pub fn unix_pair(socket_type: SocketType) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` has room for the two descriptors socketpair writes.
-    check(unsafe { libc::socketpair(libc::AF_UNIX, kind(socket_type) | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    check(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            kind(socket_type) | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
     // SAFETY: both fds were just created and are owned by nothing else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }

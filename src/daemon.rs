@@ -1,0 +1,95 @@
+//! Start-up and shutdown around the reactor, in the order SPEC §6 gives.
+
+use std::backtrace::Backtrace;
+
+use crate::backends;
+use crate::config::Config;
+use crate::reactor::{Listener, Reactor};
+use crate::sys::{limits, signals::SignalFd};
+
+/// Exit code for errors found before serving (configuration, backend set-up).
+const EXIT_CONFIG: i32 = 2;
+/// Exit code for failures while starting to serve or while serving.
+const EXIT_RUNTIME: i32 = 1;
+
+/// Runs the daemon with a validated configuration until it has drained; returns the process
+/// exit code (0 after a clean shutdown).
+pub fn run(config: Config) -> i32 {
+    install_panic_logger();
+    let backend = match backends::create(&config) {
+        Ok(backend) => backend,
+        Err(e) => {
+            log::error!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
+
+    // Each stream holds a client fd and possibly an upstream one; handoffs hold one more.
+    let wanted = 2 * config.server.max_connections as u64 + 2000;
+    match limits::raise_open_files(wanted) {
+        Ok((soft, _)) if soft < wanted => log::warn!(
+            "open-file limit is {soft}, below the {wanted} that {} connections may need; raise LimitNOFILE",
+            config.server.max_connections
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot read or raise the open-file limit: {e}"),
+    }
+
+    // Before any thread exists, so that every thread inherits the blocked signal mask.
+    let signals = match SignalFd::new() {
+        Ok(signals) => signals,
+        Err(e) => {
+            log::error!("cannot set up signal handling: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+
+    let server = &config.server;
+    let listener = match Listener::bind(&server.socket_path, server.socket_type, server.socket_mode)
+    {
+        Ok(listener) => listener,
+        Err(e) => {
+            log::error!("{e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    let mut reactor = match Reactor::new(&config, listener, Some(signals), backend) {
+        Ok(reactor) => reactor,
+        Err(e) => {
+            log::error!("cannot start the event loop: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    log::info!(
+        "listening on {} ({}, mode {:04o}); backend {}; max_connections {}; max_stream_duration {:?}",
+        server.socket_path.display(),
+        server.socket_type.as_str(),
+        server.socket_mode,
+        config.backend.provider,
+        server.max_connections,
+        server.max_stream_duration
+    );
+
+    let result = reactor.run();
+    if config.benchmark {
+        print!("{}", reactor.tally().benchmark_summary());
+    }
+    match result {
+        Ok(()) => {
+            log::info!("drained; exiting");
+            0
+        }
+        Err(e) => {
+            log::error!("event loop failed: {e}");
+            EXIT_RUNTIME
+        }
+    }
+}
+
+/// A panic in one connection is caught by the reactor; this makes sure it is logged with its
+/// backtrace through `log` rather than printed raw to stderr.
+fn install_panic_logger() {
+    std::panic::set_hook(Box::new(|info| {
+        log::error!("panic: {info}\n{}", Backtrace::force_capture());
+    }));
+}

@@ -1,0 +1,493 @@
+//! The event loop: the only owner of `mio::Poll`, the connections, the timers and the counts.
+//!
+//! One [`Reactor::turn`] is one poll plus the dispatch of everything it returned, then of every
+//! deadline that has passed; tests step it turn by turn. Connections never see each other:
+//! each handler borrows what it needs through a [`Context`] and returns a [`Step`].
+
+mod listener;
+mod slab;
+mod timers;
+pub mod token;
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll};
+
+pub use listener::{ListenError, Listener};
+
+use crate::backends::Backend;
+use crate::config::Config;
+use crate::conn::{Admission, Connection, Context, Ending, Ready, Settings, Step};
+use crate::stats::Tally;
+use crate::sys::signals::{Signal, SignalFd};
+use crate::sys::socket;
+use slab::Slab;
+use timers::Timers;
+use token::{Key, Side};
+
+/// Handoffs accepted past `max_connections` still get their 503; beyond this many at once, new
+/// ones are closed unread (Apache answers 503 itself) so that a flood cannot exhaust fds.
+const OVER_CAPACITY_ALLOWANCE: usize = 1024;
+/// Accepts per turn, so that a burst of handoffs cannot starve running streams.
+const ACCEPTS_PER_TURN: usize = 512;
+/// Pause before accepting again when the process is out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+const EVENTS_PER_POLL: usize = 1024;
+
+struct Entry {
+    conn: Connection,
+    /// The earliest deadline this connection has in the timer heap.
+    armed: Option<Instant>,
+    /// Bytes the connection held after its last handler call, for the memory budget.
+    held: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    Serving,
+    /// No longer accepting; streams may finish until the deadline.
+    Draining {
+        deadline: Instant,
+    },
+}
+
+/// What a turn left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    Running,
+    /// Drained: no listener and no connections are left.
+    Finished,
+}
+
+pub struct Reactor {
+    poll: Poll,
+    events: Events,
+    listener: Option<Listener>,
+    listener_ready: bool,
+    accept_paused_until: Option<Instant>,
+    signals: Option<SignalFd>,
+    conns: Slab<Entry>,
+    timers: Timers,
+    backend: Box<dyn Backend>,
+    settings: Settings,
+    shutdown_timeout: Duration,
+    max_connections: usize,
+    mem_limit: Option<u64>,
+    held_bytes: usize,
+    scratch: Vec<u8>,
+    handoff_buf: Box<[u8]>,
+    tally: Tally,
+    next_id: u64,
+    lifecycle: Lifecycle,
+}
+
+impl Reactor {
+    pub fn new(
+        config: &Config,
+        listener: Listener,
+        signals: Option<SignalFd>,
+        backend: Box<dyn Backend>,
+    ) -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        poll.registry().register(
+            &mut SourceFd(&listener.fd().as_raw_fd()),
+            token::LISTENER,
+            Interest::READABLE,
+        )?;
+        if let Some(signals) = &signals {
+            poll.registry().register(
+                &mut SourceFd(&signals.raw_fd()),
+                token::SIGNALS,
+                Interest::READABLE,
+            )?;
+        }
+        let server = &config.server;
+        let settings = Settings {
+            socket_type: server.socket_type,
+            max_handoff_bytes: server.max_handoff_bytes,
+            handoff_timeout: server.handoff_timeout,
+            write_timeout: server.write_timeout,
+            max_stream_duration: Some(server.max_stream_duration).filter(|d| !d.is_zero()),
+        };
+        Ok(Reactor {
+            poll,
+            events: Events::with_capacity(EVENTS_PER_POLL),
+            listener: Some(listener),
+            // Handoffs may have queued before the first poll; edge-triggered polling would
+            // not report them.
+            listener_ready: true,
+            accept_paused_until: None,
+            signals,
+            conns: Slab::new(),
+            timers: Timers::new(),
+            backend,
+            settings,
+            shutdown_timeout: server.shutdown_timeout,
+            max_connections: server.max_connections,
+            mem_limit: server.mem_limit,
+            held_bytes: 0,
+            scratch: Vec::with_capacity(16 * 1024),
+            handoff_buf: vec![0; server.max_handoff_bytes + 1].into_boxed_slice(),
+            tally: Tally::default(),
+            next_id: 1,
+            lifecycle: Lifecycle::Serving,
+        })
+    }
+
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Runs until drained.
+    pub fn run(&mut self) -> io::Result<()> {
+        while self.turn(None)? == Turn::Running {}
+        Ok(())
+    }
+
+    /// One poll (waiting at most `max_wait`, or until the next deadline) and its dispatch.
+    pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<Turn> {
+        let timeout = self.poll_timeout(Instant::now(), max_wait);
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let now = Instant::now();
+        let ready: Vec<(mio::Token, bool, bool, bool)> = self
+            .events
+            .iter()
+            .map(|e| {
+                let closed = e.is_read_closed() || e.is_error();
+                (e.token(), e.is_readable(), e.is_writable(), closed)
+            })
+            .collect();
+        for (token, readable, writable, closed) in ready {
+            match token {
+                token::LISTENER => self.listener_ready = true,
+                token::SIGNALS => self.handle_signals(now),
+                other => {
+                    let Some((key, side)) = token::decode(other) else {
+                        continue;
+                    };
+                    let ready = match side {
+                        Side::Apache => Ready::Apache,
+                        Side::Client => Ready::Client {
+                            readable,
+                            writable,
+                            closed,
+                        },
+                        Side::Upstream => continue,
+                    };
+                    self.dispatch(key, now, |conn, ctx| conn.on_ready(ready, ctx));
+                }
+            }
+        }
+        self.accept(now);
+        self.fire_timers(now);
+        Ok(self.check_lifecycle(now))
+    }
+
+    /// Stops accepting and lets streams finish until the shutdown timeout.
+    pub fn begin_drain(&mut self, now: Instant) {
+        if let Lifecycle::Draining { .. } = self.lifecycle {
+            return;
+        }
+        if let Some(listener) = self.listener.take() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&listener.fd().as_raw_fd()));
+            log::info!(
+                "draining: stopped accepting on {}; {} connection(s) may finish within {:?}",
+                listener.path().display(),
+                self.conns.len(),
+                self.shutdown_timeout
+            );
+        }
+        self.lifecycle = Lifecycle::Draining {
+            deadline: now + self.shutdown_timeout,
+        };
+    }
+
+    /// Ends every connection now, telling streaming clients why.
+    pub fn end_all(&mut self, now: Instant) {
+        self.begin_drain(now);
+        for key in self.conns.keys() {
+            let mut ending = Ending::ShutDown;
+            self.dispatch(key, now, |conn, ctx| {
+                ending = conn.on_shutdown(ctx);
+                Step::Continue
+            });
+            self.close(key, ending, now);
+        }
+    }
+
+    fn poll_timeout(&self, now: Instant, max_wait: Option<Duration>) -> Option<Duration> {
+        let accept_pending = self.listener.is_some() && self.listener_ready;
+        let accept_at = if accept_pending {
+            Some(self.accept_paused_until.unwrap_or(now))
+        } else {
+            None
+        };
+        let drain_at = match self.lifecycle {
+            Lifecycle::Draining { deadline } => Some(deadline),
+            Lifecycle::Serving => None,
+        };
+        let wake_at = [self.timers.earliest(), accept_at, drain_at]
+            .into_iter()
+            .flatten()
+            .min();
+        let until_wake = wake_at.map(|at| at.saturating_duration_since(now));
+        match (until_wake, max_wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn handle_signals(&mut self, now: Instant) {
+        loop {
+            let Some(signals) = &self.signals else { return };
+            match signals.next() {
+                Ok(Some(Signal::Terminate)) => match self.lifecycle {
+                    Lifecycle::Serving => self.begin_drain(now),
+                    Lifecycle::Draining { .. } => {
+                        log::info!(
+                            "second stop signal: ending {} connection(s) now",
+                            self.conns.len()
+                        );
+                        self.end_all(now);
+                    }
+                },
+                Ok(Some(Signal::Hangup)) => log::info!(
+                    "status: {} connection(s), {} active stream(s), {} handoff(s) in progress",
+                    self.conns.len(),
+                    self.tally.active_streams,
+                    self.conns
+                        .values()
+                        .filter(|e| e.conn.is_receiving())
+                        .count()
+                ),
+                Ok(None) => return,
+                Err(e) => {
+                    log::error!("reading signals failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        if !self.listener_ready || self.accept_paused_until.is_some_and(|t| now < t) {
+            return;
+        }
+        self.accept_paused_until = None;
+        for _ in 0..ACCEPTS_PER_TURN {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let apache = match socket::accept(listener.fd()) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.listener_ready = false;
+                    return;
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                    log::warn!(
+                        "out of file descriptors with {} connection(s) open; pausing accepts for {:?}",
+                        self.conns.len(),
+                        ACCEPT_BACKOFF
+                    );
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("accept failed: {e}");
+                    continue;
+                }
+            };
+            self.admit(apache, now);
+        }
+    }
+
+    fn admit(&mut self, apache: OwnedFd, now: Instant) {
+        self.tally.connection_accepted();
+        let open = self.conns.len();
+        if open >= self.max_connections + OVER_CAPACITY_ALLOWANCE {
+            self.tally.connection_rejected();
+            log::warn!(
+                "closing a handoff unread: {open} connections are open (limit {})",
+                self.max_connections
+            );
+            return;
+        }
+        let over_capacity = open >= self.max_connections;
+        let id = self.next_id;
+        self.next_id += 1;
+        let key = self.conns.next_key();
+        let tokens = (
+            token::connection_token(key, Side::Apache),
+            token::connection_token(key, Side::Client),
+        );
+        match Connection::accept(id, apache, tokens, over_capacity, self.poll.registry(), now) {
+            Ok(conn) => {
+                let key = self.conns.insert(Entry {
+                    conn,
+                    armed: None,
+                    held: 0,
+                });
+                self.rearm(key);
+            }
+            Err(e) => log::error!("conn={id} could not be registered: {e}"),
+        }
+    }
+
+    /// Runs one handler of one connection, isolating panics, then applies its step.
+    fn dispatch(
+        &mut self,
+        key: Key,
+        now: Instant,
+        handler: impl FnOnce(&mut Connection, &mut Context<'_>) -> Step,
+    ) {
+        let admission = self.admission();
+        let Some(entry) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut ctx = Context {
+            now,
+            registry: self.poll.registry(),
+            scratch: &mut self.scratch,
+            handoff_buf: &mut self.handoff_buf,
+            backend: self.backend.as_mut(),
+            settings: &self.settings,
+            admission,
+            tally: &mut self.tally,
+        };
+        let step = match catch_unwind(AssertUnwindSafe(|| handler(&mut entry.conn, &mut ctx))) {
+            Ok(step) => step,
+            Err(_) => {
+                log::error!(
+                    "conn={} panicked; closing this connection only",
+                    entry.conn.id
+                );
+                let answered = catch_unwind(AssertUnwindSafe(|| entry.conn.on_panic(&mut ctx)));
+                if answered.is_err() {
+                    log::error!(
+                        "conn={} panicked again while answering with 500",
+                        entry.conn.id
+                    );
+                }
+                Step::Close(Ending::Panicked)
+            }
+        };
+        let held = entry.conn.held_bytes();
+        self.held_bytes = self.held_bytes + held - entry.held;
+        entry.held = held;
+        match step {
+            Step::Continue => self.rearm(key),
+            Step::Close(ending) => self.close(key, ending, now),
+        }
+    }
+
+    fn admission(&self) -> Admission {
+        match self.lifecycle {
+            Lifecycle::Draining { .. } => Admission::ShuttingDown,
+            Lifecycle::Serving
+                if self
+                    .mem_limit
+                    .is_some_and(|limit| self.held_bytes as u64 > limit) =>
+            {
+                Admission::Full
+            }
+            Lifecycle::Serving => Admission::Open,
+        }
+    }
+
+    fn close(&mut self, key: Key, ending: Ending, now: Instant) {
+        let Some(entry) = self.conns.remove(key) else {
+            return;
+        };
+        self.held_bytes -= entry.held;
+        if let Some(took) = entry.conn.streaming_duration(now) {
+            self.tally.stream_ended(ending == Ending::Completed, took);
+        }
+        entry.conn.log_end(&ending, self.backend.name(), now);
+    }
+
+    /// Makes sure the timer heap will wake us for this connection's deadline.
+    fn rearm(&mut self, key: Key) {
+        let Some(entry) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(deadline) = entry.conn.deadline(&self.settings) else {
+            return;
+        };
+        if entry.armed.map_or(true, |armed| deadline < armed) {
+            entry.armed = Some(deadline);
+            self.timers.push(key, deadline);
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some((key, at)) = self.timers.pop_due(now) {
+            let Some(entry) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if entry.armed == Some(at) {
+                entry.armed = None;
+            }
+            let due = entry
+                .conn
+                .deadline(&self.settings)
+                .is_some_and(|d| d <= now);
+            if due {
+                self.dispatch(key, now, |conn, ctx| conn.on_timer(ctx));
+            } else {
+                self.rearm(key);
+            }
+        }
+        if self.timers.len() > 2 * self.conns.len() + 1024 {
+            self.compact_timers();
+        }
+    }
+
+    fn compact_timers(&mut self) {
+        let mut live = Vec::with_capacity(self.conns.len());
+        for key in self.conns.keys() {
+            if let Some(entry) = self.conns.get_mut(key) {
+                entry.armed = entry.conn.deadline(&self.settings);
+                if let Some(at) = entry.armed {
+                    live.push((key, at));
+                }
+            }
+        }
+        self.timers.compact(live.into_iter());
+    }
+
+    fn check_lifecycle(&mut self, now: Instant) -> Turn {
+        match self.lifecycle {
+            Lifecycle::Serving => Turn::Running,
+            Lifecycle::Draining { deadline } => {
+                if now >= deadline && !self.conns.is_empty() {
+                    log::info!(
+                        "shutdown timeout reached: ending {} connection(s) with an error event",
+                        self.conns.len()
+                    );
+                    self.end_all(now);
+                }
+                if self.conns.is_empty() {
+                    Turn::Finished
+                } else {
+                    Turn::Running
+                }
+            }
+        }
+    }
+}

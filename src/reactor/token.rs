@@ -1,0 +1,105 @@
+//! The token scheme: how an epoll event finds what it is for.
+//!
+//! | token                        | source                                   |
+//! |------------------------------|------------------------------------------|
+//! | 0                            | the handoff listener                     |
+//! | 1                            | the signalfd                             |
+//! | 2                            | the metrics listener                     |
+//! | 3 to 15                      | reserved for fixed sources               |
+//! | 16 + (generation << 34 \| slot << 2 \| side) | one socket of a slab connection |
+//!
+//! A slot's generation changes whenever the slot is freed, so an event for a connection that
+//! is gone (or whose slot now holds another) is recognised and skipped.
+
+use mio::Token;
+
+pub const LISTENER: Token = Token(0);
+pub const SIGNALS: Token = Token(1);
+pub const METRICS_LISTENER: Token = Token(2);
+const FIRST_CONNECTION_TOKEN: usize = 16;
+
+/// Which of a connection's sockets an event is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The Unix connection from Apache, while the handoff is received.
+    Apache,
+    /// The client's socket.
+    Client,
+    /// The connection to an upstream API.
+    Upstream,
+}
+
+impl Side {
+    fn bits(self) -> usize {
+        match self {
+            Side::Apache => 0,
+            Side::Client => 1,
+            Side::Upstream => 2,
+        }
+    }
+
+    fn from_bits(bits: usize) -> Option<Side> {
+        match bits {
+            0 => Some(Side::Apache),
+            1 => Some(Side::Client),
+            2 => Some(Side::Upstream),
+            _ => None,
+        }
+    }
+}
+
+/// A slab slot together with the generation that was current when the key was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub slot: u32,
+    pub generation: u32,
+}
+
+pub fn connection_token(key: Key, side: Side) -> Token {
+    let raw = ((key.generation as usize) << 34) | ((key.slot as usize) << 2) | side.bits();
+    Token(FIRST_CONNECTION_TOKEN + raw)
+}
+
+/// The connection and side a token names, or `None` for fixed or malformed tokens.
+pub fn decode(token: Token) -> Option<(Key, Side)> {
+    let raw = token.0.checked_sub(FIRST_CONNECTION_TOKEN)?;
+    let side = Side::from_bits(raw & 0b11)?;
+    let slot = ((raw >> 2) & 0xffff_ffff) as u32;
+    let generation = (raw >> 34) as u32;
+    Some((Key { slot, generation }, side))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        for key in [
+            Key {
+                slot: 0,
+                generation: 0,
+            },
+            Key {
+                slot: 7,
+                generation: 3,
+            },
+            Key {
+                slot: u32::MAX,
+                generation: (1 << 30) - 1,
+            },
+        ] {
+            for side in [Side::Apache, Side::Client, Side::Upstream] {
+                assert_eq!(decode(connection_token(key, side)), Some((key, side)));
+            }
+        }
+    }
+
+    #[test]
+    fn fixed_tokens_are_not_connections() {
+        for token in [LISTENER, SIGNALS, METRICS_LISTENER, Token(15)] {
+            assert_eq!(decode(token), None);
+        }
+        assert_eq!(decode(Token(FIRST_CONNECTION_TOKEN + 3)), None);
+    }
+}

@@ -1,0 +1,134 @@
+//! Helpers shared by the integration tests: playing Apache's part, and reading what the
+//! daemon writes. Every wait here is bounded.
+#![allow(dead_code)]
+
+use std::io::{self, Read};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use streaming_daemon::config::SocketType;
+use streaming_daemon::sys::{fdpass, socket};
+
+pub const SSE_HEAD: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\nX-Accel-Buffering: no\r\n\r\n";
+
+/// A socket path no other test (or test process) uses.
+pub fn temp_socket_path(name: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("sd-{name}-{}-{n}.sock", std::process::id()))
+}
+
+/// A connected loopback TCP pair: (the client's end, the end Apache would hand off).
+pub fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (client, server)
+}
+
+/// Connects to the daemon as Apache's module does and sends `data` with `fd` attached, then
+/// closes (the daemon reads to end of stream).
+pub fn hand_off(path: &Path, socket_type: SocketType, data: &[u8], fd: &impl AsFd) {
+    let apache = socket::unix_connect(path, socket_type).unwrap();
+    send_all_with_fd(&apache, data, fd);
+}
+
+/// Sends `data` with `fd` on the first byte, the rest with plain sends, as Apache does.
+pub fn send_all_with_fd(apache: &OwnedFd, data: &[u8], fd: &impl AsFd) {
+    let sent = fdpass::send_with_fd(apache, data, fd.as_fd().as_raw_fd()).unwrap();
+    let mut rest = &data[sent..];
+    while !rest.is_empty() {
+        let n = blocking_send(apache, rest);
+        rest = &rest[n..];
+    }
+}
+
+pub fn blocking_send(fd: &OwnedFd, data: &[u8]) -> usize {
+    loop {
+        match socket::send(fd.as_fd(), data) {
+            Ok(n) => return n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+            Err(e) => panic!("send failed: {e}"),
+        }
+    }
+}
+
+/// Reads what is available without blocking; `None` at end of stream.
+pub fn read_available(stream: &mut TcpStream, into: &mut Vec<u8>) -> Option<()> {
+    stream.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => into.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(()),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return None,
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+}
+
+/// Reads until end of stream, failing the test after `limit`.
+pub fn read_to_end(stream: &mut TcpStream, limit: Duration) -> String {
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut out = Vec::new();
+    let started = Instant::now();
+    let mut buf = [0u8; 8192];
+    loop {
+        assert!(
+            started.elapsed() < limit,
+            "no end of stream within {limit:?}; got {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "read failed after {:?}: {e}; got {:?}",
+                started.elapsed(),
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The `data:` payloads of an SSE body, in order.
+pub fn data_lines(body: &str) -> Vec<String> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The content strings of a mock or openai stream.
+pub fn contents(body: &str) -> Vec<String> {
+    data_lines(body)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| v["content"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Splits a complete error response into (status line, headers, body).
+pub fn parse_response(text: &str) -> (String, Vec<(String, String)>, String) {
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete head");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().to_string();
+    let headers = lines
+        .map(|l| {
+            let (k, v) = l.split_once(": ").unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    (status, headers, body.to_string())
+}
+
+pub fn unix_pair() -> (OwnedFd, OwnedFd) {
+    socket::unix_pair(SocketType::Stream).unwrap()
+}

@@ -1,0 +1,559 @@
+//! Step-the-loop tests: the reactor runs in the test's own thread, one `turn()` at a time,
+//! while the test plays Apache and the client on real sockets.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::*;
+use streaming_daemon::backends::{self, Backend, BackendError, EventSource, Next};
+use streaming_daemon::config::{Config, SocketType};
+use streaming_daemon::handoff::HandoffData;
+use streaming_daemon::reactor::{Listener, Reactor, Turn};
+use streaming_daemon::sse::EventSink;
+use streaming_daemon::sys::socket;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+struct Harness {
+    reactor: Reactor,
+    path: PathBuf,
+    socket_type: SocketType,
+}
+
+impl Harness {
+    fn new(name: &str, adjust: impl FnOnce(&mut Config)) -> Harness {
+        let mut config = Config::default();
+        config.backend.mock.message_delay = Duration::ZERO;
+        adjust(&mut config);
+        let backend = backends::create(&config).unwrap();
+        Harness::with_backend(name, config, backend)
+    }
+
+    fn with_backend(name: &str, mut config: Config, backend: Box<dyn Backend>) -> Harness {
+        config.server.socket_path = temp_socket_path(name);
+        let listener =
+            Listener::bind(&config.server.socket_path, config.server.socket_type, 0o600).unwrap();
+        let reactor = Reactor::new(&config, listener, None, backend).unwrap();
+        Harness {
+            reactor,
+            path: config.server.socket_path.clone(),
+            socket_type: config.server.socket_type,
+        }
+    }
+
+    fn turn(&mut self) -> Turn {
+        self.reactor.turn(Some(Duration::from_millis(5))).unwrap()
+    }
+
+    fn hand_off(&self, data: &[u8], fd: &impl AsFd) {
+        hand_off(&self.path, self.socket_type, data, fd);
+    }
+
+    /// Turns the loop until the client's stream ends; returns what the client received.
+    fn collect(&mut self, client: &mut TcpStream) -> String {
+        let started = Instant::now();
+        let mut received = Vec::new();
+        loop {
+            assert!(
+                started.elapsed() < LIMIT,
+                "stream did not end: {:?}",
+                String::from_utf8_lossy(&received)
+            );
+            self.turn();
+            if read_available(client, &mut received).is_none() {
+                return String::from_utf8(received).unwrap();
+            }
+        }
+    }
+
+    fn turn_until(&mut self, mut done: impl FnMut(&Reactor) -> bool) {
+        let started = Instant::now();
+        while !done(&self.reactor) {
+            assert!(
+                started.elapsed() < LIMIT,
+                "condition not reached in {LIMIT:?}"
+            );
+            self.turn();
+        }
+    }
+}
+
+fn status_line(text: &str) -> String {
+    parse_response(text).0
+}
+
+#[test]
+fn a_mock_stream_is_the_head_eighteen_events_and_done() {
+    let mut h = Harness::new("mock", |_| {});
+    let (mut client, server) = tcp_pair();
+    h.hand_off(br#"{"prompt":"Tell me","user_id":"42"}"#, &server);
+    drop(server);
+    let body = h.collect(&mut client);
+    assert!(body.starts_with(SSE_HEAD), "{body}");
+    let events = contents(&body);
+    assert_eq!(events.len(), 18);
+    assert_eq!(events[0], "Hello from Rust daemon! Prompt: Tell me");
+    assert_eq!(events[1], "User ID: 42");
+    assert!(body.ends_with("data: {\"content\":\"[DONE-CONTENT]\"}\n\ndata: [DONE]\n\n"));
+    h.turn_until(|r| r.connections() == 0);
+    let tally = h.reactor.tally();
+    assert_eq!(
+        (
+            tally.handoffs,
+            tally.streams_started,
+            tally.streams_completed
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(tally.bytes_sent, body.len() as u64);
+    assert_eq!(tally.chunks_sent, 18);
+}
+
+#[test]
+fn a_payload_split_across_reads_is_collected_to_end_of_stream() {
+    let mut h = Harness::new("split", |_| {});
+    let (mut client, server) = tcp_pair();
+    let apache = socket::unix_connect(&h.path, SocketType::Stream).unwrap();
+    let payload = format!(r#"{{"prompt":"{}","user_id":7}}"#, "p".repeat(40_000));
+    let (first, rest) = payload.as_bytes().split_at(100);
+    streaming_daemon::sys::fdpass::send_with_fd(
+        &apache,
+        first,
+        std::os::fd::AsRawFd::as_raw_fd(&server),
+    )
+    .unwrap();
+    drop(server);
+    // Let the daemon read the first piece on its own before the rest arrives.
+    for _ in 0..3 {
+        h.turn();
+    }
+    let mut rest = rest;
+    while !rest.is_empty() {
+        let n = blocking_send(&apache, rest);
+        rest = &rest[n..];
+        h.turn();
+    }
+    drop(apache);
+    let body = h.collect(&mut client);
+    let events = contents(&body);
+    assert_eq!(
+        events[0],
+        format!("Hello from Rust daemon! Prompt: {}...", "p".repeat(50))
+    );
+    assert_eq!(events[1], "User ID: 7");
+}
+
+#[test]
+fn bad_json_gets_400_and_too_much_data_gets_413() {
+    let mut h = Harness::new("bad", |c| c.server.max_handoff_bytes = 1000);
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{\"prompt\":", &server);
+    drop(server);
+    let response = h.collect(&mut client);
+    let (status, headers, body) = parse_response(&response);
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    assert!(headers.contains(&("Content-Type".into(), "application/json".into())));
+    assert!(headers.contains(&("Content-Length".into(), body.len().to_string())));
+    assert!(
+        body.starts_with("{\"error\":\"invalid request data: not JSON"),
+        "{body}"
+    );
+
+    let (mut client, server) = tcp_pair();
+    h.hand_off(br#"{"user_id":"abc"}"#, &server);
+    drop(server);
+    assert_eq!(
+        status_line(&h.collect(&mut client)),
+        "HTTP/1.1 400 Bad Request"
+    );
+
+    let (mut client, server) = tcp_pair();
+    h.hand_off(&vec![b' '; 1001], &server);
+    drop(server);
+    let response = h.collect(&mut client);
+    assert_eq!(status_line(&response), "HTTP/1.1 413 Payload Too Large");
+    h.turn_until(|r| r.connections() == 0);
+    assert_eq!(h.reactor.tally().handoff_errors, 3);
+    assert_eq!(h.reactor.tally().streams_started, 0);
+}
+
+#[test]
+fn a_handoff_without_an_fd_is_closed() {
+    let mut h = Harness::new("nofd", |_| {});
+    let apache = socket::unix_connect(&h.path, SocketType::Stream).unwrap();
+    blocking_send(&apache, b"{}");
+    socket::set_nonblocking(apache.as_fd()).unwrap();
+    drop(apache);
+    h.turn_until(|r| r.tally().handoff_errors == 1);
+    assert_eq!(h.reactor.connections(), 0);
+}
+
+#[test]
+fn an_fd_that_is_not_a_stream_socket_is_rejected() {
+    let mut h = Harness::new("badfd", |_| {});
+    let file = std::fs::File::open("/dev/null").unwrap();
+    h.hand_off(b"{}", &file);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    h.hand_off(b"{}", &udp);
+    h.turn_until(|r| r.tally().handoff_errors == 2);
+    assert_eq!(h.reactor.connections(), 0);
+    assert_eq!(h.reactor.tally().streams_started, 0);
+}
+
+#[test]
+fn extra_fds_are_closed_and_the_first_is_served() {
+    let mut h = Harness::new("extra", |_| {});
+    let (mut client, server) = tcp_pair();
+    let (mut other_client, other_server) = tcp_pair();
+    let apache = socket::unix_connect(&h.path, SocketType::Stream).unwrap();
+    send_fds(&apache, &[server.as_fd(), other_server.as_fd()]);
+    drop((server, other_server, apache));
+    let body = h.collect(&mut client);
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    // The extra fd was closed by the daemon: its client sees end of stream with no bytes.
+    assert_eq!(read_to_end(&mut other_client, LIMIT), "");
+}
+
+/// Sends one message carrying several fds (Apache never does; the daemon must cope).
+fn send_fds(apache: &impl AsFd, fds: &[std::os::fd::BorrowedFd<'_>]) {
+    use std::os::fd::AsRawFd;
+    let fds: Vec<i32> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let bytes = (fds.len() * 4) as u32;
+    let mut control = [0u64; 64];
+    let data = b"{}";
+    // SAFETY: (test) the msghdr points at live buffers; the cmsg is built inside `control`.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut _,
+            iov_len: data.len(),
+        };
+        let mut message: libc::msghdr = std::mem::zeroed();
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.as_mut_ptr().cast();
+        message.msg_controllen = libc::CMSG_SPACE(bytes) as _;
+        let header = libc::CMSG_FIRSTHDR(&message);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(bytes) as _;
+        std::ptr::copy_nonoverlapping(
+            fds.as_ptr(),
+            libc::CMSG_DATA(header).cast::<i32>(),
+            fds.len(),
+        );
+        assert_eq!(libc::sendmsg(apache.as_fd().as_raw_fd(), &message, 0), 2);
+    }
+}
+
+#[test]
+fn truncated_control_data_closes_every_fd() {
+    let mut h = Harness::new("ctrunc", |_| {});
+    let pairs: Vec<_> = (0..20).map(|_| tcp_pair()).collect();
+    let apache = socket::unix_connect(&h.path, SocketType::Stream).unwrap();
+    let fds: Vec<_> = pairs.iter().map(|(_, server)| server.as_fd()).collect();
+    send_fds(&apache, &fds);
+    drop(apache);
+    h.turn_until(|r| r.tally().handoff_errors == 1);
+    assert_eq!(h.reactor.tally().streams_started, 0);
+    // Every fd the daemon received was closed: no client gets a byte, each sees the end.
+    for (mut client, server) in pairs {
+        drop(server);
+        assert_eq!(read_to_end(&mut client, LIMIT), "");
+    }
+}
+
+#[test]
+fn a_handoff_that_never_finishes_times_out_with_500() {
+    let mut h = Harness::new("timeout", |c| {
+        c.server.handoff_timeout = Duration::from_millis(100)
+    });
+    let (mut client, server) = tcp_pair();
+    let apache = socket::unix_connect(&h.path, SocketType::Stream).unwrap();
+    streaming_daemon::sys::fdpass::send_with_fd(
+        &apache,
+        b"{\"prompt\"",
+        std::os::fd::AsRawFd::as_raw_fd(&server),
+    )
+    .unwrap();
+    drop(server);
+    let response = h.collect(&mut client);
+    assert_eq!(status_line(&response), "HTTP/1.1 500 Internal Server Error");
+    drop(apache);
+    h.turn_until(|r| r.connections() == 0);
+}
+
+#[test]
+fn seqpacket_handoffs_stream_and_oversized_ones_get_413() {
+    let mut h = Harness::new("seq", |c| {
+        c.server.socket_type = SocketType::SeqPacket;
+        c.server.max_handoff_bytes = 100;
+    });
+    let (mut client, server) = tcp_pair();
+    h.hand_off(br#"{"prompt":"seq"}"#, &server);
+    drop(server);
+    let body = h.collect(&mut client);
+    assert_eq!(contents(&body)[0], "Hello from Rust daemon! Prompt: seq");
+
+    let (mut client, server) = tcp_pair();
+    h.hand_off(&[b' '; 101], &server);
+    drop(server);
+    assert_eq!(
+        status_line(&h.collect(&mut client)),
+        "HTTP/1.1 413 Payload Too Large"
+    );
+}
+
+#[test]
+fn over_the_connection_limit_clients_get_503_with_retry_after() {
+    let mut h = Harness::new("limit", |c| {
+        c.server.max_connections = 1;
+        c.backend.mock.message_delay = Duration::from_secs(5);
+    });
+    let (mut first, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    h.turn_until(|r| r.tally().active_streams == 1);
+    let (mut second, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    let response = h.collect(&mut second);
+    let (status, headers, body) = parse_response(&response);
+    assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
+    assert!(headers.contains(&("Retry-After".into(), "1".into())));
+    assert_eq!(body, "{\"error\":\"server at capacity; retry shortly\"}\n");
+    assert_eq!(h.reactor.tally().rejected, 1);
+    // The first stream is untouched.
+    let mut received = Vec::new();
+    assert!(read_available(&mut first, &mut received).is_some());
+    assert!(received.starts_with(SSE_HEAD.as_bytes()));
+}
+
+#[test]
+fn a_client_that_goes_away_is_cleaned_up_at_once() {
+    let mut h = Harness::new("gone", |c| {
+        c.backend.mock.message_delay = Duration::from_secs(5)
+    });
+    let (client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    h.turn_until(|r| r.tally().active_streams == 1);
+    drop(client);
+    h.turn_until(|r| r.connections() == 0);
+    assert_eq!(h.reactor.tally().streams_failed, 1);
+}
+
+#[test]
+fn the_max_stream_duration_ends_the_stream_with_an_error_event() {
+    let mut h = Harness::new("maxdur", |c| {
+        c.backend.mock.message_delay = Duration::from_millis(20);
+        c.server.max_stream_duration = Duration::from_millis(100);
+    });
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    let body = h.collect(&mut client);
+    assert!(
+        body.ends_with("event: error\ndata: {\"error\":\"maximum stream duration exceeded\"}\n\n"),
+        "{body}"
+    );
+    assert!(!body.contains("[DONE]"));
+    assert!(contents(&body).len() < 18);
+}
+
+#[test]
+fn a_client_that_reads_nothing_is_dropped_after_the_write_timeout() {
+    let config = {
+        let mut c = Config::default();
+        c.server.write_timeout = Duration::from_millis(200);
+        c
+    };
+    let mut h = Harness::with_backend("stall", config, Box::new(Firehose));
+    let (client, server) = socket::unix_pair(SocketType::Stream).unwrap();
+    socket::set_send_buffer(server.as_fd(), 4096).unwrap();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    h.turn_until(|r| r.tally().active_streams == 1);
+    let started = Instant::now();
+    h.turn_until(|r| r.connections() == 0);
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(h.reactor.tally().streams_failed, 1);
+    drop(client);
+}
+
+/// Emits 64 KiB events as fast as the client takes them.
+struct Firehose;
+
+impl Backend for Firehose {
+    fn name(&self) -> &'static str {
+        "firehose"
+    }
+    fn start(&mut self, _: HandoffData) -> Result<Box<dyn EventSource>, BackendError> {
+        Ok(Box::new(FirehoseStream))
+    }
+}
+
+struct FirehoseStream;
+
+impl EventSource for FirehoseStream {
+    fn produce(&mut self, sink: &mut EventSink<'_>) -> Next {
+        sink.content(&"x".repeat(64 * 1024));
+        Next::After(Duration::ZERO)
+    }
+}
+
+#[test]
+fn drain_lets_streams_finish_and_refuses_new_work() {
+    let mut h = Harness::new("drain", |c| {
+        c.backend.mock.message_delay = Duration::from_millis(10)
+    });
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    h.turn_until(|r| r.tally().active_streams == 1);
+    h.reactor.begin_drain(Instant::now());
+    assert!(
+        !h.path.exists(),
+        "the socket file goes when draining starts"
+    );
+    let body = h.collect(&mut client);
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    assert_eq!(h.turn(), Turn::Finished);
+}
+
+#[test]
+fn the_drain_deadline_ends_streams_with_an_error_event() {
+    let mut h = Harness::new("deadline", |c| {
+        c.backend.mock.message_delay = Duration::from_secs(5);
+        c.server.shutdown_timeout = Duration::from_millis(50);
+    });
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    h.turn_until(|r| r.tally().active_streams == 1);
+    h.reactor.begin_drain(Instant::now());
+    let body = h.collect(&mut client);
+    assert!(
+        body.ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"),
+        "{body}"
+    );
+    assert_eq!(h.turn(), Turn::Finished);
+}
+
+#[test]
+fn a_handoff_completing_during_drain_gets_503() {
+    let mut h = Harness::new("drain503", |c| {
+        c.backend.mock.message_delay = Duration::from_secs(5)
+    });
+    let (mut client, server) = tcp_pair();
+    let apache = socket::unix_connect(&h.path, SocketType::Stream).unwrap();
+    streaming_daemon::sys::fdpass::send_with_fd(
+        &apache,
+        b"{}",
+        std::os::fd::AsRawFd::as_raw_fd(&server),
+    )
+    .unwrap();
+    drop(server);
+    h.turn_until(|r| r.connections() == 1);
+    h.reactor.begin_drain(Instant::now());
+    drop(apache);
+    let response = h.collect(&mut client);
+    assert_eq!(status_line(&response), "HTTP/1.1 503 Service Unavailable");
+    assert_eq!(h.turn(), Turn::Finished);
+}
+
+/// Panics on demand, to show a panic is confined to its connection.
+struct Fragile;
+
+impl Backend for Fragile {
+    fn name(&self) -> &'static str {
+        "fragile"
+    }
+    fn start(&mut self, request: HandoffData) -> Result<Box<dyn EventSource>, BackendError> {
+        if request.prompt == "panic at start" {
+            panic!("deliberate panic at start");
+        }
+        Ok(Box::new(FragileStream {
+            prompt: request.prompt,
+            produced: 0,
+        }))
+    }
+}
+
+struct FragileStream {
+    prompt: String,
+    produced: u32,
+}
+
+impl EventSource for FragileStream {
+    fn produce(&mut self, sink: &mut EventSink<'_>) -> Next {
+        self.produced += 1;
+        if self.prompt == "panic later" && self.produced == 2 {
+            panic!("deliberate panic mid-stream");
+        }
+        sink.content("tick");
+        if self.produced == 3 {
+            Next::Complete
+        } else {
+            Next::After(Duration::from_millis(10))
+        }
+    }
+}
+
+#[test]
+fn a_panic_closes_only_its_own_connection() {
+    let mut h = Harness::with_backend("panic", Config::default(), Box::new(Fragile));
+    let (mut healthy, server) = tcp_pair();
+    h.hand_off(br#"{"prompt":"fine"}"#, &server);
+    drop(server);
+    let (mut at_start, server) = tcp_pair();
+    h.hand_off(br#"{"prompt":"panic at start"}"#, &server);
+    drop(server);
+    let (mut later, server) = tcp_pair();
+    h.hand_off(br#"{"prompt":"panic later"}"#, &server);
+    drop(server);
+
+    let response = h.collect(&mut at_start);
+    assert_eq!(status_line(&response), "HTTP/1.1 500 Internal Server Error");
+    let cut = h.collect(&mut later);
+    assert!(
+        cut.starts_with(SSE_HEAD) && !cut.contains("[DONE]"),
+        "{cut}"
+    );
+    let body = h.collect(&mut healthy);
+    assert!(
+        body.ends_with("data: {\"content\":\"tick\"}\n\ndata: [DONE]\n\n"),
+        "{body}"
+    );
+    h.turn_until(|r| r.connections() == 0);
+}
+
+#[test]
+fn a_socketpair_client_is_served_like_a_tcp_one() {
+    let mut h = Harness::new("pair", |_| {});
+    let (client, server) = socket::unix_pair(SocketType::Stream).unwrap();
+    h.hand_off(b"\0", &server);
+    drop(server);
+    let mut client = std::os::unix::net::UnixStream::from(client);
+    client.set_nonblocking(true).unwrap();
+    let started = Instant::now();
+    let mut received = Vec::new();
+    loop {
+        assert!(started.elapsed() < LIMIT);
+        h.turn();
+        let mut buf = [0u8; 4096];
+        match std::io::Read::read(&mut client, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let body = String::from_utf8(received).unwrap();
+    assert_eq!(contents(&body)[0], "Hello from Rust daemon! Prompt: ");
+    let _ = client.write(b"");
+}
