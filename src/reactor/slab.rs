@@ -1,6 +1,6 @@
 //! Connections in a generational slab: slots are reused, keys are not.
 
-use super::token::Key;
+use super::token::{Key, GENERATION_MASK};
 
 struct Slot<T> {
     generation: u32,
@@ -80,7 +80,7 @@ impl<T> Slab<T> {
             return None;
         }
         let value = cell.entry.take()?;
-        cell.generation = cell.generation.wrapping_add(1) & ((1 << 30) - 1);
+        cell.generation = cell.generation.wrapping_add(1) & GENERATION_MASK;
         self.free.push(key.slot);
         self.len -= 1;
         Some(value)

@@ -6,7 +6,7 @@
 //! | 1                            | the signalfd                             |
 //! | 2                            | the metrics listener                     |
 //! | 3 to 15                      | reserved for fixed sources               |
-//! | 16 + (generation << 34 \| slot << 2 \| side) | one socket of a slab connection |
+//! | generation << 37 \| slot << 5 \| 16 \| side | one socket of a slab connection   |
 //!
 //! A slot's generation changes whenever the slot is freed, so an event for a connection that
 //! is gone (or whose slot now holds another) is recognised and skipped.
@@ -16,7 +16,12 @@ use mio::Token;
 pub const LISTENER: Token = Token(0);
 pub const SIGNALS: Token = Token(1);
 pub const METRICS_LISTENER: Token = Token(2);
-const FIRST_CONNECTION_TOKEN: usize = 16;
+/// Set in every connection token and in no fixed one.
+const CONNECTION_BIT: usize = 1 << 4;
+const SLOT_SHIFT: u32 = 5;
+const GENERATION_SHIFT: u32 = 37;
+/// Generations wrap within the bits left above the slot.
+pub const GENERATION_MASK: u32 = (1 << (usize::BITS - GENERATION_SHIFT)) - 1;
 
 /// Which of a connection's sockets an event is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,16 +61,24 @@ pub struct Key {
 }
 
 pub fn connection_token(key: Key, side: Side) -> Token {
-    let raw = ((key.generation as usize) << 34) | ((key.slot as usize) << 2) | side.bits();
-    Token(FIRST_CONNECTION_TOKEN + raw)
+    let generation = (key.generation & GENERATION_MASK) as usize;
+    Token(
+        (generation << GENERATION_SHIFT)
+            | ((key.slot as usize) << SLOT_SHIFT)
+            | CONNECTION_BIT
+            | side.bits(),
+    )
 }
 
 /// The connection and side a token names, or `None` for fixed or malformed tokens.
 pub fn decode(token: Token) -> Option<(Key, Side)> {
-    let raw = token.0.checked_sub(FIRST_CONNECTION_TOKEN)?;
+    let raw = token.0;
+    if raw & CONNECTION_BIT == 0 || raw & 0b1100 != 0 {
+        return None;
+    }
     let side = Side::from_bits(raw & 0b11)?;
-    let slot = ((raw >> 2) & 0xffff_ffff) as u32;
-    let generation = (raw >> 34) as u32;
+    let slot = ((raw >> SLOT_SHIFT) & 0xffff_ffff) as u32;
+    let generation = (raw >> GENERATION_SHIFT) as u32;
     Some((Key { slot, generation }, side))
 }
 
@@ -100,6 +113,6 @@ mod tests {
         for token in [LISTENER, SIGNALS, METRICS_LISTENER, Token(15)] {
             assert_eq!(decode(token), None);
         }
-        assert_eq!(decode(Token(FIRST_CONNECTION_TOKEN + 3)), None);
+        assert_eq!(decode(Token(CONNECTION_BIT | 3)), None);
     }
 }
