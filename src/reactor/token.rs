@@ -99,7 +99,7 @@ mod tests {
             },
             Key {
                 slot: u32::MAX,
-                generation: (1 << 30) - 1,
+                generation: GENERATION_MASK,
             },
         ] {
             for side in [Side::Apache, Side::Client, Side::Upstream] {
