@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod sse;
 
 /// Runs the daemon with a validated configuration until it has drained; returns the process
