@@ -1,0 +1,24 @@
+//! Metrics and health: the daemon's numbers, their Prometheus rendering, and the sans-I/O half
+//! of the scrape endpoint.
+//!
+//! The reactor owns one [`Metrics`], calls its event methods where things happen, and serves
+//! `/metrics` and `/healthz` from a bounded scrape connection that uses [`scrape`]'s pure
+//! functions. Nothing here does I/O except [`ProcessStats::read`], which reads `/proc`.
+
+mod histogram;
+mod labels;
+mod process;
+mod record;
+mod render;
+pub mod scrape;
+mod text;
+
+#[cfg(test)]
+mod exposition_check;
+#[cfg(test)]
+mod render_tests;
+
+pub use histogram::BUCKETS;
+pub use labels::{Backend, HandoffErrorReason, LabelValue, StreamErrorReason};
+pub use process::ProcessStats;
+pub use record::{Gauges, Metrics, Totals};
