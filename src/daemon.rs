@@ -53,13 +53,21 @@ pub fn run(config: Config) -> i32 {
             return EXIT_RUNTIME;
         }
     };
-    let mut reactor = match Reactor::new(&config, listener, Some(signals), backend) {
-        Ok(reactor) => reactor,
-        Err(e) => {
-            log::error!("cannot start the event loop: {e}");
+    let metrics_listener = match bind_metrics(&config) {
+        Ok(metrics_listener) => metrics_listener,
+        Err(message) => {
+            log::error!("{message}");
             return EXIT_RUNTIME;
         }
     };
+    let mut reactor =
+        match Reactor::new(&config, listener, metrics_listener, Some(signals), backend) {
+            Ok(reactor) => reactor,
+            Err(e) => {
+                log::error!("cannot start the event loop: {e}");
+                return EXIT_RUNTIME;
+            }
+        };
     log::info!(
         "listening on {} ({}, mode {:04o}); backend {}; max_connections {}; max_stream_duration {:?}",
         server.socket_path.display(),
@@ -84,6 +92,30 @@ pub fn run(config: Config) -> i32 {
             EXIT_RUNTIME
         }
     }
+}
+
+/// The metrics listener, unless metrics are off (by configuration, or in `-benchmark` mode
+/// where the numbers are not kept).
+fn bind_metrics(config: &Config) -> Result<Option<mio::net::TcpListener>, String> {
+    let metrics = &config.metrics;
+    if !metrics.enabled || metrics.listen_addr.is_empty() {
+        return Ok(None);
+    }
+    if config.benchmark {
+        log::info!("metrics endpoint off in -benchmark mode (metrics are not kept)");
+        return Ok(None);
+    }
+    let address: std::net::SocketAddr = metrics.listen_addr.parse().map_err(|e| {
+        format!(
+            "metrics.listen_addr {:?} is not host:port: {e}",
+            metrics.listen_addr
+        )
+    })?;
+    let listener = mio::net::TcpListener::bind(address).map_err(|e| {
+        format!("cannot listen for metrics on {address}: {e}; set -metrics-addr= to disable")
+    })?;
+    log::info!("metrics on http://{address}/metrics");
+    Ok(Some(listener))
 }
 
 /// A panic in one connection is caught by the reactor; this makes sure it is logged with its

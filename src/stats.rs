@@ -1,13 +1,16 @@
 //! The daemon's running counts, kept by the reactor and updated where things happen.
 //!
-//! These are the numbers the `-benchmark` summary and the SIGHUP report print, and the gauges
-//! the metrics endpoint shows.
+//! Two audiences: the `-benchmark` summary and SIGHUP report (always counted here, cheaply),
+//! and the Prometheus metrics (updated through the same calls unless `-benchmark` turned them
+//! off). This is the one place that maps what happened to metric labels.
 
 use std::time::Duration;
 
+use crate::conn::Ending;
 use crate::handoff::HandoffError;
+use crate::metrics::{self, Gauges, HandoffErrorReason, Metrics, StreamErrorReason};
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Tally {
     pub accepted: u64,
     /// Handoffs refused with 503 because of the connection limit or the memory budget.
@@ -22,46 +25,112 @@ pub struct Tally {
     /// Every byte written to clients, heads and error responses included.
     pub bytes_sent: u64,
     pub chunks_sent: u64,
+    /// `None` in `-benchmark` mode.
+    metrics: Option<Metrics>,
+    backend: Option<metrics::Backend>,
 }
 
 impl Tally {
-    pub fn connection_accepted(&mut self) {
+    /// Counts for a daemon running `backend`; `with_metrics` false skips metric updates.
+    pub fn new(backend: &str, with_metrics: bool) -> Tally {
+        Tally {
+            metrics: with_metrics.then(Metrics::new),
+            backend: metrics::Backend::ALL
+                .into_iter()
+                .find(|b| b.as_str() == backend),
+            ..Tally::default()
+        }
+    }
+
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_ref()
+    }
+
+    /// A handoff connection from Apache; `over_capacity` ones will be answered 503.
+    pub fn connection_accepted(&mut self, over_capacity: bool) {
+        if over_capacity {
+            self.connection_rejected();
+            return;
+        }
         self.accepted += 1;
+        if let Some(m) = &mut self.metrics {
+            m.connection_accepted();
+        }
     }
 
     pub fn connection_rejected(&mut self) {
         self.rejected += 1;
+        if let Some(m) = &mut self.metrics {
+            m.connection_rejected();
+        }
     }
 
-    pub fn handoff_succeeded(&mut self, _took: Duration) {
+    pub fn handoff_succeeded(&mut self, took: Duration) {
         self.handoffs += 1;
+        if let Some(m) = &mut self.metrics {
+            m.handoff_succeeded(took);
+        }
     }
 
-    pub fn handoff_failed(&mut self, _error: &HandoffError) {
+    pub fn handoff_failed(&mut self, error: &HandoffError) {
         self.handoff_errors += 1;
+        if let Some(m) = &mut self.metrics {
+            m.handoff_failed(handoff_reason(error));
+        }
     }
 
     pub fn stream_started(&mut self) {
         self.streams_started += 1;
         self.active_streams += 1;
         self.peak_streams = self.peak_streams.max(self.active_streams);
+        if let Some(m) = &mut self.metrics {
+            m.stream_started();
+            if let Some(backend) = self.backend {
+                m.backend_request(backend);
+            }
+        }
     }
 
-    pub fn stream_ended(&mut self, completed: bool, _took: Duration) {
+    pub fn stream_ended(&mut self, ending: &Ending, took: Duration) {
         self.active_streams = self.active_streams.saturating_sub(1);
-        if completed {
+        let error = stream_reason(ending);
+        if error.is_none() {
             self.streams_completed += 1;
         } else {
             self.streams_failed += 1;
+        }
+        if let Some(m) = &mut self.metrics {
+            m.stream_ended(took, error);
+            if let Some(backend) = self.backend {
+                m.backend_duration(backend, took);
+                if let Ending::BackendFailed(_) = ending {
+                    m.backend_error(backend);
+                }
+            }
         }
     }
 
     pub fn bytes_sent(&mut self, bytes: usize) {
         self.bytes_sent += bytes as u64;
+        if let Some(m) = &mut self.metrics {
+            m.bytes_sent(bytes as u64);
+        }
     }
 
     pub fn chunks_sent(&mut self, chunks: u32) {
         self.chunks_sent += u64::from(chunks);
+        if let Some(m) = &mut self.metrics {
+            m.chunks_sent(u64::from(chunks));
+        }
+    }
+
+    /// The gauges the metrics endpoint shows; `connections` counts handoffs and streams.
+    pub fn gauges(&self, connections: usize) -> Gauges {
+        Gauges {
+            active_connections: connections as u64,
+            active_streams: self.active_streams as u64,
+            peak_streams: self.peak_streams as u64,
+        }
     }
 
     /// The `-benchmark` summary, printed to stdout at exit.
@@ -75,5 +144,33 @@ impl Tally {
             self.streams_failed,
             self.bytes_sent
         )
+    }
+}
+
+fn handoff_reason(error: &HandoffError) -> HandoffErrorReason {
+    match error {
+        HandoffError::TooLarge { .. } => HandoffErrorReason::TooLarge,
+        HandoffError::ControlTruncated => HandoffErrorReason::Ctrunc,
+        HandoffError::NoFd => HandoffErrorReason::NoFd,
+        HandoffError::BadFd { .. } => HandoffErrorReason::BadFd,
+        HandoffError::BadJson { .. } => HandoffErrorReason::BadJson,
+        HandoffError::TimedOut => HandoffErrorReason::Timeout,
+        HandoffError::Receive { .. } => HandoffErrorReason::Network,
+    }
+}
+
+/// `None` for a stream that delivered the whole answer.
+fn stream_reason(ending: &Ending) -> Option<StreamErrorReason> {
+    match ending {
+        Ending::Completed => None,
+        Ending::ClientGone => Some(StreamErrorReason::ClientDisconnected),
+        Ending::WriteStalled => Some(StreamErrorReason::Timeout),
+        Ending::MaxDuration => Some(StreamErrorReason::MaxDuration),
+        Ending::ShutDown => Some(StreamErrorReason::Canceled),
+        Ending::Panicked => Some(StreamErrorReason::Panic),
+        Ending::BackendFailed(_) => Some(StreamErrorReason::UpstreamError),
+        Ending::Rejected(_) | Ending::Refused(_) | Ending::ClientMisbehaved => {
+            Some(StreamErrorReason::Other)
+        }
     }
 }

@@ -38,7 +38,7 @@ impl Harness {
         config.server.socket_path = temp_socket_path(name);
         let listener =
             Listener::bind(&config.server.socket_path, config.server.socket_type, 0o600).unwrap();
-        let reactor = Reactor::new(&config, listener, None, backend).unwrap();
+        let reactor = Reactor::new(&config, listener, None, None, backend).unwrap();
         Harness {
             reactor,
             path: config.server.socket_path.clone(),

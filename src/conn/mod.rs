@@ -405,7 +405,10 @@ impl Connection {
             ctx.admission
         };
         if admission != Admission::Open {
-            ctx.tally.connection_rejected();
+            // Over-capacity connections were counted when accepted.
+            if admission == Admission::Full && !self.over_capacity {
+                ctx.tally.connection_rejected();
+            }
             let (message, retry) = match admission {
                 Admission::ShuttingDown => ("server shutting down; retry shortly", None),
                 _ => ("server at capacity; retry shortly", Some("1")),

@@ -5,6 +5,7 @@
 //! each handler borrows what it needs through a [`Context`] and returns a [`Step`].
 
 mod listener;
+mod scrape;
 mod slab;
 mod timers;
 pub mod token;
@@ -14,6 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll};
 
@@ -25,6 +27,7 @@ use crate::conn::{Admission, Connection, Context, Ending, Ready, Settings, Step}
 use crate::stats::Tally;
 use crate::sys::signals::{Signal, SignalFd};
 use crate::sys::socket;
+use scrape::Scrape;
 use slab::Slab;
 use timers::Timers;
 use token::{Key, Side};
@@ -37,13 +40,36 @@ const ACCEPTS_PER_TURN: usize = 512;
 /// Pause before accepting again when the process is out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const EVENTS_PER_POLL: usize = 1024;
+/// Scrapes in progress at once; more are closed at accept. Prometheus sends one at a time.
+const MAX_SCRAPES: usize = 16;
+
+enum Occupant {
+    Handoff(Connection),
+    Scrape(Scrape),
+}
 
 struct Entry {
-    conn: Connection,
-    /// The earliest deadline this connection has in the timer heap.
+    occupant: Occupant,
+    /// The earliest deadline this entry has in the timer heap.
     armed: Option<Instant>,
     /// Bytes the connection held after its last handler call, for the memory budget.
     held: usize,
+}
+
+impl Entry {
+    fn deadline(&self, settings: &Settings) -> Option<Instant> {
+        match &self.occupant {
+            Occupant::Handoff(conn) => conn.deadline(settings),
+            Occupant::Scrape(scrape) => Some(scrape.deadline()),
+        }
+    }
+
+    fn connection(&self) -> Option<&Connection> {
+        match &self.occupant {
+            Occupant::Handoff(conn) => Some(conn),
+            Occupant::Scrape(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +95,8 @@ pub struct Reactor {
     listener: Option<Listener>,
     listener_ready: bool,
     accept_paused_until: Option<Instant>,
+    metrics_listener: Option<TcpListener>,
+    scrapes: usize,
     signals: Option<SignalFd>,
     conns: Slab<Entry>,
     timers: Timers,
@@ -89,6 +117,7 @@ impl Reactor {
     pub fn new(
         config: &Config,
         listener: Listener,
+        mut metrics_listener: Option<TcpListener>,
         signals: Option<SignalFd>,
         backend: Box<dyn Backend>,
     ) -> io::Result<Reactor> {
@@ -98,6 +127,13 @@ impl Reactor {
             token::LISTENER,
             Interest::READABLE,
         )?;
+        if let Some(metrics_listener) = &mut metrics_listener {
+            poll.registry().register(
+                metrics_listener,
+                token::METRICS_LISTENER,
+                Interest::READABLE,
+            )?;
+        }
         if let Some(signals) = &signals {
             poll.registry().register(
                 &mut SourceFd(&signals.raw_fd()),
@@ -105,6 +141,7 @@ impl Reactor {
                 Interest::READABLE,
             )?;
         }
+        let backend_name = backend.name();
         let server = &config.server;
         let settings = Settings {
             socket_type: server.socket_type,
@@ -121,6 +158,8 @@ impl Reactor {
             // not report them.
             listener_ready: true,
             accept_paused_until: None,
+            metrics_listener,
+            scrapes: 0,
             signals,
             conns: Slab::new(),
             timers: Timers::new(),
@@ -132,7 +171,7 @@ impl Reactor {
             held_bytes: 0,
             scratch: Vec::with_capacity(16 * 1024),
             handoff_buf: vec![0; server.max_handoff_bytes + 1].into_boxed_slice(),
-            tally: Tally::default(),
+            tally: Tally::new(backend_name, !config.benchmark),
             next_id: 1,
             lifecycle: Lifecycle::Serving,
         })
@@ -142,8 +181,16 @@ impl Reactor {
         &self.tally
     }
 
+    /// Handoffs in progress plus client streams (scrapes do not count).
     pub fn connections(&self) -> usize {
-        self.conns.len()
+        self.conns.len() - self.scrapes
+    }
+
+    /// The metrics listener's address, when there is one.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// Runs until drained.
@@ -172,6 +219,7 @@ impl Reactor {
         for (token, readable, writable, closed) in ready {
             match token {
                 token::LISTENER => self.listener_ready = true,
+                token::METRICS_LISTENER => self.accept_scrapes(now),
                 token::SIGNALS => self.handle_signals(now),
                 other => {
                     let Some((key, side)) = token::decode(other) else {
@@ -184,6 +232,10 @@ impl Reactor {
                             writable,
                             closed,
                         },
+                        Side::Scrape => {
+                            self.serve_scrape(key, now);
+                            continue;
+                        }
                         Side::Upstream => continue,
                     };
                     self.dispatch(key, now, |conn, ctx| conn.on_ready(ready, ctx));
@@ -220,6 +272,9 @@ impl Reactor {
     /// Ends every connection now, telling streaming clients why.
     pub fn end_all(&mut self, now: Instant) {
         self.begin_drain(now);
+        if let Some(mut metrics_listener) = self.metrics_listener.take() {
+            let _ = self.poll.registry().deregister(&mut metrics_listener);
+        }
         for key in self.conns.keys() {
             let mut ending = Ending::ShutDown;
             self.dispatch(key, now, |conn, ctx| {
@@ -272,7 +327,8 @@ impl Reactor {
                     self.tally.active_streams,
                     self.conns
                         .values()
-                        .filter(|e| e.conn.is_receiving())
+                        .filter_map(Entry::connection)
+                        .filter(|c| c.is_receiving())
                         .count()
                 ),
                 Ok(None) => return,
@@ -318,8 +374,7 @@ impl Reactor {
     }
 
     fn admit(&mut self, apache: OwnedFd, now: Instant) {
-        self.tally.connection_accepted();
-        let open = self.conns.len();
+        let open = self.connections();
         if open >= self.max_connections + OVER_CAPACITY_ALLOWANCE {
             self.tally.connection_rejected();
             log::warn!(
@@ -329,6 +384,7 @@ impl Reactor {
             return;
         }
         let over_capacity = open >= self.max_connections;
+        self.tally.connection_accepted(over_capacity);
         let id = self.next_id;
         self.next_id += 1;
         let key = self.conns.next_key();
@@ -339,7 +395,7 @@ impl Reactor {
         match Connection::accept(id, apache, tokens, over_capacity, self.poll.registry(), now) {
             Ok(conn) => {
                 let key = self.conns.insert(Entry {
-                    conn,
+                    occupant: Occupant::Handoff(conn),
                     armed: None,
                     held: 0,
                 });
@@ -360,6 +416,9 @@ impl Reactor {
         let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
+        let Occupant::Handoff(conn) = &mut entry.occupant else {
+            return;
+        };
         let mut ctx = Context {
             now,
             registry: self.poll.registry(),
@@ -370,24 +429,18 @@ impl Reactor {
             admission,
             tally: &mut self.tally,
         };
-        let step = match catch_unwind(AssertUnwindSafe(|| handler(&mut entry.conn, &mut ctx))) {
+        let step = match catch_unwind(AssertUnwindSafe(|| handler(conn, &mut ctx))) {
             Ok(step) => step,
             Err(_) => {
-                log::error!(
-                    "conn={} panicked; closing this connection only",
-                    entry.conn.id
-                );
-                let answered = catch_unwind(AssertUnwindSafe(|| entry.conn.on_panic(&mut ctx)));
+                log::error!("conn={} panicked; closing this connection only", conn.id);
+                let answered = catch_unwind(AssertUnwindSafe(|| conn.on_panic(&mut ctx)));
                 if answered.is_err() {
-                    log::error!(
-                        "conn={} panicked again while answering with 500",
-                        entry.conn.id
-                    );
+                    log::error!("conn={} panicked again while answering with 500", conn.id);
                 }
                 Step::Close(Ending::Panicked)
             }
         };
-        let held = entry.conn.held_bytes();
+        let held = conn.held_bytes();
         self.held_bytes = self.held_bytes + held - entry.held;
         entry.held = held;
         match step {
@@ -415,10 +468,72 @@ impl Reactor {
             return;
         };
         self.held_bytes -= entry.held;
-        if let Some(took) = entry.conn.streaming_duration(now) {
-            self.tally.stream_ended(ending == Ending::Completed, took);
+        let conn = match entry.occupant {
+            Occupant::Handoff(conn) => conn,
+            Occupant::Scrape(_) => {
+                self.scrapes -= 1;
+                return;
+            }
+        };
+        if let Some(took) = conn.streaming_duration(now) {
+            self.tally.stream_ended(&ending, took);
         }
-        entry.conn.log_end(&ending, self.backend.name(), now);
+        conn.log_end(&ending, self.backend.name(), now);
+    }
+
+    fn accept_scrapes(&mut self, now: Instant) {
+        loop {
+            let Some(listener) = &self.metrics_listener else {
+                return;
+            };
+            let mut stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of fds or similar: the backlog keeps the rest, and scrapes are never
+                    // worth spinning for.
+                    log::warn!("metrics accept failed: {e}");
+                    return;
+                }
+            };
+            if self.scrapes >= MAX_SCRAPES {
+                log::warn!(
+                    "closing a metrics connection: {MAX_SCRAPES} scrapes already in progress"
+                );
+                continue;
+            }
+            let key = self.conns.next_key();
+            let registered = self.poll.registry().register(
+                &mut stream,
+                token::connection_token(key, Side::Scrape),
+                Interest::READABLE | Interest::WRITABLE,
+            );
+            if let Err(e) = registered {
+                log::warn!("cannot register a metrics connection: {e}");
+                continue;
+            }
+            let key = self.conns.insert(Entry {
+                occupant: Occupant::Scrape(Scrape::new(stream, now)),
+                armed: None,
+                held: 0,
+            });
+            self.scrapes += 1;
+            self.rearm(key);
+        }
+    }
+
+    fn serve_scrape(&mut self, key: Key, now: Instant) {
+        let connections = self.connections();
+        let Some(entry) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Occupant::Scrape(scrape) = &mut entry.occupant else {
+            return;
+        };
+        if scrape.on_ready(now, &mut self.scratch, &self.tally, connections) {
+            self.close(key, Ending::Completed, now);
+        }
     }
 
     /// Makes sure the timer heap will wake us for this connection's deadline.
@@ -426,7 +541,7 @@ impl Reactor {
         let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
-        let Some(deadline) = entry.conn.deadline(&self.settings) else {
+        let Some(deadline) = entry.deadline(&self.settings) else {
             return;
         };
         if entry.armed.map_or(true, |armed| deadline < armed) {
@@ -443,11 +558,11 @@ impl Reactor {
             if entry.armed == Some(at) {
                 entry.armed = None;
             }
-            let due = entry
-                .conn
-                .deadline(&self.settings)
-                .is_some_and(|d| d <= now);
-            if due {
+            let due = entry.deadline(&self.settings).is_some_and(|d| d <= now);
+            if due && matches!(entry.occupant, Occupant::Scrape(_)) {
+                log::debug!("metrics scrape timed out");
+                self.close(key, Ending::WriteStalled, now);
+            } else if due {
                 self.dispatch(key, now, |conn, ctx| conn.on_timer(ctx));
             } else {
                 self.rearm(key);
@@ -462,7 +577,7 @@ impl Reactor {
         let mut live = Vec::with_capacity(self.conns.len());
         for key in self.conns.keys() {
             if let Some(entry) = self.conns.get_mut(key) {
-                entry.armed = entry.conn.deadline(&self.settings);
+                entry.armed = entry.deadline(&self.settings);
                 if let Some(at) = entry.armed {
                     live.push((key, at));
                 }

@@ -32,6 +32,8 @@ pub enum Side {
     Client,
     /// The connection to an upstream API.
     Upstream,
+    /// A metrics scrape.
+    Scrape,
 }
 
 impl Side {
@@ -40,6 +42,7 @@ impl Side {
             Side::Apache => 0,
             Side::Client => 1,
             Side::Upstream => 2,
+            Side::Scrape => 3,
         }
     }
 
@@ -48,6 +51,7 @@ impl Side {
             0 => Some(Side::Apache),
             1 => Some(Side::Client),
             2 => Some(Side::Upstream),
+            3 => Some(Side::Scrape),
             _ => None,
         }
     }
@@ -102,7 +106,7 @@ mod tests {
                 generation: GENERATION_MASK,
             },
         ] {
-            for side in [Side::Apache, Side::Client, Side::Upstream] {
+            for side in [Side::Apache, Side::Client, Side::Upstream, Side::Scrape] {
                 assert_eq!(decode(connection_token(key, side)), Some((key, side)));
             }
         }
