@@ -3,11 +3,15 @@
 
 pub mod config;
 pub mod http;
+pub mod logging;
 pub mod sse;
 
 /// Runs the daemon with a validated configuration until it has drained; returns the process
 /// exit code (0 after a clean shutdown, 1 on a runtime error).
 pub fn run(config: config::Config) -> i32 {
-    log::info!("streaming-daemon would listen on {}", config.server.socket_path.display());
+    log::info!(
+        "streaming-daemon would listen on {}",
+        config.server.socket_path.display()
+    );
     0
 }
