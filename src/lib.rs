@@ -7,6 +7,7 @@ pub mod conn;
 mod daemon;
 pub mod handoff;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod reactor;
 pub mod sse;

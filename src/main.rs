@@ -1,4 +1,37 @@
-fn main() {
-    let config = streaming_daemon::config::Config::default();
-    println!("{}", config.server.socket_path.display());
+//! The process entry point: read the configuration, set up logging, run. Exit codes: 0 after a
+//! clean shutdown, `-help` or `-version`; 2 for a command-line or configuration error; 1 for a
+//! runtime error (from `run`).
+
+use std::process::ExitCode;
+
+use streaming_daemon::config::{self, Invocation};
+use streaming_daemon::logging;
+
+fn main() -> ExitCode {
+    let args = std::env::args_os().skip(1).collect();
+    let invocation = config::load(args, &|name| {
+        std::env::var(name).ok().filter(|value| !value.is_empty())
+    });
+    let config = match invocation {
+        Ok(Invocation::Run(config)) => config,
+        Ok(Invocation::Help(text) | Invocation::Version(text)) => {
+            println!("{}", text.trim_end());
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("streaming-daemon: {error}");
+            if let Some(usage) = error.usage() {
+                eprint!("{usage}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = logging::init(&config.logging) {
+        eprintln!("streaming-daemon: {error}");
+        return ExitCode::from(2);
+    }
+    for note in config.startup_notes() {
+        log::warn!("{note}");
+    }
+    std::process::exit(streaming_daemon::run(config))
 }

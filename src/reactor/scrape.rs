@@ -40,10 +40,6 @@ impl Scrape {
         }
     }
 
-    pub fn stream_mut(&mut self) -> &mut TcpStream {
-        &mut self.stream
-    }
-
     pub fn deadline(&self) -> Instant {
         self.accepted_at + SCRAPE_TIMEOUT
     }

@@ -117,6 +117,6 @@ mod tests {
         for token in [LISTENER, SIGNALS, METRICS_LISTENER, Token(15)] {
             assert_eq!(decode(token), None);
         }
-        assert_eq!(decode(Token(CONNECTION_BIT | 3)), None);
+        assert_eq!(decode(Token(CONNECTION_BIT | 0b100)), None);
     }
 }

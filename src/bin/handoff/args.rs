@@ -41,7 +41,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Parsed, String> {
         socketpair: false,
         timeout: Duration::from_secs(60),
     };
-    let mut parser = lexopt::Parser::from_args(streaming_daemon::config::go_style_args(args));
+    let takes_value = |name: &str| matches!(name, "socket" | "data" | "timeout");
+    let mut parser =
+        lexopt::Parser::from_args(streaming_daemon::config::go_style_args(args, &takes_value));
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Long("socket") => options.socket = parser.value().map_err(|e| e.to_string())?.into(),
@@ -50,7 +52,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Parsed, String> {
             Long("socketpair") => options.socketpair = flag(&mut parser)?,
             Long("timeout") => {
                 let value = text(parser.value())?;
-                options.timeout = streaming_daemon::config::parse_go_duration(&value)
+                options.timeout = streaming_daemon::config::units::parse_go_duration(&value)
                     .map_err(|e| format!("-timeout: {e}"))?;
             }
             Long("help") | Short('h') => return Ok(Parsed::Help),

@@ -1,0 +1,417 @@
+//! The configuration file: its YAML tree applied key by key over what is already set, so a file
+//! overrides only the keys it names (the Go daemon reset every missing key to zero).
+//!
+//! Unknown keys, values of the wrong shape and invalid values are errors naming the file, line,
+//! column and dotted key, with a suggestion when a known key is close.
+
+use std::path::Path;
+
+use super::error::closest;
+use super::setting::{self, Setter};
+use super::yaml::{self, Entry, Node, Pos, Value};
+use super::{Config, ConfigError};
+
+/// Every key a file may set, by dotted path. Sections are the prefixes of these paths.
+pub const KEYS: &[(&str, Setter)] = &[
+    ("server.socket_path", setting::socket_path),
+    ("server.socket_mode", setting::socket_mode),
+    ("server.socket_type", setting::socket_type),
+    ("server.max_connections", setting::max_connections),
+    (
+        "server.max_stream_duration_ms",
+        setting::max_stream_duration_ms,
+    ),
+    ("server.max_handoff_bytes", setting::max_handoff_bytes),
+    ("server.handoff_timeout_ms", setting::handoff_timeout_ms),
+    ("server.write_timeout_ms", setting::write_timeout_ms),
+    ("server.shutdown_timeout_ms", setting::shutdown_timeout_ms),
+    ("server.mem_limit", setting::mem_limit),
+    ("server.pprof_addr", setting::pprof_addr),
+    ("server.gc_percent", setting::gc_percent),
+    ("backend.provider", setting::provider),
+    ("backend.default_model", setting::default_model),
+    ("backend.openai.api_key", setting::openai_api_key),
+    ("backend.openai.api_base", setting::openai_api_base),
+    ("backend.openai.api_socket", setting::openai_api_socket),
+    (
+        "backend.openai.http2_enabled",
+        setting::openai_http2_enabled,
+    ),
+    ("backend.openai.insecure_ssl", setting::openai_insecure_ssl),
+    ("backend.openai.ca_file", setting::openai_ca_file),
+    ("backend.langgraph.api_key", setting::langgraph_api_key),
+    ("backend.langgraph.api_base", setting::langgraph_api_base),
+    (
+        "backend.langgraph.api_socket",
+        setting::langgraph_api_socket,
+    ),
+    (
+        "backend.langgraph.assistant_id",
+        setting::langgraph_assistant_id,
+    ),
+    (
+        "backend.langgraph.stream_mode",
+        setting::langgraph_stream_mode,
+    ),
+    (
+        "backend.langgraph.http2_enabled",
+        setting::langgraph_http2_enabled,
+    ),
+    (
+        "backend.langgraph.insecure_ssl",
+        setting::langgraph_insecure_ssl,
+    ),
+    ("backend.langgraph.ca_file", setting::langgraph_ca_file),
+    ("backend.mock.message_delay_ms", setting::message_delay_ms),
+    ("backend.typing.fortune_path", setting::fortune_path),
+    (
+        "backend.upstream.connect_timeout_ms",
+        setting::connect_timeout_ms,
+    ),
+    (
+        "backend.upstream.response_header_timeout_ms",
+        setting::response_header_timeout_ms,
+    ),
+    (
+        "backend.upstream.idle_gap_timeout_ms",
+        setting::idle_gap_timeout_ms,
+    ),
+    (
+        "backend.upstream.pool_idle_timeout_ms",
+        setting::pool_idle_timeout_ms,
+    ),
+    (
+        "backend.upstream.pool_max_idle_per_origin",
+        setting::pool_max_idle_per_origin,
+    ),
+    ("metrics.enabled", setting::metrics_enabled),
+    ("metrics.listen_addr", setting::metrics_listen_addr),
+    ("logging.level", setting::log_level),
+    ("logging.format", setting::log_format),
+];
+
+/// Reads `path` and applies it over `config`.
+pub fn apply_file(config: &mut Config, path: &Path) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    })?;
+    apply_text(config, &path.display().to_string(), &text)
+}
+
+/// Applies a file's `text` over `config`; `file` names it in errors.
+pub fn apply_text(config: &mut Config, file: &str, text: &str) -> Result<(), ConfigError> {
+    let root = yaml::parse(text).map_err(|error| ConfigError::Syntax {
+        file: file.to_string(),
+        line: error.pos.line,
+        col: error.pos.col,
+        message: error.message,
+    })?;
+    let mut walk = Walk { config, file };
+    match &root.value {
+        Value::Null => Ok(()),
+        Value::Map(entries) => walk.section("", entries),
+        _ => Err(walk.error(
+            root.pos,
+            "(top level)",
+            "expected sections such as `server:` and `backend:`, each on its own line",
+        )),
+    }
+}
+
+struct Walk<'a> {
+    config: &'a mut Config,
+    file: &'a str,
+}
+
+impl Walk<'_> {
+    fn section(&mut self, prefix: &str, entries: &[Entry]) -> Result<(), ConfigError> {
+        for entry in entries {
+            let path = if prefix.is_empty() {
+                entry.key.clone()
+            } else {
+                format!("{prefix}.{}", entry.key)
+            };
+            if let Some(&(_, set)) = KEYS.iter().find(|(key, _)| *key == path) {
+                self.leaf(&path, set, &entry.node)?;
+            } else if is_section(&path) {
+                match &entry.node.value {
+                    Value::Map(children) => self.section(&path, children)?,
+                    // `typing:` with nothing under it, like `typing: {}`, sets nothing.
+                    Value::Null => {}
+                    _ => {
+                        let message = format!(
+                            "is a section: expected keys such as `{}` indented below it",
+                            first_child(&path)
+                        );
+                        return Err(self.error(entry.node.pos, &path, &message));
+                    }
+                }
+            } else {
+                return Err(self.error(entry.key_pos, &path, &unknown_key_message(&path)));
+            }
+        }
+        Ok(())
+    }
+
+    fn leaf(&mut self, path: &str, set: Setter, node: &Node) -> Result<(), ConfigError> {
+        let text = match &node.value {
+            Value::Scalar(text) => text.as_str(),
+            // An empty value is the empty text: "not set" for optional settings, an error
+            // for the others.
+            Value::Null => "",
+            Value::Map(_) => {
+                return Err(self.error(node.pos, path, "expected a single value, found a mapping"))
+            }
+            Value::List(_) => {
+                return Err(self.error(node.pos, path, "expected a single value, found a list"))
+            }
+        };
+        set(self.config, text).map_err(|message| self.error(node.pos, path, &message))
+    }
+
+    fn error(&self, pos: Pos, key: &str, message: &str) -> ConfigError {
+        ConfigError::Key {
+            file: self.file.to_string(),
+            line: pos.line,
+            col: pos.col,
+            key: key.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+fn is_section(path: &str) -> bool {
+    KEYS.iter().any(|(key, _)| {
+        key.strip_prefix(path)
+            .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+fn first_child(section: &str) -> &'static str {
+    KEYS.iter()
+        .find_map(|(key, _)| {
+            key.strip_prefix(section)
+                .and_then(|rest| rest.strip_prefix('.'))
+        })
+        .map_or("", |rest| rest.split('.').next().unwrap_or(rest))
+}
+
+/// Every known dotted path, sections included.
+fn known_paths() -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    for (key, _) in KEYS {
+        let mut end = 0;
+        for segment in key.split('.') {
+            end += segment.len();
+            let path = key[..end].to_string();
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+            end += 1;
+        }
+    }
+    paths
+}
+
+/// "unknown key", with a suggestion: a close spelling in the same section, else the same name in
+/// another section (`server.provider` is `backend.provider`).
+fn unknown_key_message(path: &str) -> String {
+    let (parent, name) = path.rsplit_once('.').unwrap_or(("", path));
+    let paths = known_paths();
+    let siblings = paths
+        .iter()
+        .filter_map(|known| {
+            known
+                .rsplit_once('.')
+                .map_or(Some(("", known.as_str())), Some)
+        })
+        .filter(|(known_parent, _)| *known_parent == parent)
+        .map(|(_, known_name)| known_name);
+    let suggestion = closest(name, siblings)
+        .map(|sibling| {
+            if parent.is_empty() {
+                sibling.to_string()
+            } else {
+                format!("{parent}.{sibling}")
+            }
+        })
+        .or_else(|| {
+            paths
+                .iter()
+                .find(|known| {
+                    known
+                        .rsplit_once('.')
+                        .is_some_and(|(_, known_name)| known_name == name)
+                })
+                .cloned()
+        });
+    match suggestion {
+        Some(known) => format!("unknown key; did you mean {known}?"),
+        None => "unknown key (the example configuration lists every key)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        apply_text(&mut config, "test.yaml", text).map(|()| config)
+    }
+
+    fn error(text: &str) -> String {
+        match load(text) {
+            Ok(_) => panic!("accepted {text:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_file_overrides_only_the_keys_it_sets() {
+        let config = load("server:\n  max_connections: 10\n").expect("loads");
+        let mut expected = Config::default();
+        expected.server.max_connections = 10;
+        assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn empty_files_and_sections_set_nothing() {
+        for text in [
+            "",
+            "# nothing\n",
+            "server:\n",
+            "backend:\n  typing: {}\n",
+            "backend:\n  typing:\n",
+            "metrics: {}\n",
+        ] {
+            assert_eq!(load(text).as_ref(), Ok(&Config::default()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn values_of_every_kind() {
+        let text = "server:\n  socket_mode: 0o600\n  mem_limit: 512 MiB\n  max_handoff_bytes: 128KiB\n  \
+                    write_timeout_ms: 1000\n  socket_type: seqpacket\nbackend:\n  mock:\n    message_delay_ms: 0\n  \
+                    openai:\n    insecure_ssl: yes\n    api_socket: /run/proxy.sock\n  typing:\n    \
+                    fortune_path: /usr/bin/fortune\nmetrics:\n  enabled: off\n  listen_addr: ':9100'\n";
+        let config = load(text).expect("loads");
+        assert_eq!(config.server.socket_mode, 0o600);
+        assert_eq!(config.server.mem_limit, Some(512 << 20));
+        assert_eq!(config.server.max_handoff_bytes, 128 << 10);
+        assert_eq!(config.server.write_timeout, Duration::from_secs(1));
+        assert_eq!(
+            config.server.socket_type,
+            super::super::SocketType::SeqPacket
+        );
+        assert_eq!(config.backend.mock.message_delay, Duration::ZERO);
+        assert!(config.backend.openai.insecure_ssl);
+        assert_eq!(
+            config.backend.openai.api_socket.as_deref(),
+            Some(Path::new("/run/proxy.sock"))
+        );
+        assert_eq!(
+            config.backend.typing.fortune_path,
+            Path::new("/usr/bin/fortune")
+        );
+        assert!(!config.metrics.enabled);
+        assert_eq!(config.metrics.listen_addr, "0.0.0.0:9100");
+    }
+
+    #[test]
+    fn key_errors_name_file_line_column_and_key() {
+        let cases = [
+            (
+                "server:\n  max_conections: 5\n",
+                "test.yaml:2:3: server.max_conections: unknown key; did you mean server.max_connections?",
+            ),
+            ("server:\n  provider: mock\n", "test.yaml:2:3: server.provider: unknown key; did you mean backend.provider?"),
+            ("sever:\n  socket_path: /x\n", "test.yaml:1:1: sever: unknown key; did you mean server?"),
+            (
+                "backend:\n  openai:\n    api_kye: sk-secret\n",
+                "test.yaml:3:5: backend.openai.api_kye: unknown key; did you mean backend.openai.api_key?",
+            ),
+            ("tuning:\n  x: 1\n", "test.yaml:1:1: tuning: unknown key (the example configuration lists every key)"),
+            (
+                "server:\n  max_connections: lots\n",
+                "test.yaml:2:20: server.max_connections: expected a whole number (0x, 0o or a leading 0 select hex or octal)",
+            ),
+            ("server:\n  max_connections: 0\n", "test.yaml:2:20: server.max_connections: must be at least 1"),
+            ("server:\n  max_connections:\n", "test.yaml:2:19: server.max_connections: expected a whole number (0x, 0o or a leading 0 select hex or octal)"),
+            ("server:\n  socket_path: run/x.sock\n", "test.yaml:2:16: server.socket_path: must be an absolute path (starting with /)"),
+            (
+                "server:\n  socket_mode: 660\n",
+                "test.yaml:2:16: server.socket_mode: 660 is not a permission mode (largest 0777); write it in octal with a leading 0, e.g. 0660",
+            ),
+            (
+                "server:\n  max_stream_duration_ms: -1\n",
+                "test.yaml:2:27: server.max_stream_duration_ms: a duration cannot be negative",
+            ),
+            (
+                "server:\n  mem_limit: 0MiB\n",
+                "test.yaml:2:14: server.mem_limit: a size must be greater than zero",
+            ),
+            (
+                "backend:\n  provider: gemini\n",
+                "test.yaml:2:13: backend.provider: must be one of: langgraph, mock, openai, typing",
+            ),
+            (
+                "backend:\n  openai:\n    api_base: api.openai.com\n",
+                "test.yaml:3:15: backend.openai.api_base: must be a URL starting with http:// or https:// and a host",
+            ),
+            (
+                "backend:\n  openai:\n    api_socket: proxy.sock\n",
+                "test.yaml:3:17: backend.openai.api_socket: must be an absolute path (starting with /)",
+            ),
+            (
+                "backend:\n  langgraph:\n    stream_mode: events\n",
+                "test.yaml:3:18: backend.langgraph.stream_mode: must be one of: messages-tuple, messages, values, updates",
+            ),
+            (
+                "backend:\n  openai:\n    insecure_ssl: maybe\n",
+                "test.yaml:3:19: backend.openai.insecure_ssl: expected true or false (also yes/no, on/off, 1/0)",
+            ),
+            (
+                "metrics:\n  listen_addr: localhost\n",
+                "test.yaml:2:16: metrics.listen_addr: must be an IP address and port such as 127.0.0.1:9090 or [::1]:9090",
+            ),
+            ("logging:\n  level: verbose\n", "test.yaml:2:10: logging.level: must be one of: trace, debug, info, warn (or warning), error, off"),
+            ("logging:\n  format: xml\n", "test.yaml:2:11: logging.format: must be text or json"),
+            ("server: /run/x.sock\n", "test.yaml:1:9: server: is a section: expected keys such as `socket_path` indented below it"),
+            ("backend:\n  typing: fortune\n", "test.yaml:2:11: backend.typing: is a section: expected keys such as `fortune_path` indented below it"),
+            ("server:\n  socket_path:\n    x: 1\n", "test.yaml:3:5: server.socket_path: expected a single value, found a mapping"),
+            ("server:\n  socket_path:\n  - /a\n", "test.yaml:3:3: server.socket_path: expected a single value, found a list"),
+            ("- server\n", "test.yaml:1:1: (top level): expected sections such as `server:` and `backend:`, each on its own line"),
+            ("server:\n\tsocket_path: /x\n", "test.yaml:2:1: a tab is used for indentation; YAML allows only spaces there"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(error(text), expected, "for {text:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        for text in [
+            "backend:\n  openai:\n    api_kye: sk-secret\n",
+            "backend:\n  openai:\n    api_key:\n      sk-secret: 1\n",
+            "backend:\n  langgraph:\n    api_key: \"sk-secret\n",
+            "backend:\n  langgraph:\n    api_key: 'sk-secret' trailing\n",
+        ] {
+            let message = error(text);
+            assert!(!message.contains("sk-secret"), "{message}");
+        }
+    }
+
+    #[test]
+    fn every_key_has_a_section_path_and_a_unique_name() {
+        for (index, (key, _)) in KEYS.iter().enumerate() {
+            assert!(key.contains('.'), "{key} must sit in a section");
+            assert!(
+                KEYS[..index].iter().all(|(other, _)| other != key),
+                "{key} is listed twice"
+            );
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Logging to stderr: `text` through simple_logger, or `json`, one object per line, written by
+//! the small logger below.
+//!
+//! Both loggers pass every record the `log` facade lets through, so the level lives in one place,
+//! `log::max_level`, and `set_level` can change it at run time (e.g. on SIGHUP).
+
+use std::fmt;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::{LevelFilter, Log, Metadata, Record};
+
+use crate::config::{LogFormat, LoggingConfig};
+
+#[derive(Debug)]
+pub enum LoggingError {
+    /// Logging was set up twice in one process.
+    AlreadyInitialized,
+}
+
+impl fmt::Display for LoggingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoggingError::AlreadyInitialized => {
+                f.write_str("logging was already set up in this process")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoggingError {}
+
+pub fn init(config: &LoggingConfig) -> Result<(), LoggingError> {
+    let installed = match config.format {
+        LogFormat::Text => simple_logger::SimpleLogger::new()
+            .with_level(LevelFilter::Trace)
+            .with_utc_timestamps()
+            .init(),
+        LogFormat::Json => log::set_boxed_logger(Box::new(JsonLogger)),
+    };
+    installed.map_err(|_| LoggingError::AlreadyInitialized)?;
+    set_level(config.level);
+    Ok(())
+}
+
+/// Changes the level of every later record.
+pub fn set_level(level: LevelFilter) {
+    log::set_max_level(level);
+}
+
+struct JsonLogger;
+
+impl Log for JsonLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = json_line(record, SystemTime::now());
+        // One write_all of the whole line on unbuffered stderr: lines from different threads
+        // never interleave (writes up to PIPE_BUF are atomic on pipes).
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn flush(&self) {}
+}
+
+fn json_line(record: &Record<'_>, now: SystemTime) -> String {
+    let quote = |text: &str| serde_json::Value::from(text).to_string();
+    let mut line = format!(
+        "{{\"time\":\"{}\",\"level\":\"{}\",\"message\":{},\"target\":{}",
+        rfc3339_utc(now),
+        record.level(),
+        quote(&record.args().to_string()),
+        quote(record.target()),
+    );
+    if let Some(file) = record.file() {
+        let source = match record.line() {
+            Some(number) => format!("{file}:{number}"),
+            None => file.to_string(),
+        };
+        line.push_str(&format!(",\"source\":{}", quote(&source)));
+    }
+    line.push_str("}\n");
+    line
+}
+
+/// `2026-02-03T04:05:06.789Z`, computed here to avoid a date crate for one format.
+fn rfc3339_utc(time: SystemTime) -> String {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seconds = since_epoch.as_secs();
+    let (year, month, day) = civil_from_days(seconds / 86_400);
+    let in_day = seconds % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3600,
+        in_day / 60 % 60,
+        in_day % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `civil_from_days`,
+/// restricted to dates after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(59), (1970, 3, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_516), (2026, 3, 4));
+        let time = UNIX_EPOCH + Duration::from_millis(1_772_598_896_789);
+        assert_eq!(rfc3339_utc(time), "2026-03-04T04:34:56.789Z");
+    }
+
+    #[test]
+    fn one_json_object_per_line() {
+        let time = UNIX_EPOCH + Duration::from_secs(86_400);
+        let line = json_line(
+            &Record::builder()
+                .args(format_args!("quote \" and\nnewline"))
+                .level(log::Level::Warn)
+                .target("streaming_daemon::x")
+                .file(Some("src/x.rs"))
+                .line(Some(42))
+                .build(),
+            time,
+        );
+        assert_eq!(
+            line,
+            "{\"time\":\"1970-01-02T00:00:00.000Z\",\"level\":\"WARN\",\"message\":\"quote \\\" and\\nnewline\",\
+             \"target\":\"streaming_daemon::x\",\"source\":\"src/x.rs:42\"}\n"
+        );
+        assert_eq!(line.matches('\n').count(), 1);
+        let parsed: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(parsed["message"], "quote \" and\nnewline");
+    }
+}
