@@ -132,3 +132,143 @@ pub fn parse_response(text: &str) -> (String, Vec<(String, String)>, String) {
 pub fn unix_pair() -> (OwnedFd, OwnedFd) {
     socket::unix_pair(SocketType::Stream).unwrap()
 }
+
+/// The real daemon binary, started for one test and stopped when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub socket: PathBuf,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every stderr line seen so far.
+    pub log: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts `streaming-daemon` on a fresh socket with `args` and waits until it listens.
+    pub fn start(name: &str, args: &[&str]) -> Daemon {
+        Daemon::start_at(temp_socket_path(name), args)
+    }
+
+    pub fn start_at(socket: PathBuf, args: &[&str]) -> Daemon {
+        let mut daemon = Daemon::spawn(&socket, args);
+        daemon.wait_for_log("listening on", Duration::from_secs(10));
+        daemon
+    }
+
+    /// Starts without waiting for anything (for start-up failures).
+    pub fn spawn(socket: &Path, args: &[&str]) -> Daemon {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_streaming-daemon"))
+            .arg("-socket")
+            .arg(socket)
+            .args(["-metrics-addr=", "-log-level", "info"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the daemon binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, socket: socket.to_path_buf(), lines, log: Vec::new() }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits for a stderr line containing `needle`; returns it.
+    pub fn wait_for_log(&mut self, needle: &str, limit: Duration) -> String {
+        if let Some(line) = self.log.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no log line with {needle:?} within {limit:?}; log so far:\n{}", self.log.join("\n")),
+            }
+        }
+    }
+
+    /// Counts log lines containing `needle`, after collecting what has arrived.
+    pub fn count_log(&mut self, needle: &str) -> usize {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        self.log.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: (test) sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.log.push(line);
+                }
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything the daemon printed to stdout (after it exited).
+    pub fn stdout(&mut self) -> String {
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            stdout.read_to_string(&mut out).unwrap();
+        }
+        out
+    }
+
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
+    }
+
+    /// Hands off a loopback TCP connection with `data` and reads the whole response.
+    pub fn request(&self, data: &[u8]) -> String {
+        let (mut client, server) = tcp_pair();
+        hand_off(&self.socket, SocketType::Stream, data, &server);
+        drop(server);
+        read_to_end(&mut client, Duration::from_secs(20))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// Waits until `condition` holds, checking every few milliseconds, failing after `limit`.
+pub fn eventually(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what} did not happen within {limit:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
