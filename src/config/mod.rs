@@ -71,11 +71,6 @@ pub fn load(
     Ok(Invocation::Run(config))
 }
 
-/// The usage text `-help` prints.
-pub fn usage() -> String {
-    flags::usage()
-}
-
 /// Which kind of Unix socket Apache's module connects with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SocketType {
