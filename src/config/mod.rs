@@ -72,11 +72,6 @@ pub fn load(
     Ok(Invocation::Run(config))
 }
 
-/// The usage text `-help` prints.
-pub fn usage() -> String {
-    flags::usage()
-}
-
 /// Which kind of Unix socket Apache's module connects with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SocketType {
@@ -289,8 +284,9 @@ impl Config {
         .filter_map(|(key, on)| on.then_some(key))
         .collect();
         if !http2_keys.is_empty() {
+            let verb = if http2_keys.len() == 1 { "has" } else { "have" };
             notes.push(format!(
-                "{} has no effect: the daemon speaks HTTP/1.1 to upstreams, with a keep-alive pool",
+                "{} {verb} no effect: the daemon speaks HTTP/1.1 to upstreams, with a keep-alive pool",
                 http2_keys.join(" and ")
             ));
         }

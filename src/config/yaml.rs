@@ -443,6 +443,9 @@ fn quoted(line: &Line<'_>, offset: usize) -> Result<(String, usize), YamlError> 
     ))
 }
 
+const UNKNOWN_ESCAPE: &str =
+    "unknown escape in a double-quoted value; use \\\\ for a backslash, or single quotes";
+
 /// The character a double-quoted escape stands for; `backslash` is the escape's offset.
 fn escape(
     line: &Line<'_>,
@@ -473,11 +476,8 @@ fn escape(
         'x' => 2,
         'u' => 4,
         'U' => 8,
-        _ => {
-            return Err(bad(&format!(
-                "unknown escape \\{code} in a double-quoted value"
-            )))
-        }
+        // The character is not quoted back: the value may be a secret.
+        _ => return Err(bad(UNKNOWN_ESCAPE)),
     };
     let digits: String = chars.take(hex_digits).map(|(_, c)| c).collect();
     if digits.len() == hex_digits && digits.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -669,7 +669,7 @@ mod tests {
             ("--- a: 1\n", "1:5: content on the --- line is not supported; start it on the next line"),
             ("a: \"open\n", "1:4: this quoted value has no closing quote (values cannot span lines)"),
             ("a: 'it''s\n", "1:4: this quoted value has no closing quote (values cannot span lines)"),
-            ("a: \"x\\q\"\n", "1:6: unknown escape \\q in a double-quoted value"),
+            ("a: \"x\\q\"\n", "1:6: unknown escape in a double-quoted value; use \\\\ for a backslash, or single quotes"),
             ("a: \"\\u12\"\n", "1:5: \\u must be followed by 4 hex digits of a valid character"),
             ("a: \"\\uD800\"\n", "1:5: \\u must be followed by 4 hex digits of a valid character"),
             ("a: \"x\" y\n", "1:7: unexpected text after the closing quote"),
@@ -707,7 +707,7 @@ mod tests {
     fn columns_count_characters_not_bytes() {
         assert_eq!(
             error("é: \"x\\q\"\n"),
-            "1:6: unknown escape \\q in a double-quoted value"
+            "1:6: unknown escape in a double-quoted value; use \\\\ for a backslash, or single quotes"
         );
     }
 
