@@ -110,7 +110,7 @@ impl fmt::Display for Seconds {
             return Ok(());
         }
         let mut width = 9;
-        while fraction % 10 == 0 {
+        while fraction.is_multiple_of(10) {
             fraction /= 10;
             width -= 1;
         }

@@ -544,7 +544,7 @@ impl Reactor {
         let Some(deadline) = entry.deadline(&self.settings) else {
             return;
         };
-        if entry.armed.map_or(true, |armed| deadline < armed) {
+        if entry.armed.is_none_or(|armed| deadline < armed) {
             entry.armed = Some(deadline);
             self.timers.push(key, deadline);
         }

@@ -177,7 +177,12 @@ impl Daemon {
                 }
             }
         });
-        Daemon { child, socket: socket.to_path_buf(), lines, log: Vec::new() }
+        Daemon {
+            child,
+            socket: socket.to_path_buf(),
+            lines,
+            log: Vec::new(),
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -199,7 +204,10 @@ impl Daemon {
                         return line;
                     }
                 }
-                Err(_) => panic!("no log line with {needle:?} within {limit:?}; log so far:\n{}", self.log.join("\n")),
+                Err(_) => panic!(
+                    "no log line with {needle:?} within {limit:?}; log so far:\n{}",
+                    self.log.join("\n")
+                ),
             }
         }
     }
@@ -227,7 +235,10 @@ impl Daemon {
                 }
                 return status.code().unwrap_or(-1);
             }
-            assert!(Instant::now() < deadline, "daemon did not exit within {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -242,7 +253,9 @@ impl Daemon {
     }
 
     pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
     }
 
     /// Hands off a loopback TCP connection with `data` and reads the whole response.
@@ -268,7 +281,10 @@ impl Drop for Daemon {
 pub fn eventually(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !condition() {
-        assert!(Instant::now() < deadline, "{what} did not happen within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }

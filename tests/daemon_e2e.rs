@@ -1,0 +1,330 @@
+//! End-to-end: the built `streaming-daemon` binary, handed real loopback TCP and socketpair fds
+//! over its Unix socket, as Apache would.
+
+mod common;
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use common::*;
+use streaming_daemon::config::SocketType;
+use streaming_daemon::sys::{fdpass, socket};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn streams_over_loopback_tcp_and_socketpairs() {
+    let daemon = Daemon::start("e2e-happy", &["-message-delay", "1ms"]);
+    let body = daemon.request(br#"{"prompt":"Hi","user_id":3}"#);
+    assert!(body.starts_with(SSE_HEAD));
+    let events = contents(&body);
+    assert_eq!(events.len(), 18);
+    assert_eq!(events[0], "Hello from Rust daemon! Prompt: Hi");
+    assert!(body.ends_with("data: [DONE]\n\n"));
+
+    let (client, server) = unix_pair();
+    hand_off(&daemon.socket, SocketType::Stream, b"\0", &server);
+    drop(server);
+    let mut client = std::os::unix::net::UnixStream::from(client);
+    client.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut client, &mut body).unwrap();
+    assert_eq!(contents(&body)[1], "User ID: 0");
+    assert!(body.ends_with("data: [DONE]\n\n"));
+}
+
+#[test]
+fn seqpacket_mode_serves_seqpacket_handoffs() {
+    let daemon = Daemon::start(
+        "e2e-seq",
+        &["-socket-type", "seqpacket", "-message-delay", "0"],
+    );
+    let (mut client, server) = tcp_pair();
+    hand_off(
+        &daemon.socket,
+        SocketType::SeqPacket,
+        br#"{"prompt":"seq"}"#,
+        &server,
+    );
+    drop(server);
+    let body = read_to_end(&mut client, LIMIT);
+    assert_eq!(contents(&body)[0], "Hello from Rust daemon! Prompt: seq");
+    // A stream-socket client cannot talk to a seqpacket daemon (Apache then answers 503).
+    let refused = socket::unix_connect(&daemon.socket, SocketType::Stream).unwrap_err();
+    assert_eq!(refused.raw_os_error(), Some(libc::EPROTOTYPE));
+}
+
+#[test]
+fn bad_handoffs_get_their_statuses_and_leave_no_fd_behind() {
+    let mut daemon = Daemon::start(
+        "e2e-bad",
+        &[
+            "-message-delay",
+            "0",
+            "-max-handoff-bytes",
+            "1KiB",
+            "-handoff-timeout",
+            "200ms",
+        ],
+    );
+    // Warm up once so that lazily opened descriptors are in the baseline.
+    assert!(daemon.request(b"{}").ends_with("data: [DONE]\n\n"));
+    eventually(LIMIT, "the warm-up stream to close", || {
+        daemon.count_log("outcome=completed") == 1
+    });
+    let baseline = daemon.open_fds();
+
+    let status = |text: String| parse_response(&text).0;
+    assert_eq!(
+        status(daemon.request(b"not json")),
+        "HTTP/1.1 400 Bad Request"
+    );
+    assert_eq!(
+        status(daemon.request(br#"{"messages":"x"}"#)),
+        "HTTP/1.1 400 Bad Request"
+    );
+    assert_eq!(
+        status(daemon.request(&[b' '; 1025])),
+        "HTTP/1.1 413 Payload Too Large"
+    );
+
+    // The fd arrives, the rest of the data never does: 500 after the handoff timeout.
+    let (mut client, server) = tcp_pair();
+    let apache = socket::unix_connect(&daemon.socket, SocketType::Stream).unwrap();
+    fdpass::send_with_fd(
+        &apache,
+        b"{\"prompt\"",
+        std::os::fd::AsRawFd::as_raw_fd(&server),
+    )
+    .unwrap();
+    drop(server);
+    assert_eq!(
+        status(read_to_end(&mut client, LIMIT)),
+        "HTTP/1.1 500 Internal Server Error"
+    );
+    drop(apache);
+
+    // No fd at all, and fds that are not stream sockets: closed, counted, nobody to answer.
+    let apache = socket::unix_connect(&daemon.socket, SocketType::Stream).unwrap();
+    blocking_send(&apache, b"{}");
+    drop(apache);
+    let (pipe_read, pipe_write) = pipe();
+    hand_off(&daemon.socket, SocketType::Stream, b"{}", &pipe_write);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    hand_off(&daemon.socket, SocketType::Stream, b"{}", &udp);
+    drop((pipe_read, pipe_write, udp));
+
+    eventually(LIMIT, "every rejection to be logged", || {
+        daemon.count_log("handoff rejected") == 7
+    });
+    eventually(LIMIT, "fds to return to the baseline", || {
+        daemon.open_fds() == baseline
+    });
+    for reason in [
+        "not valid",
+        "exceeds 1024 bytes",
+        "did not complete",
+        "no client file descriptor",
+        "not a stream socket",
+    ] {
+        assert!(
+            daemon.count_log(reason) > 0,
+            "no rejection saying {reason:?}"
+        );
+    }
+}
+
+fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    (reader.into(), writer.into())
+}
+
+#[test]
+fn over_the_limit_clients_get_503() {
+    let daemon = Daemon::start(
+        "e2e-limit",
+        &["-max-connections", "1", "-message-delay", "2s"],
+    );
+    let (mut first, server) = tcp_pair();
+    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
+    drop(server);
+    let mut head = vec![0u8; SSE_HEAD.len()];
+    std::io::Read::read_exact(&mut first, &mut head).unwrap();
+    let response = daemon.request(b"{}");
+    let (status, headers, _) = parse_response(&response);
+    assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
+    assert!(headers.contains(&("Retry-After".into(), "1".into())));
+}
+
+#[test]
+fn sigterm_drains_streams_then_exits_zero() {
+    let mut daemon = Daemon::start("e2e-drain", &["-message-delay", "20ms", "-benchmark"]);
+    let (mut client, server) = tcp_pair();
+    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
+    drop(server);
+    let mut head = vec![0u8; SSE_HEAD.len()];
+    std::io::Read::read_exact(&mut client, &mut head).unwrap();
+    daemon.signal(libc::SIGTERM);
+    daemon.wait_for_log("draining", LIMIT);
+    assert!(
+        !daemon.socket.exists(),
+        "the socket file is removed when draining starts"
+    );
+    let rest = read_to_end(&mut client, LIMIT);
+    assert!(rest.ends_with("data: [DONE]\n\n"), "{rest}");
+    assert_eq!(daemon.wait_exit(LIMIT), 0);
+    let summary = daemon.stdout();
+    assert!(
+        summary.starts_with("\n=== Benchmark Summary ===\n"),
+        "{summary:?}"
+    );
+    for line in [
+        "Peak concurrent streams: 1",
+        "Total started: 1",
+        "Total completed: 1",
+        "Total failed: 0",
+    ] {
+        assert!(summary.contains(line), "{summary}");
+    }
+    assert!(summary.contains(&format!(
+        "Total bytes sent: {}",
+        SSE_HEAD.len() + rest.len()
+    )));
+}
+
+#[test]
+fn the_shutdown_timeout_ends_streams_with_an_error_event() {
+    let mut daemon = Daemon::start(
+        "e2e-deadline",
+        &["-message-delay", "10s", "-shutdown-timeout", "100ms"],
+    );
+    let (mut client, server) = tcp_pair();
+    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
+    drop(server);
+    let mut head = vec![0u8; SSE_HEAD.len()];
+    std::io::Read::read_exact(&mut client, &mut head).unwrap();
+    daemon.signal(libc::SIGTERM);
+    let rest = read_to_end(&mut client, LIMIT);
+    assert!(
+        rest.ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"),
+        "{rest}"
+    );
+    assert_eq!(daemon.wait_exit(LIMIT), 0);
+}
+
+#[test]
+fn a_second_signal_ends_streams_at_once() {
+    let mut daemon = Daemon::start("e2e-second", &["-message-delay", "10s"]);
+    let (mut client, server) = tcp_pair();
+    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
+    drop(server);
+    let mut head = vec![0u8; SSE_HEAD.len()];
+    std::io::Read::read_exact(&mut client, &mut head).unwrap();
+    daemon.signal(libc::SIGINT);
+    daemon.wait_for_log("draining", LIMIT);
+    daemon.signal(libc::SIGTERM);
+    let rest = read_to_end(&mut client, LIMIT);
+    assert!(
+        rest.ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"),
+        "{rest}"
+    );
+    assert_eq!(daemon.wait_exit(LIMIT), 0);
+}
+
+#[test]
+fn sighup_reports_counts() {
+    let mut daemon = Daemon::start("e2e-hup", &[]);
+    daemon.signal(libc::SIGHUP);
+    let line = daemon.wait_for_log("status:", LIMIT);
+    assert!(
+        line.contains("0 connection(s), 0 active stream(s), 0 handoff(s) in progress"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_one_is_refused() {
+    let path = temp_socket_path("e2e-stale");
+    // A socket file with no listener behind it, as a crashed daemon leaves.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let mut daemon = Daemon::start_at(path.clone(), &[]);
+    assert!(daemon.count_log("removing stale socket") == 1);
+
+    let mut second = Daemon::spawn(&path, &[]);
+    assert_eq!(second.wait_exit(LIMIT), 1);
+    assert!(second.count_log("another daemon is already listening") == 1);
+    std::mem::forget(second.child.stdout.take());
+    // The first daemon still serves.
+    assert!(daemon.request(b"{}").starts_with(SSE_HEAD));
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(LIMIT), 0);
+}
+
+#[test]
+fn a_path_that_is_not_a_socket_is_an_error() {
+    let path = temp_socket_path("e2e-file");
+    std::fs::write(&path, b"not a socket").unwrap();
+    let mut daemon = Daemon::spawn(&path, &[]);
+    assert_eq!(daemon.wait_exit(LIMIT), 1);
+    assert_eq!(daemon.count_log("exists and is not a socket"), 1);
+    assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn the_socket_gets_the_configured_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let daemon = Daemon::start("e2e-mode", &["-socket-mode", "0600"]);
+    let mode = std::fs::metadata(&daemon.socket)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_client_that_disconnects_is_cleaned_up() {
+    let mut daemon = Daemon::start("e2e-gone", &["-message-delay", "10s"]);
+    let baseline = daemon.open_fds();
+    let (mut client, server) = tcp_pair();
+    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
+    drop(server);
+    let mut head = vec![0u8; SSE_HEAD.len()];
+    std::io::Read::read_exact(&mut client, &mut head).unwrap();
+    drop(client);
+    daemon.wait_for_log("outcome=client_disconnected", LIMIT);
+    eventually(LIMIT, "fds to return to the baseline", || {
+        daemon.open_fds() == baseline
+    });
+}
+
+#[test]
+fn max_stream_duration_ends_with_an_error_event() {
+    let daemon = Daemon::start(
+        "e2e-maxdur",
+        &["-message-delay", "50ms", "-max-stream-duration-ms", "120"],
+    );
+    let body = daemon.request(b"{}");
+    assert!(
+        body.ends_with("event: error\ndata: {\"error\":\"maximum stream duration exceeded\"}\n\n"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_client_that_reads_nothing_is_dropped() {
+    let mut daemon = Daemon::start(
+        "e2e-stall",
+        &["-message-delay", "1ms", "-write-timeout", "200ms"],
+    );
+    // A socketpair with the smallest send buffer fills after a few separate writes (each costs
+    // a kernel buffer of its own); the test never reads.
+    let (client, server) = unix_pair();
+    socket::set_send_buffer(server.as_fd(), 1).unwrap();
+    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
+    drop(server);
+    let line = daemon.wait_for_log("outcome=", LIMIT);
+    assert!(line.contains("outcome=write_timeout"), "{line}");
+    drop(client);
+}
