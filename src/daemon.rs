@@ -114,7 +114,9 @@ fn bind_metrics(config: &Config) -> Result<Option<mio::net::TcpListener>, String
     let listener = mio::net::TcpListener::bind(address).map_err(|e| {
         format!("cannot listen for metrics on {address}: {e}; set -metrics-addr= to disable")
     })?;
-    log::info!("metrics on http://{address}/metrics");
+    // The bound address: with port 0 in the configuration, the one the kernel picked.
+    let bound = listener.local_addr().unwrap_or(address);
+    log::info!("metrics on http://{bound}/metrics");
     Ok(Some(listener))
 }
 
