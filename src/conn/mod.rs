@@ -23,14 +23,14 @@ mod outbox;
 mod receive;
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry};
-use std::os::fd::AsRawFd;
 
 use crate::backends::{Backend, EventSource, Next};
+use crate::config::SocketType;
 use crate::handoff::{parse_handoff_data, HandoffError};
 use crate::http::{error_response, ErrorStatus, SSE_HEAD};
 use crate::sse::{self, EventSink};
@@ -39,8 +39,6 @@ use crate::sys::socket;
 
 pub use outbox::{Flushed, Outbox};
 use receive::{Received, Receiver};
-
-use crate::config::SocketType;
 
 /// TCP keepalive on client sockets, so that dead peers are noticed during long streams.
 const CLIENT_KEEPALIVE: Duration = Duration::from_secs(15);
