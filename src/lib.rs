@@ -13,5 +13,6 @@ pub mod reactor;
 pub mod sse;
 pub mod stats;
 pub mod sys;
+pub mod upstream;
 
 pub use daemon::run;
