@@ -20,5 +20,5 @@ mod render_tests;
 
 pub use histogram::BUCKETS;
 pub use labels::{Backend, HandoffErrorReason, LabelValue, StreamErrorReason};
-pub use process::ProcessStats;
+pub use process::{parse_stat, ticks_per_second, ProcessStats, StatFields};
 pub use record::{Gauges, Metrics, Totals};

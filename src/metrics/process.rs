@@ -115,7 +115,8 @@ fn malformed(path: &str) -> io::Error {
     )
 }
 
-fn ticks_per_second() -> io::Result<u64> {
+/// `sysconf(_SC_CLK_TCK)`: the unit of the CPU times in `/proc/<pid>/stat`.
+pub fn ticks_per_second() -> io::Result<u64> {
     // SAFETY: sysconf only reads a system constant; it has no pointer arguments.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     positive(ticks, "sysconf(_SC_CLK_TCK)")

@@ -20,6 +20,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll};
 
 pub use listener::{ListenError, Listener};
+/// Shared with the `handoff` load generator, whose reader loop keys its streams the same way.
+pub use slab::Slab;
 
 use crate::backends::Backend;
 use crate::config::Config;
@@ -28,7 +30,6 @@ use crate::stats::Tally;
 use crate::sys::signals::{Signal, SignalFd};
 use crate::sys::socket;
 use scrape::Scrape;
-use slab::Slab;
 use timers::Timers;
 use token::{Key, Side};
 

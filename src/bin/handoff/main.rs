@@ -1,9 +1,11 @@
 //! `handoff`: does for a person what Apache's mod_socket_handoff does for the daemon.
 //!
 //! It makes a loopback TCP pair, hands one end to the daemon with SCM_RIGHTS together with the
-//! handoff data, and prints what the daemon writes to the other end as it streams.
+//! handoff data, and prints what the daemon writes to the other end as it streams. With `-n` or
+//! `-c` it is the load generator instead (see `load`).
 
 mod args;
+mod load;
 mod single;
 
 use std::process::ExitCode;
@@ -20,7 +22,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match single::run(&options) {
+    let result = match &options.load {
+        Some(load) => load::run(&options, load),
+        None => single::run(&options).map_err(|e| e.to_string()),
+    };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {

@@ -67,25 +67,39 @@ pub fn run(options: &Options) -> io::Result<bool> {
     Ok(tail.ends_with(streaming_daemon::sse::DONE))
 }
 
-/// Sends the handoff as Apache's module does: the data with the fd attached, the rest of a long
-/// payload with plain sends, then close. No data at all is sent as a single NUL byte.
+/// Sends the handoff as Apache's module does: connect, the data with the fd attached, the rest
+/// of a long payload with plain sends, then close.
 pub fn send_handoff(options: &Options, handed: &OwnedFd) -> io::Result<()> {
+    let apache = connect(options)?;
+    hand_off(apache, handoff_data(options), handed)
+}
+
+/// Connects to the daemon's socket, blocking, with the socket type `-seqpacket` asks for.
+pub fn connect(options: &Options) -> io::Result<OwnedFd> {
     let socket_type = if options.seqpacket {
         SocketType::SeqPacket
     } else {
         SocketType::Stream
     };
-    let apache = socket::unix_connect(&options.socket, socket_type).map_err(|e| {
+    socket::unix_connect(&options.socket, socket_type).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("cannot connect to {}: {e}", options.socket.display()),
         )
-    })?;
-    let data: &[u8] = if options.data.is_empty() {
+    })
+}
+
+/// What goes over the wire: no data at all is sent as a single NUL byte, as Apache does.
+pub fn handoff_data(options: &Options) -> &[u8] {
+    if options.data.is_empty() {
         b"\0"
     } else {
         options.data.as_bytes()
-    };
+    }
+}
+
+/// Sends `data` with `handed` attached on a connected `apache` socket, then closes it.
+pub fn hand_off(apache: OwnedFd, data: &[u8], handed: &OwnedFd) -> io::Result<()> {
     let sent = fdpass::send_with_fd(&apache, data, handed.as_raw_fd())?;
     let mut apache = UnixStream::from(apache);
     apache.write_all(&data[sent..])
