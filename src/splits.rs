@@ -4,11 +4,18 @@
 
 /// Calls `run` with `input` cut every way the tests use: whole, one byte per piece, and in two at
 /// every point. An empty input is tried once, as one empty piece.
-pub fn for_each_split(input: &[u8], mut run: impl FnMut(&[&[u8]])) {
+pub fn for_each_split(input: &[u8], run: impl FnMut(&[&[u8]])) {
+    for_each_split_every(input, 1, run);
+}
+
+/// Like [`for_each_split`], but cut in two only every `step` bytes: for end-to-end inputs of
+/// many kilobytes, where every cut would make a test slow and add nothing, because the parsers
+/// underneath are cut at every point in their own tests.
+pub fn for_each_split_every(input: &[u8], step: usize, mut run: impl FnMut(&[&[u8]])) {
     run(&[input]);
     let bytes: Vec<&[u8]> = input.chunks(1).collect();
     run(&bytes);
-    for at in 1..input.len() {
+    for at in (1..input.len()).step_by(step.max(1)) {
         let (head, tail) = input.split_at(at);
         run(&[head, tail]);
     }
@@ -27,5 +34,12 @@ mod tests {
         });
         // whole, byte by byte, and three two-way cuts
         assert_eq!(calls, 5);
+        calls = 0;
+        for_each_split_every(b"abcdefg", 3, |pieces| {
+            calls += 1;
+            assert_eq!(pieces.concat(), b"abcdefg");
+        });
+        // whole, byte by byte, and cuts at 1 and 4
+        assert_eq!(calls, 4);
     }
 }
