@@ -163,24 +163,14 @@ impl Body {
                     at = input.len();
                     State::UntilClose
                 }
-                State::Length(left) => {
-                    let take = take_len(left, rest.len());
-                    out.extend_from_slice(&rest[..take]);
-                    at += take;
-                    match left - take as u64 {
-                        0 => State::Done,
-                        left => State::Length(left),
-                    }
-                }
-                State::Data(left) => {
-                    let take = take_len(left, rest.len());
-                    out.extend_from_slice(&rest[..take]);
-                    at += take;
-                    match left - take as u64 {
-                        0 => State::DataCr,
-                        left => State::Data(left),
-                    }
-                }
+                State::Length(left) => match copy_payload(left, rest, out, &mut at) {
+                    0 => State::Done,
+                    left => State::Length(left),
+                },
+                State::Data(left) => match copy_payload(left, rest, out, &mut at) {
+                    0 => State::DataCr,
+                    left => State::Data(left),
+                },
                 state => {
                     at += 1;
                     framing_byte(state, rest[0])?
@@ -208,9 +198,13 @@ impl Body {
     }
 }
 
-/// How many of `available` bytes to take when `left` are wanted.
-fn take_len(left: u64, available: usize) -> usize {
-    usize::try_from(left).map_or(available, |left| left.min(available))
+/// Copies up to `left` payload bytes from `rest` to `out`, advancing `at` past them; returns
+/// how many are still wanted.
+fn copy_payload(left: u64, rest: &[u8], out: &mut Vec<u8>, at: &mut usize) -> u64 {
+    let take = usize::try_from(left).map_or(rest.len(), |left| left.min(rest.len()));
+    out.extend_from_slice(&rest[..take]);
+    *at += take;
+    left - take as u64
 }
 
 /// One byte of chunk framing: every edge of the table above except the payload copies.
