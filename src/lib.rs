@@ -10,6 +10,8 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod reactor;
+#[cfg(test)]
+mod splits;
 pub mod sse;
 pub mod stats;
 pub mod sys;

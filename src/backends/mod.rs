@@ -5,6 +5,8 @@
 //! backend is one new file here and one line in [`REGISTRY`].
 
 mod mock;
+pub mod openai;
+pub mod upstream;
 
 use std::fmt;
 use std::time::Duration;

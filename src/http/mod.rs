@@ -1,5 +1,19 @@
-//! HTTP/1.1 as the daemon speaks it: the response heads it writes to clients.
+//! HTTP/1.1 as the daemon speaks it: the response heads it writes to clients, and the requests
+//! it sends upstream with the responses it reads back.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `respond.rs` | success head and error responses written to clients |
+//! | `request.rs` | one complete upstream request in a buffer |
+//! | `response.rs` | upstream response heads |
+//! | `body.rs` | upstream body framing: length, chunked, until close |
 
+pub mod body;
+pub mod request;
 mod respond;
+pub mod response;
 
+pub use body::{Body, BodyError};
+pub use request::{build_request, RequestError};
 pub use respond::{error_response, ErrorStatus, SSE_HEAD};
+pub use response::{parse_head, Head, HeadError, HeadParse};

@@ -1,5 +1,7 @@
-//! Server-Sent Events: encoding what we send to clients.
+//! Server-Sent Events: encoding what we send to clients, parsing what upstreams send us.
 
 mod encode;
+pub mod parse;
 
 pub use encode::{done, error_event, push_json_string, EventSink, DONE};
+pub use parse::{SseError, SseItem, SseParser, DEFAULT_MAX_LINE};

@@ -1,0 +1,118 @@
+//! The openai backend: any OpenAI-compatible chat-completions API, streamed (SPEC §4.3).
+//!
+//! [`build_request`] writes `POST {base}/chat/completions` with a JSON body; [`translator`]
+//! reads the streamed chunks back. Not in the registry yet: the `Backend` trait is about to
+//! learn to return an [`UpstreamRequest`] instead of a local event source.
+
+mod translate;
+
+use super::upstream::{Origin, Translator, UpstreamRequest};
+use crate::config::OpenAiConfig;
+use crate::handoff::HandoffData;
+use crate::http::{build_request as build_http_request, RequestError};
+use crate::sse::push_json_string;
+
+pub use translate::OpenAiTranslator;
+
+const ENDPOINT: &str = "/chat/completions";
+const USER_AGENT: &str = concat!("streaming-daemon/", env!("CARGO_PKG_VERSION"));
+/// What is asked when a handoff has neither messages nor a prompt.
+const FALLBACK_PROMPT: &str = "Hello";
+
+/// The request and translator for one handoff.
+pub fn upstream_request(
+    config: &OpenAiConfig,
+    default_model: &str,
+    origin: &Origin,
+    request: &HandoffData,
+) -> Result<UpstreamRequest, RequestError> {
+    Ok(UpstreamRequest {
+        request: build_request(config, default_model, origin, request)?,
+        translator: translator(),
+    })
+}
+
+/// The complete HTTP request for one handoff. Fails only when a header value would need a line
+/// break: a handoff's `test_pattern` (the client's fault: 400) or the configured key (ours: 500).
+pub fn build_request(
+    config: &OpenAiConfig,
+    default_model: &str,
+    origin: &Origin,
+    request: &HandoffData,
+) -> Result<Vec<u8>, RequestError> {
+    let body = request_body(default_model, request);
+    let authorization = config
+        .api_key
+        .as_deref()
+        .filter(|key| !key.is_empty())
+        .map(|key| format!("Bearer {key}"));
+    let mut headers: Vec<(&str, &str)> = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "text/event-stream"),
+        ("User-Agent", USER_AGENT),
+    ];
+    if let Some(authorization) = &authorization {
+        headers.push(("Authorization", authorization));
+    }
+    if let Some(pattern) = request.test_pattern.as_deref().filter(|p| !p.is_empty()) {
+        headers.push(("X-Test-Pattern", pattern));
+    }
+    build_http_request(
+        "POST",
+        &origin.join(ENDPOINT),
+        &origin.host_header(),
+        &headers,
+        &body,
+    )
+}
+
+/// A fresh translator for one response.
+pub fn translator() -> Box<dyn Translator> {
+    Box::new(OpenAiTranslator)
+}
+
+/// `{"model":…,"messages":[…],"stream":true}` plus `max_tokens` when the handoff gave one.
+fn request_body(default_model: &str, request: &HandoffData) -> Vec<u8> {
+    let model = request
+        .model
+        .as_deref()
+        .filter(|model| !model.is_empty())
+        .unwrap_or(default_model);
+    let mut body = Vec::with_capacity(128 + request.prompt.len());
+    body.extend_from_slice(b"{\"model\":");
+    push_json_string(&mut body, model);
+    body.extend_from_slice(b",\"messages\":[");
+    if request.messages.is_empty() {
+        let prompt = match request.prompt.as_str() {
+            "" => FALLBACK_PROMPT,
+            prompt => prompt,
+        };
+        push_message(&mut body, "user", prompt);
+    } else {
+        for (i, message) in request.messages.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            push_message(&mut body, &message.role, &message.content);
+        }
+    }
+    body.extend_from_slice(b"],\"stream\":true");
+    if let Some(max_tokens) = request.max_tokens {
+        body.extend_from_slice(format!(",\"max_tokens\":{max_tokens}").as_bytes());
+    }
+    body.push(b'}');
+    body
+}
+
+fn push_message(body: &mut Vec<u8>, role: &str, content: &str) {
+    body.extend_from_slice(b"{\"role\":");
+    push_json_string(body, role);
+    body.extend_from_slice(b",\"content\":");
+    push_json_string(body, content);
+    body.push(b'}');
+}
+
+#[cfg(test)]
+mod request_tests;
+#[cfg(test)]
+mod stream_tests;

@@ -1,0 +1,107 @@
+//! What upstream backends (openai, langgraph) give the reactor, and the rules it follows with it.
+//!
+//! A backend turns a handoff into an [`UpstreamRequest`]: the complete HTTP request bytes and a
+//! [`Translator`] for the response. Everything here is sans-I/O; the reactor connects, writes,
+//! reads, keeps time and owns the pool.
+//!
+//! ## What the reactor does, step by step
+//! 1. Connect to the backend's [`Origin`] (TCP or its Unix socket; TLS when `https`), write
+//!    `request` until none is left.
+//! 2. Append what it reads to a head buffer and call [`crate::http::parse_head`] until it is
+//!    complete (a head error, a cut or the response-head timeout: 502 / 502 / 504).
+//! 3. [`status_outcome`]: `Reject` → write its error response to the client and close the client;
+//!    `Stream` → write [`crate::http::SSE_HEAD`], build a [`Relay`] and feed it the bytes that
+//!    followed the head, even when there are none (an empty body ends on that first feed).
+//! 4. Feed every read to [`Relay::feed`]; it writes content events to the client's sink. On
+//!    `Step::Ended(ending)`, or at EOF through [`Relay::on_eof`], finish the client stream by the
+//!    ending (below). Skipped events: log each at warn, count `daemon_backend_errors_total`.
+//! 5. Pool the upstream connection only when [`Relay::is_reusable`]; otherwise close it. If the
+//!    client goes away, close the upstream connection at once.
+//!
+//! | ending                        | client gets                                     | upstream connection         |
+//! |-------------------------------|-------------------------------------------------|-----------------------------|
+//! | `Ending::Complete`            | `data: [DONE]`, then close                      | pooled if `is_reusable()`   |
+//! | `Ending::Incomplete`          | close, without `[DONE]` and without an error    | pooled if `is_reusable()`   |
+//! | `Ending::Failed(failure)`     | `event: error` with `failure.message`, close    | closed                      |
+//!
+//! ## The translator contract
+//! - `on_item` is called for every SSE item of a `200` response, in order, including comments.
+//!   It appends client events to the sink and says how the answer stands ([`Flow`]). It never
+//!   writes `[DONE]` or `event: error`: the reactor does, once, by the ending.
+//! - `Flow::Complete` means the upstream signalled the end of the answer. It is sticky (later
+//!   items are still passed on and may still add content), but `[DONE]` is written only when the
+//!   body then ends cleanly: a body cut after the signal is still a failure (SPEC §4.3).
+//! - `Flow::Fail` ends the stream at once; nothing more is fed. Its `message` is for the client
+//!   and must not carry the upstream's raw words; `detail` (cut by [`excerpt`]) is for the log.
+//! - `Flow::Skip` is an event that could not be understood (malformed JSON): the stream goes on.
+//! - `on_clean_end` is asked only when the body ended cleanly and no `Complete` was seen: may a
+//!   silent end count as complete? OpenAI says no, LangGraph (no end event) says yes.
+//! - A translator keeps no reference to the sink and does no I/O and no logging: the reactor
+//!   logs with the connection's id.
+
+mod excerpt;
+mod origin;
+mod relay;
+mod status;
+
+pub use excerpt::{excerpt, EXCERPT_LIMIT};
+pub use origin::{Origin, OriginError, Scheme};
+pub use relay::{Ending, Fed, Relay, Step};
+pub use status::{status_outcome, StatusOutcome};
+
+use crate::sse::{EventSink, SseItem};
+
+/// One upstream call: what to send, and how to read the answer.
+pub struct UpstreamRequest {
+    /// The complete HTTP/1.1 request, head and body.
+    pub request: Vec<u8>,
+    pub translator: Box<dyn Translator>,
+}
+
+/// Turns one upstream response's SSE items into client events. See the module docs.
+pub trait Translator {
+    fn on_item(&mut self, item: &SseItem<'_>, sink: &mut EventSink<'_>) -> Flow;
+
+    /// The body ended cleanly without any `Flow::Complete`: is the answer complete anyway?
+    fn on_clean_end(&mut self) -> End;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The upstream signalled that the answer is complete.
+    Complete,
+    /// This event was not understood and was skipped; the text says why, for the log.
+    Skip(String),
+    /// The upstream reported an error in the stream.
+    Fail(Failure),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Complete,
+    Incomplete,
+}
+
+/// Why a stream ends with `event: error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// For the client's `event: error`: plain words, no upstream body, no secrets.
+    pub message: String,
+    /// For the operator's log at warn: what the upstream said or did, cut to 4 KiB.
+    pub detail: String,
+    /// A `daemon_stream_errors_total` reason: `upstream_error` (in-stream error object),
+    /// `upstream_cut` (closed mid-body), `upstream_malformed` (bad framing or event too large).
+    pub reason: &'static str,
+}
+
+impl Failure {
+    /// The upstream sent an error object in a `200` stream.
+    pub fn upstream_error(detail: String) -> Failure {
+        Failure {
+            message: "the upstream API reported an error during the answer".to_string(),
+            detail,
+            reason: "upstream_error",
+        }
+    }
+}

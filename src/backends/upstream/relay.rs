@@ -1,0 +1,173 @@
+//! One `200` response body relayed to a client: framing, SSE parsing and translation composed,
+//! and the one place that decides how the client's stream ends (SPEC §4.3 "Completion").
+//!
+//! | state    | event                                            | next                                   |
+//! |----------|--------------------------------------------------|----------------------------------------|
+//! | Relaying | bytes; the body goes on                          | Relaying (client events appended)      |
+//! | Relaying | bytes; the body ends by its framing              | Ended: Complete or Incomplete          |
+//! | Relaying | the translator says `Fail`                       | Ended: Failed (`upstream_error`)       |
+//! | Relaying | bad framing, or a line or event over the limit   | Ended: Failed (`upstream_malformed`)   |
+//! | Relaying | EOF on a close-delimited body                    | Ended: Complete or Incomplete          |
+//! | Relaying | EOF before the framing's end                     | Ended: Failed (`upstream_cut`)         |
+//! | Ended    | more bytes or EOF                                | Ended (the same ending again)          |
+//!
+//! A clean end is `Complete` when the translator said `Complete` at any point, or, failing
+//! that, when its `on_clean_end` says so; otherwise `Incomplete`.
+
+use super::{End, Failure, Flow, Translator};
+use crate::http::{Body, Head};
+use crate::sse::{EventSink, SseParser};
+
+pub struct Relay {
+    body: Body,
+    parser: SseParser,
+    translator: Box<dyn Translator>,
+    /// A translator call said `Complete`; `[DONE]` follows if the body ends cleanly.
+    completion_seen: bool,
+    /// The head did not say the connection closes after this response.
+    keep_alive: bool,
+    /// Set once; every later call returns it again.
+    ended: Option<Ending>,
+    /// The body ended by its framing with nothing after it, on a keep-alive connection.
+    reusable: bool,
+}
+
+/// What one [`Relay::feed`] came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fed {
+    pub step: Step,
+    /// Events skipped as not understood, one reason each (already cut for the log): log each at
+    /// warn with the connection id and count each in `daemon_backend_errors_total`.
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The body goes on: read more.
+    More,
+    /// The stream is over; see the module docs of `upstream` for what each ending asks.
+    Ended(Ending),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Write `data: [DONE]` and close the client.
+    Complete,
+    /// Close the client without `[DONE]` and without an error event.
+    Incomplete,
+    /// Write `event: error` with the failure's message and close the client.
+    Failed(Failure),
+}
+
+impl Relay {
+    /// Starts relaying the body `head` announced. `max_line` bounds SSE lines and events.
+    pub fn new(head: &Head, translator: Box<dyn Translator>, max_line: usize) -> Relay {
+        Relay {
+            body: Body::new(head),
+            parser: SseParser::new(max_line),
+            translator,
+            completion_seen: false,
+            keep_alive: !head.connection_close,
+            ended: None,
+            reusable: false,
+        }
+    }
+
+    /// Relays the next bytes read from the upstream, appending client events to `sink`.
+    /// `scratch` is a buffer lent for the decoded body; it is cleared first and means nothing
+    /// afterwards, so one buffer can serve every connection.
+    pub fn feed(&mut self, input: &[u8], scratch: &mut Vec<u8>, sink: &mut EventSink<'_>) -> Fed {
+        let mut skipped = Vec::new();
+        if let Some(ending) = &self.ended {
+            return Fed {
+                step: Step::Ended(ending.clone()),
+                skipped,
+            };
+        }
+        scratch.clear();
+        // Payload decoded before a framing error is still relayed: it was good when it came.
+        let framed = self.body.feed(input, scratch);
+        let mut failure = None;
+        let translator = &mut self.translator;
+        let completion_seen = &mut self.completion_seen;
+        let parsed = self.parser.feed(scratch, &mut |item| {
+            if failure.is_some() {
+                return;
+            }
+            match translator.on_item(&item, sink) {
+                Flow::Continue => {}
+                Flow::Complete => *completion_seen = true,
+                Flow::Skip(reason) => skipped.push(reason),
+                Flow::Fail(fail) => failure = Some(fail),
+            }
+        });
+        let ending = match (failure, parsed, framed) {
+            (Some(failure), _, _) => Ending::Failed(failure),
+            (None, Err(error), _) => Ending::Failed(malformed(error.to_string())),
+            (None, Ok(()), Err(error)) => Ending::Failed(malformed(error.to_string())),
+            (None, Ok(()), Ok(used)) if self.body.is_complete() => {
+                self.reusable = self.keep_alive && used == input.len();
+                self.clean_end()
+            }
+            (None, Ok(()), Ok(_)) => {
+                return Fed {
+                    step: Step::More,
+                    skipped,
+                }
+            }
+        };
+        self.ended = Some(ending.clone());
+        Fed {
+            step: Step::Ended(ending),
+            skipped,
+        }
+    }
+
+    /// The upstream connection reached EOF (or the TLS session closed cleanly).
+    pub fn on_eof(&mut self) -> Ending {
+        if let Some(ending) = &self.ended {
+            return ending.clone();
+        }
+        let ending = match self.body.on_eof() {
+            Ok(()) => self.clean_end(),
+            Err(error) => Ending::Failed(Failure {
+                message: "the upstream connection closed before the answer was complete"
+                    .to_string(),
+                detail: error.to_string(),
+                reason: "upstream_cut",
+            }),
+        };
+        self.ended = Some(ending.clone());
+        ending
+    }
+
+    /// The upstream connection may go back to the pool: the response ended by its framing,
+    /// nothing followed it, and the server did not ask to close.
+    pub fn is_reusable(&self) -> bool {
+        self.reusable
+    }
+
+    /// The upstream has signalled completion, whether or not the body has ended yet.
+    pub fn completion_seen(&self) -> bool {
+        self.completion_seen
+    }
+
+    fn clean_end(&mut self) -> Ending {
+        if self.completion_seen || self.translator.on_clean_end() == End::Complete {
+            Ending::Complete
+        } else {
+            Ending::Incomplete
+        }
+    }
+}
+
+fn malformed(detail: String) -> Failure {
+    Failure {
+        message: "the upstream API sent a malformed response".to_string(),
+        detail,
+        reason: "upstream_malformed",
+    }
+}
+
+#[cfg(test)]
+mod tests;
