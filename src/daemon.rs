@@ -6,6 +6,9 @@ use crate::backends;
 use crate::config::Config;
 use crate::reactor::{Listener, Reactor};
 use crate::sys::{limits, signals::SignalFd};
+use crate::upstream::resolve::{self, Resolver};
+use crate::upstream::tls::{self, Trust};
+use crate::upstream::Upstream;
 
 /// Exit code for errors found before serving (configuration, backend set-up).
 const EXIT_CONFIG: i32 = 2;
@@ -68,6 +71,10 @@ pub fn run(config: Config) -> i32 {
                 return EXIT_RUNTIME;
             }
         };
+    if let Err(message) = attach_upstream(&mut reactor, &config) {
+        log::error!("{message}");
+        return EXIT_CONFIG;
+    }
     log::info!(
         "listening on {} ({}, mode {:04o}); backend {}; max_connections {}; max_stream_duration {:?}",
         server.socket_path.display(),
@@ -92,6 +99,47 @@ pub fn run(config: Config) -> i32 {
             EXIT_RUNTIME
         }
     }
+}
+
+/// Sets up the backend's upstream API, if it has one: TLS settings, a first lookup (so that the
+/// first requests need not wait), and the resolver thread that keeps addresses fresh.
+fn attach_upstream(reactor: &mut Reactor, config: &Config) -> Result<(), String> {
+    let Some(target) = reactor.backend_upstream().cloned() else { return Ok(()) };
+    let tls = if Upstream::needs_tls(&target) {
+        let trust = Trust {
+            cert_file: std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()).map(Into::into),
+            ca_file: target.ca_file.clone(),
+            insecure: target.insecure_ssl,
+        };
+        Some(tls::client_config(&trust).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let (addresses, resolver) = match Upstream::host(&target) {
+        None => (Vec::new(), None),
+        Some(host) => {
+            let addresses = resolve::lookup(&host).unwrap_or_else(|reason| {
+                log::warn!("{reason}; requests get 502 until it resolves");
+                Vec::new()
+            });
+            let waker = reactor.waker().map_err(|e| format!("cannot create the loop's waker: {e}"))?;
+            let resolver = Resolver::start(vec![host], waker)
+                .map_err(|e| format!("cannot start the resolver thread: {e}"))?;
+            (addresses, Some(resolver))
+        }
+    };
+    let origin = &target.origin;
+    log::info!(
+        "upstream {}://{}:{}{}{}",
+        if tls.is_some() { "https" } else { "http" },
+        origin.host,
+        origin.port,
+        origin.base_path,
+        origin.unix_socket.as_ref().map(|p| format!(" via {}", p.display())).unwrap_or_default()
+    );
+    let timeouts = config.backend.upstream.clone();
+    reactor.attach_upstream(Upstream::new(target, tls, timeouts, resolver, addresses));
+    Ok(())
 }
 
 /// The metrics listener, unless metrics are off (by configuration, or in `-benchmark` mode

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::conn::Ending;
+use crate::conn::{Ending, UpstreamEnd};
 use crate::handoff::HandoffError;
 use crate::metrics::{self, Gauges, HandoffErrorReason, Metrics, StreamErrorReason};
 
@@ -85,9 +85,27 @@ impl Tally {
         self.peak_streams = self.peak_streams.max(self.active_streams);
         if let Some(m) = &mut self.metrics {
             m.stream_started();
-            if let Some(backend) = self.backend {
-                m.backend_request(backend);
-            }
+        }
+    }
+
+    /// A local backend started producing, or an upstream request was sent.
+    pub fn backend_request(&mut self) {
+        if let (Some(m), Some(backend)) = (&mut self.metrics, self.backend) {
+            m.backend_request(backend);
+        }
+    }
+
+    /// From an upstream request sent to the first byte of its response.
+    pub fn backend_ttfb(&mut self, took: Duration) {
+        if let (Some(m), Some(backend)) = (&mut self.metrics, self.backend) {
+            m.backend_ttfb(backend, took);
+        }
+    }
+
+    /// Any upstream failure, and every upstream event that could not be understood.
+    pub fn backend_error(&mut self) {
+        if let (Some(m), Some(backend)) = (&mut self.metrics, self.backend) {
+            m.backend_error(backend);
         }
     }
 
@@ -168,7 +186,15 @@ fn stream_reason(ending: &Ending) -> Option<StreamErrorReason> {
         Ending::MaxDuration => Some(StreamErrorReason::MaxDuration),
         Ending::ShutDown => Some(StreamErrorReason::Canceled),
         Ending::Panicked => Some(StreamErrorReason::Panic),
-        Ending::BackendFailed(_) => Some(StreamErrorReason::UpstreamError),
+        Ending::BackendFailed(_) => Some(StreamErrorReason::Other),
+        Ending::Upstream(why) => Some(match why {
+            UpstreamEnd::Unreachable => StreamErrorReason::UpstreamUnreachable,
+            UpstreamEnd::Status(_) => StreamErrorReason::UpstreamStatus,
+            UpstreamEnd::Timeout => StreamErrorReason::UpstreamTimeout,
+            UpstreamEnd::Cut => StreamErrorReason::UpstreamCut,
+            UpstreamEnd::Error | UpstreamEnd::Malformed => StreamErrorReason::UpstreamError,
+            UpstreamEnd::Incomplete => StreamErrorReason::UpstreamIncomplete,
+        }),
         Ending::Rejected(_) | Ending::Refused(_) | Ending::ClientMisbehaved => {
             Some(StreamErrorReason::Other)
         }

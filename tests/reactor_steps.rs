@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
-use streaming_daemon::backends::{self, Backend, BackendError, EventSource, Next};
+use streaming_daemon::backends::{self, Backend, BackendError, EventSource, Next, Start};
 use streaming_daemon::config::{Config, SocketType};
 use streaming_daemon::handoff::HandoffData;
 use streaming_daemon::reactor::{Listener, Reactor, Turn};
@@ -392,8 +392,8 @@ impl Backend for Firehose {
     fn name(&self) -> &'static str {
         "firehose"
     }
-    fn start(&mut self, _: HandoffData) -> Result<Box<dyn EventSource>, BackendError> {
-        Ok(Box::new(FirehoseStream))
+    fn start(&mut self, _: HandoffData) -> Result<Start, BackendError> {
+        Ok(Start::Local(Box::new(FirehoseStream)))
     }
 }
 
@@ -473,14 +473,14 @@ impl Backend for Fragile {
     fn name(&self) -> &'static str {
         "fragile"
     }
-    fn start(&mut self, request: HandoffData) -> Result<Box<dyn EventSource>, BackendError> {
+    fn start(&mut self, request: HandoffData) -> Result<Start, BackendError> {
         if request.prompt == "panic at start" {
             panic!("deliberate panic at start");
         }
-        Ok(Box::new(FragileStream {
+        Ok(Start::Local(Box::new(FragileStream {
             prompt: request.prompt,
             produced: 0,
-        }))
+        })))
     }
 }
 

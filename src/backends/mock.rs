@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Backend, BackendError, EventSource, Next};
+use super::{Backend, BackendError, EventSource, Next, Start};
 use crate::config::Config;
 use crate::handoff::HandoffData;
 use crate::sse::EventSink;
@@ -39,13 +39,13 @@ impl Backend for Mock {
         "mock"
     }
 
-    fn start(&mut self, request: HandoffData) -> Result<Box<dyn EventSource>, BackendError> {
-        Ok(Box::new(MockStream {
+    fn start(&mut self, request: HandoffData) -> Result<Start, BackendError> {
+        Ok(Start::Local(Box::new(MockStream {
             prompt: Some(request.prompt),
             user_id: request.user_id,
             next: 1,
             delay: self.delay,
-        }))
+        })))
     }
 }
 
@@ -104,7 +104,9 @@ mod tests {
 
     fn run(delay: Duration, request: HandoffData) -> (Vec<String>, Vec<Next>) {
         let mut backend = Mock { delay };
-        let mut source = backend.start(request).unwrap();
+        let Ok(Start::Local(mut source)) = backend.start(request) else {
+            panic!("the mock backend is local");
+        };
         let mut out = Vec::new();
         let mut steps = Vec::new();
         for _ in 0..40 {

@@ -1,8 +1,10 @@
 //! Backends: what turns a handoff into the events of a stream.
 //!
-//! A backend is sans-I/O. It turns a handoff into an [`EventSource`] that the reactor asks for
-//! events whenever their time has come; the reactor does all the waiting and writing. Adding a
-//! backend is one new file here and one line in [`REGISTRY`].
+//! A backend is sans-I/O. It turns a handoff into either an [`EventSource`] that the reactor
+//! asks for events whenever their time has come (mock, typing), or an upstream request plus a
+//! translator for its response (openai, langgraph: see [`upstream`]); the reactor does all the
+//! connecting, waiting and writing. Adding a backend is one new file here and one line in
+//! [`REGISTRY`].
 
 mod mock;
 pub mod openai;
@@ -16,7 +18,7 @@ use crate::handoff::HandoffData;
 use crate::sse::EventSink;
 
 /// Every backend the daemon can run, by the name `backend.provider` and `-backend` use.
-pub const REGISTRY: &[(&str, Constructor)] = &[("mock", mock::create)];
+pub const REGISTRY: &[(&str, Constructor)] = &[("mock", mock::create), ("openai", openai::create)];
 
 type Constructor = fn(&Config) -> Result<Box<dyn Backend>, BackendError>;
 
@@ -24,8 +26,22 @@ pub trait Backend {
     /// The name used in logs and in the `backend` metric label.
     fn name(&self) -> &'static str;
 
+    /// The upstream API this backend calls, if any: the reactor resolves it, connects to it and
+    /// keeps its connections pooled.
+    fn upstream(&self) -> Option<&upstream::Target> {
+        None
+    }
+
     /// Starts producing the answer to one handoff.
-    fn start(&mut self, request: HandoffData) -> Result<Box<dyn EventSource>, BackendError>;
+    fn start(&mut self, request: HandoffData) -> Result<Start, BackendError>;
+}
+
+/// How a stream's answer is produced.
+pub enum Start {
+    /// Events made here, over time.
+    Local(Box<dyn EventSource>),
+    /// An HTTP request to [`Backend::upstream`] and the translator for its response.
+    Upstream(upstream::UpstreamRequest),
 }
 
 /// The events of one stream, produced when the reactor asks.
@@ -51,6 +67,10 @@ pub enum BackendError {
     UnknownProvider(String),
     /// The backend cannot be set up with this configuration.
     Setup(String),
+    /// This handoff cannot be turned into a request (the client's fault: 400).
+    BadRequest(String),
+    /// This handoff cannot be served for a reason of ours (500).
+    Internal(String),
 }
 
 impl fmt::Display for BackendError {
@@ -62,6 +82,10 @@ impl fmt::Display for BackendError {
                 available().join(", ")
             ),
             BackendError::Setup(reason) => write!(f, "backend set-up failed: {reason}"),
+            BackendError::BadRequest(reason) => {
+                write!(f, "the request cannot be sent upstream: {reason}")
+            }
+            BackendError::Internal(reason) => write!(f, "the backend failed: {reason}"),
         }
     }
 }
@@ -93,7 +117,7 @@ mod tests {
         let error = create(&config).err().unwrap();
         assert_eq!(
             error.to_string(),
-            "unknown backend \"nope\"; available backends: mock"
+            "unknown backend \"nope\"; available backends: mock, openai"
         );
     }
 }

@@ -1,13 +1,13 @@
 //! The openai backend: any OpenAI-compatible chat-completions API, streamed (SPEC §4.3).
 //!
 //! [`build_request`] writes `POST {base}/chat/completions` with a JSON body; [`translator`]
-//! reads the streamed chunks back. Not in the registry yet: the `Backend` trait is about to
-//! learn to return an [`UpstreamRequest`] instead of a local event source.
+//! reads the streamed chunks back.
 
 mod translate;
 
-use super::upstream::{Origin, Translator, UpstreamRequest};
-use crate::config::OpenAiConfig;
+use super::upstream::{Origin, Target, Translator, UpstreamRequest};
+use super::{Backend, BackendError, Start};
+use crate::config::{Config, OpenAiConfig};
 use crate::handoff::HandoffData;
 use crate::http::{build_request as build_http_request, RequestError};
 use crate::sse::push_json_string;
@@ -18,6 +18,54 @@ const ENDPOINT: &str = "/chat/completions";
 const USER_AGENT: &str = concat!("streaming-daemon/", env!("CARGO_PKG_VERSION"));
 /// What is asked when a handoff has neither messages nor a prompt.
 const FALLBACK_PROMPT: &str = "Hello";
+
+pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
+    let settings = &config.backend.openai;
+    let origin = Origin::parse(&settings.api_base, settings.api_socket.clone())
+        .map_err(|e| BackendError::Setup(format!("backend.openai.api_base: {e}")))?;
+    Ok(Box::new(OpenAi {
+        target: Target {
+            origin,
+            ca_file: settings.ca_file.clone(),
+            insecure_ssl: settings.insecure_ssl,
+        },
+        settings: settings.clone(),
+        default_model: config.backend.default_model.clone(),
+    }))
+}
+
+struct OpenAi {
+    target: Target,
+    settings: OpenAiConfig,
+    default_model: String,
+}
+
+impl Backend for OpenAi {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    fn upstream(&self) -> Option<&Target> {
+        Some(&self.target)
+    }
+
+    fn start(&mut self, request: HandoffData) -> Result<Start, BackendError> {
+        let call = upstream_request(
+            &self.settings,
+            &self.default_model,
+            &self.target.origin,
+            &request,
+        )
+        .map_err(|e| match e {
+            // The client chose the test pattern; the key is ours.
+            RequestError::BadHeaderValue(name) if name == "X-Test-Pattern" => {
+                BackendError::BadRequest("test_pattern cannot be sent as a header".to_string())
+            }
+            other => BackendError::Internal(other.to_string()),
+        })?;
+        Ok(Start::Upstream(call))
+    }
+}
 
 /// The request and translator for one handoff.
 pub fn upstream_request(

@@ -7,10 +7,12 @@
 //! | Receiving | handoff complete, bad or not admitted   | Finishing (HTTP error response)        |
 //! | Receiving | rejected with no usable client fd       | closed                                 |
 //! | Receiving | deadline (handoff timeout)              | Finishing (500) or closed (no fd yet)  |
+//! | Receiving | complete, upstream backend              | Calling (see `call.rs` for its phases)  |
 //! | Streaming | event time reached, nothing waiting     | Streaming, or Finishing (`[DONE]` / `event: error`) |
 //! | Streaming | client writable                         | Streaming (flushed; produces if due)   |
 //! | Streaming | client sent EOF or reset                | closed (client gone)                   |
-//! | Streaming | max stream duration reached             | Finishing (`event: error`)             |
+//! | Streaming, Calling | max stream duration reached    | Finishing (`event: error`, or 504 before a head) |
+//! | Calling   | the relay ended                         | Finishing (`[DONE]`, silent, or `event: error`) |
 //! | Streaming | nothing taken for the write timeout     | closed (write stall)                   |
 //! | Finishing | everything written                      | closed (the outcome it carries)        |
 //! | Finishing | nothing taken for the write timeout     | closed (write stall)                   |
@@ -19,6 +21,7 @@
 //! The sockets live in the connection, not in the states, so that a panic in the middle of a
 //! transition still leaves the client socket to answer with a 500.
 
+mod call;
 mod outbox;
 mod receive;
 
@@ -29,14 +32,17 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry};
 
-use crate::backends::{Backend, EventSource, Next};
-use crate::config::SocketType;
+use crate::backends::{Backend, BackendError, EventSource, Next, Start};
+use crate::config::{SocketType, UpstreamTimeouts};
 use crate::handoff::{parse_handoff_data, HandoffError};
 use crate::http::{error_response, ErrorStatus, SSE_HEAD};
 use crate::sse::{self, EventSink};
 use crate::stats::Tally;
 use crate::sys::socket;
+use crate::upstream::transport::Transport;
+use crate::upstream::Upstream;
 
+pub use call::UpstreamEnd;
 pub use outbox::{Flushed, Outbox};
 use receive::{Received, Receiver};
 
@@ -54,6 +60,7 @@ pub struct Settings {
     pub handoff_timeout: Duration,
     pub write_timeout: Duration,
     pub max_stream_duration: Option<Duration>,
+    pub upstream: UpstreamTimeouts,
 }
 
 /// Whether a completed handoff may start streaming, decided by the reactor.
@@ -76,9 +83,22 @@ pub struct Context<'a> {
     /// Shared per reactor, `max_handoff_bytes + 1` long.
     pub handoff_buf: &'a mut [u8],
     pub backend: &'a mut dyn Backend,
+    /// The backend's upstream API, when it has one.
+    pub upstream: Option<&'a mut Upstream>,
+    /// Shared per reactor: bytes read from upstreams, and their decoded bodies.
+    pub read_buf: &'a mut Vec<u8>,
+    pub decode_buf: &'a mut Vec<u8>,
     pub settings: &'a Settings,
     pub admission: Admission,
     pub tally: &'a mut Tally,
+}
+
+/// The tokens of a connection's sockets.
+#[derive(Debug, Clone, Copy)]
+pub struct Tokens {
+    pub apache: mio::Token,
+    pub client: mio::Token,
+    pub upstream: mio::Token,
 }
 
 /// Which socket an event is for and what it is ready to do.
@@ -86,6 +106,11 @@ pub struct Context<'a> {
 pub enum Ready {
     Apache,
     Client {
+        readable: bool,
+        writable: bool,
+        closed: bool,
+    },
+    Upstream {
         readable: bool,
         writable: bool,
         closed: bool,
@@ -108,6 +133,8 @@ pub enum Ending {
     Panicked,
     /// The client sent far more than a request's worth of bytes after its request.
     ClientMisbehaved,
+    /// The upstream call did not deliver a complete answer.
+    Upstream(UpstreamEnd),
 }
 
 impl Ending {
@@ -123,6 +150,13 @@ impl Ending {
             Ending::BackendFailed(_) => "backend_error",
             Ending::Panicked => "panic",
             Ending::ClientMisbehaved => "client_protocol",
+            Ending::Upstream(UpstreamEnd::Unreachable) => "upstream_unreachable",
+            Ending::Upstream(UpstreamEnd::Status(_)) => "upstream_status",
+            Ending::Upstream(UpstreamEnd::Timeout) => "upstream_timeout",
+            Ending::Upstream(UpstreamEnd::Cut) => "upstream_cut",
+            Ending::Upstream(UpstreamEnd::Error) => "upstream_error",
+            Ending::Upstream(UpstreamEnd::Malformed) => "upstream_malformed",
+            Ending::Upstream(UpstreamEnd::Incomplete) => "upstream_incomplete",
         }
     }
 }
@@ -137,6 +171,8 @@ pub enum Step {
 enum State {
     Receiving(Receiver),
     Streaming(Streaming),
+    /// Waiting for, or relaying, the backend's upstream API.
+    Calling(Box<call::Call>),
     /// Writing the last bytes, then closing with the ending it carries.
     Finishing(Ending),
     /// Only while a transition is in progress (or after a panic interrupted one).
@@ -148,8 +184,6 @@ struct Streaming {
     /// When the source wants to be asked next; `None` once it is due and waits for the
     /// client to take what was written.
     next_at: Option<Instant>,
-    /// `max_stream_duration` from the stream's start.
-    ends_at: Option<Instant>,
 }
 
 pub struct Connection {
@@ -160,6 +194,11 @@ pub struct Connection {
     client: Option<OwnedFd>,
     client_token: mio::Token,
     client_registered: bool,
+    /// The connection to the backend's API, while a call is in progress.
+    upstream: Option<Transport>,
+    upstream_token: mio::Token,
+    /// `max_stream_duration` from the stream's start.
+    ends_at: Option<Instant>,
     outbox: Outbox,
     state: State,
     head_sent: bool,
@@ -177,14 +216,14 @@ impl Connection {
     pub fn accept(
         id: u64,
         apache: OwnedFd,
-        tokens: (mio::Token, mio::Token),
+        tokens: Tokens,
         over_capacity: bool,
         registry: &Registry,
         now: Instant,
     ) -> io::Result<Connection> {
         registry.register(
             &mut SourceFd(&apache.as_raw_fd()),
-            tokens.0,
+            tokens.apache,
             Interest::READABLE,
         )?;
         Ok(Connection {
@@ -192,8 +231,11 @@ impl Connection {
             accepted_at: now,
             apache: Some(apache),
             client: None,
-            client_token: tokens.1,
+            client_token: tokens.client,
             client_registered: false,
+            upstream: None,
+            upstream_token: tokens.upstream,
+            ends_at: None,
             outbox: Outbox::default(),
             state: State::Receiving(Receiver::default()),
             head_sent: false,
@@ -236,8 +278,9 @@ impl Connection {
                 } else {
                     None
                 };
-                earliest(due, streaming.ends_at)
+                earliest(due, self.ends_at)
             }
+            State::Calling(call) => earliest(call.deadline(settings), self.ends_at),
             State::Finishing(_) | State::Transitioning => None,
         };
         earliest(own, stall)
@@ -262,6 +305,11 @@ impl Connection {
                 }
                 Step::Continue
             }
+            Ready::Upstream {
+                readable,
+                writable,
+                closed,
+            } => self.on_upstream_ready(readable, writable, closed, ctx),
         }
     }
 
@@ -279,8 +327,27 @@ impl Connection {
                 self.client = receiver.take_client();
                 self.reject(HandoffError::TimedOut, ctx)
             }
+            State::Calling(_) if self.ends_at.is_some_and(|t| now >= t) => {
+                self.upstream = None;
+                if self.head_sent {
+                    return self.end_with_error(
+                        Ending::MaxDuration,
+                        "maximum stream duration exceeded",
+                        ctx,
+                    );
+                }
+                let message = "maximum stream duration exceeded before the upstream answered";
+                self.respond_error(
+                    ErrorStatus::GatewayTimeout,
+                    message,
+                    None,
+                    Ending::MaxDuration,
+                    ctx,
+                )
+            }
+            State::Calling(_) => self.on_call_timer(ctx),
             State::Streaming(streaming) => {
-                if streaming.ends_at.is_some_and(|t| now >= t) {
+                if self.ends_at.is_some_and(|t| now >= t) {
                     return self.end_with_error(
                         Ending::MaxDuration,
                         "maximum stream duration exceeded",
@@ -299,10 +366,17 @@ impl Connection {
     /// The drain deadline passed (or a second signal came): end now, telling the client why.
     pub fn on_shutdown(&mut self, ctx: &mut Context<'_>) -> Ending {
         match std::mem::replace(&mut self.state, State::Transitioning) {
-            State::Streaming(_) => {
+            State::Streaming(_) | State::Calling(_) if self.head_sent => {
+                self.upstream = None;
                 ctx.scratch.clear();
                 sse::error_event(ctx.scratch, "server shutting down");
                 self.send_scratch(ctx);
+                Ending::ShutDown
+            }
+            State::Streaming(_) | State::Calling(_) => {
+                self.upstream = None;
+                let status = ErrorStatus::ServiceUnavailable;
+                self.respond_error(status, "server shutting down", None, Ending::ShutDown, ctx);
                 Ending::ShutDown
             }
             State::Finishing(ending) => ending,
@@ -419,32 +493,51 @@ impl Connection {
                 ctx,
             );
         }
-        let source = match ctx.backend.start(request) {
-            Ok(source) => source,
-            Err(error) => {
-                log::error!("conn={} backend could not start: {error}", self.id);
-                let ending = Ending::BackendFailed(error.to_string());
-                return self.respond_error(
-                    ErrorStatus::InternalServerError,
-                    "the backend could not start",
-                    None,
-                    ending,
-                    ctx,
-                );
-            }
+        let start = match ctx.backend.start(request) {
+            Ok(start) => start,
+            Err(error) => return self.refuse_start(error, ctx),
         };
         self.streaming_since = Some(ctx.now);
+        self.ends_at = ctx.settings.max_stream_duration.map(|d| ctx.now + d);
         ctx.tally.stream_started();
+        match start {
+            Start::Local(source) => {
+                ctx.tally.backend_request();
+                self.stream_locally(source, ctx)
+            }
+            Start::Upstream(request) => self.start_call(request, ctx),
+        }
+    }
+
+    /// Local backends write the success head at once, with their first events.
+    fn stream_locally(&mut self, source: Box<dyn EventSource>, ctx: &mut Context<'_>) -> Step {
         self.status = 200;
         self.head_sent = true;
         self.state = State::Streaming(Streaming {
             source,
             next_at: Some(ctx.now),
-            ends_at: ctx.settings.max_stream_duration.map(|d| ctx.now + d),
         });
         ctx.scratch.clear();
         ctx.scratch.extend_from_slice(SSE_HEAD);
         self.produce_into_scratch(ctx)
+    }
+
+    fn refuse_start(&mut self, error: BackendError, ctx: &mut Context<'_>) -> Step {
+        let (status, message) = match &error {
+            BackendError::BadRequest(reason) => (
+                ErrorStatus::BadRequest,
+                format!("invalid request data: {reason}"),
+            ),
+            _ => {
+                log::error!("conn={} backend could not start: {error}", self.id);
+                (
+                    ErrorStatus::InternalServerError,
+                    "the backend could not start".to_string(),
+                )
+            }
+        };
+        let ending = Ending::BackendFailed(error.to_string());
+        self.respond_error(status, &message, None, ending, ctx)
     }
 
     /// Validates the client fd and registers it: the rest of the connection's life is there.
@@ -618,6 +711,7 @@ impl Connection {
             State::Streaming(streaming) if streaming.next_at.is_some_and(|t| ctx.now >= t) => {
                 self.produce(ctx)
             }
+            State::Calling(call) if call.is_paused() => self.resume_call(ctx),
             _ => Step::Continue,
         }
     }

@@ -25,10 +25,11 @@ pub use slab::Slab;
 
 use crate::backends::Backend;
 use crate::config::Config;
-use crate::conn::{Admission, Connection, Context, Ending, Ready, Settings, Step};
+use crate::conn::{Admission, Connection, Context, Ending, Ready, Settings, Step, Tokens};
 use crate::stats::Tally;
 use crate::sys::signals::{Signal, SignalFd};
 use crate::sys::socket;
+use crate::upstream::Upstream;
 use scrape::Scrape;
 use timers::Timers;
 use token::{Key, Side};
@@ -109,6 +110,9 @@ pub struct Reactor {
     held_bytes: usize,
     scratch: Vec<u8>,
     handoff_buf: Box<[u8]>,
+    upstream: Option<Upstream>,
+    read_buf: Vec<u8>,
+    decode_buf: Vec<u8>,
     tally: Tally,
     next_id: u64,
     lifecycle: Lifecycle,
@@ -150,6 +154,7 @@ impl Reactor {
             handoff_timeout: server.handoff_timeout,
             write_timeout: server.write_timeout,
             max_stream_duration: Some(server.max_stream_duration).filter(|d| !d.is_zero()),
+            upstream: config.backend.upstream.clone(),
         };
         Ok(Reactor {
             poll,
@@ -172,10 +177,31 @@ impl Reactor {
             held_bytes: 0,
             scratch: Vec::with_capacity(16 * 1024),
             handoff_buf: vec![0; server.max_handoff_bytes + 1].into_boxed_slice(),
+            upstream: None,
+            read_buf: Vec::new(),
+            decode_buf: Vec::new(),
             tally: Tally::new(backend_name, !config.benchmark),
             next_id: 1,
             lifecycle: Lifecycle::Serving,
         })
+    }
+
+    /// The one waker of this loop, for the resolver thread.
+    pub fn waker(&self) -> io::Result<std::sync::Arc<mio::Waker>> {
+        Ok(std::sync::Arc::new(mio::Waker::new(
+            self.poll.registry(),
+            token::WAKER,
+        )?))
+    }
+
+    /// What the backend calls, if anything.
+    pub fn backend_upstream(&self) -> Option<&crate::backends::upstream::Target> {
+        self.backend.upstream()
+    }
+
+    /// The backend's upstream API: connections to it are made and pooled by this loop.
+    pub fn attach_upstream(&mut self, upstream: Upstream) {
+        self.upstream = Some(upstream);
     }
 
     pub fn tally(&self) -> &Tally {
@@ -222,6 +248,11 @@ impl Reactor {
                 token::LISTENER => self.listener_ready = true,
                 token::METRICS_LISTENER => self.accept_scrapes(now),
                 token::SIGNALS => self.handle_signals(now),
+                token::WAKER => {
+                    if let Some(upstream) = &mut self.upstream {
+                        upstream.take_resolved();
+                    }
+                }
                 other => {
                     let Some((key, side)) = token::decode(other) else {
                         continue;
@@ -237,7 +268,11 @@ impl Reactor {
                             self.serve_scrape(key, now);
                             continue;
                         }
-                        Side::Upstream => continue,
+                        Side::Upstream => Ready::Upstream {
+                            readable,
+                            writable,
+                            closed,
+                        },
                     };
                     self.dispatch(key, now, |conn, ctx| conn.on_ready(ready, ctx));
                 }
@@ -245,6 +280,9 @@ impl Reactor {
         }
         self.accept(now);
         self.fire_timers(now);
+        if let Some(upstream) = &mut self.upstream {
+            upstream.sweep(now);
+        }
         Ok(self.check_lifecycle(now))
     }
 
@@ -297,7 +335,8 @@ impl Reactor {
             Lifecycle::Draining { deadline } => Some(deadline),
             Lifecycle::Serving => None,
         };
-        let wake_at = [self.timers.earliest(), accept_at, drain_at]
+        let sweep_at = self.upstream.as_ref().and_then(Upstream::sweep_at);
+        let wake_at = [self.timers.earliest(), accept_at, drain_at, sweep_at]
             .into_iter()
             .flatten()
             .min();
@@ -389,10 +428,11 @@ impl Reactor {
         let id = self.next_id;
         self.next_id += 1;
         let key = self.conns.next_key();
-        let tokens = (
-            token::connection_token(key, Side::Apache),
-            token::connection_token(key, Side::Client),
-        );
+        let tokens = Tokens {
+            apache: token::connection_token(key, Side::Apache),
+            client: token::connection_token(key, Side::Client),
+            upstream: token::connection_token(key, Side::Upstream),
+        };
         match Connection::accept(id, apache, tokens, over_capacity, self.poll.registry(), now) {
             Ok(conn) => {
                 let key = self.conns.insert(Entry {
@@ -426,6 +466,9 @@ impl Reactor {
             scratch: &mut self.scratch,
             handoff_buf: &mut self.handoff_buf,
             backend: self.backend.as_mut(),
+            upstream: self.upstream.as_mut(),
+            read_buf: &mut self.read_buf,
+            decode_buf: &mut self.decode_buf,
             settings: &self.settings,
             admission,
             tally: &mut self.tally,

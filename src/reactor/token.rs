@@ -5,7 +5,8 @@
 //! | 0                            | the handoff listener                     |
 //! | 1                            | the signalfd                             |
 //! | 2                            | the metrics listener                     |
-//! | 3 to 15                      | reserved for fixed sources               |
+//! | 3                            | the waker (resolver results)             |
+//! | 4 to 15                      | reserved for fixed sources               |
 //! | generation << 37 \| slot << 5 \| 16 \| side | one socket of a slab connection   |
 //!
 //! A slot's generation changes whenever the slot is freed, so an event for a connection that
@@ -16,6 +17,8 @@ use mio::Token;
 pub const LISTENER: Token = Token(0);
 pub const SIGNALS: Token = Token(1);
 pub const METRICS_LISTENER: Token = Token(2);
+/// The resolver thread's wake-up.
+pub const WAKER: Token = Token(3);
 /// Set in every connection token and in no fixed one.
 const CONNECTION_BIT: usize = 1 << 4;
 const SLOT_SHIFT: u32 = 5;
@@ -114,7 +117,7 @@ mod tests {
 
     #[test]
     fn fixed_tokens_are_not_connections() {
-        for token in [LISTENER, SIGNALS, METRICS_LISTENER, Token(15)] {
+        for token in [LISTENER, SIGNALS, METRICS_LISTENER, WAKER, Token(15)] {
             assert_eq!(decode(token), None);
         }
         assert_eq!(decode(Token(CONNECTION_BIT | 0b100)), None);

@@ -108,12 +108,11 @@ impl Transport {
         }
     }
 
-    /// Re-tokens a pooled connection for its next user.
-    pub fn reregister(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        let interest = Interest::READABLE | Interest::WRITABLE;
+    /// Before the connection goes idle into the pool: no events for a slot that moved on.
+    pub fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         match &mut self.socket {
-            Socket::Tcp(s) => registry.reregister(s, token, interest),
-            Socket::Unix(s) => registry.reregister(s, token, interest),
+            Socket::Tcp(s) => registry.deregister(s),
+            Socket::Unix(s) => registry.deregister(s),
         }
     }
 

@@ -51,6 +51,16 @@ pub use status::{status_outcome, StatusOutcome};
 
 use crate::sse::{EventSink, SseItem};
 
+/// The upstream API a backend calls, and how far to trust its TLS certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub origin: Origin,
+    /// Extra CA certificates to trust for this upstream.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Skip certificate verification (testing only).
+    pub insecure_ssl: bool,
+}
+
 /// One upstream call: what to send, and how to read the answer.
 pub struct UpstreamRequest {
     /// The complete HTTP/1.1 request, head and body.
