@@ -104,10 +104,14 @@ pub fn run(config: Config) -> i32 {
 /// Sets up the backend's upstream API, if it has one: TLS settings, a first lookup (so that the
 /// first requests need not wait), and the resolver thread that keeps addresses fresh.
 fn attach_upstream(reactor: &mut Reactor, config: &Config) -> Result<(), String> {
-    let Some(target) = reactor.backend_upstream().cloned() else { return Ok(()) };
+    let Some(target) = reactor.backend_upstream().cloned() else {
+        return Ok(());
+    };
     let tls = if Upstream::needs_tls(&target) {
         let trust = Trust {
-            cert_file: std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()).map(Into::into),
+            cert_file: std::env::var_os("SSL_CERT_FILE")
+                .filter(|v| !v.is_empty())
+                .map(Into::into),
             ca_file: target.ca_file.clone(),
             insecure: target.insecure_ssl,
         };
@@ -122,7 +126,9 @@ fn attach_upstream(reactor: &mut Reactor, config: &Config) -> Result<(), String>
                 log::warn!("{reason}; requests get 502 until it resolves");
                 Vec::new()
             });
-            let waker = reactor.waker().map_err(|e| format!("cannot create the loop's waker: {e}"))?;
+            let waker = reactor
+                .waker()
+                .map_err(|e| format!("cannot create the loop's waker: {e}"))?;
             let resolver = Resolver::start(vec![host], waker)
                 .map_err(|e| format!("cannot start the resolver thread: {e}"))?;
             (addresses, Some(resolver))
@@ -135,7 +141,11 @@ fn attach_upstream(reactor: &mut Reactor, config: &Config) -> Result<(), String>
         origin.host,
         origin.port,
         origin.base_path,
-        origin.unix_socket.as_ref().map(|p| format!(" via {}", p.display())).unwrap_or_default()
+        origin
+            .unix_socket
+            .as_ref()
+            .map(|p| format!(" via {}", p.display()))
+            .unwrap_or_default()
     );
     let timeouts = config.backend.upstream.clone();
     reactor.attach_upstream(Upstream::new(target, tls, timeouts, resolver, addresses));

@@ -2,6 +2,8 @@
 //! daemon writes. Every wait here is bounded.
 #![allow(dead_code)]
 
+pub mod upstream;
+
 use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -149,18 +151,30 @@ impl Daemon {
     }
 
     pub fn start_at(socket: PathBuf, args: &[&str]) -> Daemon {
-        let mut daemon = Daemon::spawn(&socket, args);
+        Daemon::start_with_env(socket, args, &[])
+    }
+
+    /// Starts with extra environment variables (API keys, `SSL_CERT_FILE`).
+    pub fn start_with_env(socket: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut daemon = Daemon::spawn_with_env(&socket, args, env);
         daemon.wait_for_log("listening on", Duration::from_secs(10));
         daemon
     }
 
     /// Starts without waiting for anything (for start-up failures).
     pub fn spawn(socket: &Path, args: &[&str]) -> Daemon {
+        Daemon::spawn_with_env(socket, args, &[])
+    }
+
+    pub fn spawn_with_env(socket: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_streaming-daemon"))
             .arg("-socket")
             .arg(socket)
             .args(["-metrics-addr=", "-log-level", "info"])
             .args(args)
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("SSL_CERT_FILE")
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -1,0 +1,444 @@
+//! The openai backend end to end: the real binary relaying from fake upstreams written here
+//! (plain TCP, TLS with the committed test CA, a Unix socket), on every edge of the protocol.
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use common::upstream::*;
+use common::*;
+use streaming_daemon::config::SocketType;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A daemon in front of `upstream`; `yaml` adds settings (timeouts) through a config file.
+fn daemon(name: &str, upstream: &FakeUpstream, yaml: &str, env: &[(&str, &str)]) -> Daemon {
+    let config = std::env::temp_dir().join(format!("sd-{name}-{}.yaml", std::process::id()));
+    std::fs::write(&config, format!("backend:\n  provider: openai\n{yaml}")).unwrap();
+    let base = format!("{}/v1", upstream.base);
+    let mut args = vec!["-config", config.to_str().unwrap(), "-openai-base", &base];
+    let socket;
+    if let Some(path) = &upstream.socket_path {
+        socket = path.to_str().unwrap().to_string();
+        args.extend(["-openai-socket", &socket]);
+    }
+    let daemon = Daemon::start_with_env(temp_socket_path(name), &args, env);
+    let _ = std::fs::remove_file(&config);
+    daemon
+}
+
+fn ok_stream(events: &[&str]) -> Vec<Action> {
+    let mut body = String::from(SSE_OK_CHUNKED);
+    for event in events {
+        body.push_str(&chunk(event));
+    }
+    body.push_str(LAST_CHUNK);
+    vec![Action::Send(body.into_bytes())]
+}
+
+fn status(response: &str) -> String {
+    parse_response(response).0
+}
+
+#[test]
+fn a_normal_stream_is_relayed_with_done() {
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![ok_stream(&[
+            ROLE_CHUNK,
+            &delta("\"Hello! \""),
+            &delta("\"You said hi\""),
+            FINISH_CHUNK,
+            USAGE_CHUNK,
+            DONE_EVENT,
+        ])],
+    );
+    let d = daemon(
+        "oa-normal",
+        &upstream,
+        "",
+        &[("OPENAI_API_KEY", "sk-test-123")],
+    );
+    let body = d.request(br#"{"prompt":"hi","user_id":1,"max_tokens":7,"test_pattern":"normal"}"#);
+    assert!(body.starts_with(SSE_HEAD), "{body}");
+    assert_eq!(contents(&body), vec!["Hello! ", "You said hi"]);
+    assert!(body.ends_with("data: [DONE]\n\n"));
+
+    let request = &upstream.requests()[0];
+    assert!(
+        request
+            .head
+            .starts_with("POST /v1/chat/completions HTTP/1.1\r\n"),
+        "{}",
+        request.head
+    );
+    assert_eq!(
+        request.header("authorization").as_deref(),
+        Some("Bearer sk-test-123")
+    );
+    assert_eq!(request.header("x-test-pattern").as_deref(), Some("normal"));
+    assert_eq!(
+        request.header("accept").as_deref(),
+        Some("text/event-stream")
+    );
+    let json: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+    assert_eq!(json["model"], "gpt-4o-mini");
+    assert_eq!(json["stream"], true);
+    assert_eq!(json["max_tokens"], 7);
+    assert_eq!(json["messages"][0]["content"], "hi");
+}
+
+#[test]
+fn content_edges_unicode_big_and_tiny_chunks() {
+    let big = "x".repeat(4096);
+    let big_json = format!("\"{big}\"");
+    let tiny: Vec<String> = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
+        .chars()
+        .map(|c| delta(&format!("\"{c}\"")))
+        .collect();
+    let mut tiny_events: Vec<&str> = tiny.iter().map(String::as_str).collect();
+    tiny_events.push(DONE_EVENT);
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![
+            ok_stream(&[
+                &delta(r#""caf\u00e9 \ud83d\ude00 \"q\" \\ \n""#),
+                DONE_EVENT,
+            ]),
+            ok_stream(&[
+                &delta(&big_json),
+                &delta(&big_json),
+                &delta(&big_json),
+                DONE_EVENT,
+            ]),
+            ok_stream(&tiny_events),
+        ],
+    );
+    let d = daemon("oa-edges", &upstream, "", &[]);
+    assert_eq!(contents(&d.request(b"{}")), vec!["café 😀 \"q\" \\ \n"]);
+    assert_eq!(
+        contents(&d.request(b"{}")),
+        vec![big.clone(), big.clone(), big]
+    );
+    let body = d.request(b"{}");
+    assert_eq!(contents(&body).len(), 50);
+    assert_eq!(
+        contents(&body).concat(),
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
+    );
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    // No key configured: no Authorization header at all.
+    assert_eq!(upstream.requests()[0].header("authorization"), None);
+}
+
+#[test]
+fn completion_signals_and_their_absence() {
+    let cut_mid_chunk = {
+        let mut body = String::from(SSE_OK_CHUNKED);
+        body.push_str(&chunk(&delta("\"partial\"")));
+        body.push_str("40\r\ndata: {\"choices\"");
+        vec![Action::Send(body.into_bytes()), Action::Close]
+    };
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![
+            // finish_reason without [DONE]: complete.
+            ok_stream(&[&delta("\"a\""), FINISH_CHUNK]),
+            // a clean end with no completion signal: no [DONE], no error.
+            ok_stream(&[&delta("\"b\"")]),
+            cut_mid_chunk,
+            // malformed JSON in one event is skipped.
+            ok_stream(&[&delta("\"c\""), "data: {not json\n\n", &delta("\"d\""), DONE_EVENT]),
+            // an in-stream error object.
+            ok_stream(&[&delta("\"e\""), "data: {\"error\":{\"message\":\"upstream exploded\",\"type\":\"server_error\"}}\n\n"]),
+        ],
+    );
+    let mut d = daemon("oa-completion", &upstream, "", &[]);
+    let body = d.request(b"{}");
+    assert!(
+        body.ends_with("data: {\"content\":\"a\"}\n\ndata: [DONE]\n\n"),
+        "{body}"
+    );
+    let body = d.request(b"{}");
+    assert!(body.ends_with("data: {\"content\":\"b\"}\n\n"), "{body}");
+    let body = d.request(b"{}");
+    assert!(body.contains("data: {\"content\":\"partial\"}"));
+    assert!(body.ends_with("event: error\ndata: {\"error\":\"the upstream connection closed before the answer was complete\"}\n\n"), "{body}");
+    let body = d.request(b"{}");
+    assert_eq!(contents(&body), vec!["c", "d"]);
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    let body = d.request(b"{}");
+    assert!(body.contains("event: error\n"), "{body}");
+    assert!(
+        !body.contains("exploded"),
+        "the upstream's words stay in the log: {body}"
+    );
+    assert!(!body.contains("[DONE]"));
+    assert!(d.count_log("upstream exploded") >= 1);
+}
+
+#[test]
+fn upstream_statuses_become_client_statuses() {
+    let error = |code: &str, extra: &str| {
+        let body = r#"{"error":{"message":"nope sk-secret-key","type":"x"}}"#;
+        vec![send(&format!("HTTP/1.1 {code}\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n{body}", body.len()))]
+    };
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![
+            error("401 Unauthorized", ""),
+            error("429 Too Many Requests", "retry-after: 7\r\n"),
+            error("500 Internal Server Error", ""),
+        ],
+    );
+    let mut d = daemon(
+        "oa-status",
+        &upstream,
+        "",
+        &[("OPENAI_API_KEY", "sk-secret-key")],
+    );
+    let response = d.request(b"{}");
+    assert_eq!(status(&response), "HTTP/1.1 502 Bad Gateway");
+    assert!(!response.contains("nope"));
+    let response = d.request(b"{}");
+    let (line, headers, _) = parse_response(&response);
+    assert_eq!(line, "HTTP/1.1 429 Too Many Requests");
+    assert!(
+        headers.contains(&("Retry-After".into(), "7".into())),
+        "{headers:?}"
+    );
+    assert_eq!(status(&d.request(b"{}")), "HTTP/1.1 502 Bad Gateway");
+    d.count_log("");
+    assert!(
+        d.log.iter().all(|l| !l.contains("sk-secret-key")),
+        "the key leaked into the log"
+    );
+}
+
+#[test]
+fn timeouts_unreachable_and_stalls() {
+    let (_head_gate_open, head_gate) = gate();
+    let (_body_gate_open, body_gate) = gate();
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![
+            vec![Action::WaitFor(head_gate)],
+            vec![
+                Action::Send(format!("{SSE_OK_CHUNKED}{}", chunk(&delta("\"x\""))).into_bytes()),
+                Action::WaitFor(body_gate),
+            ],
+        ],
+    );
+    let yaml = "  upstream:\n    response_header_timeout_ms: 200\n    idle_gap_timeout_ms: 200\n";
+    let d = daemon("oa-timeouts", &upstream, yaml, &[]);
+    assert_eq!(status(&d.request(b"{}")), "HTTP/1.1 504 Gateway Timeout");
+    let body = d.request(b"{}");
+    assert!(body.contains("data: {\"content\":\"x\"}"));
+    assert!(
+        body.ends_with("event: error\ndata: {\"error\":\"the upstream API stopped sending\"}\n\n"),
+        "{body}"
+    );
+
+    // Nothing listens on the port of a listener we just closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = std::env::temp_dir().join(format!("sd-oa-unreach-{}.yaml", std::process::id()));
+    std::fs::write(&config, "backend:\n  provider: openai\n").unwrap();
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let unreachable = Daemon::start_at(
+        temp_socket_path("oa-unreach"),
+        &["-config", config.to_str().unwrap(), "-openai-base", &base],
+    );
+    assert_eq!(
+        status(&unreachable.request(b"{}")),
+        "HTTP/1.1 502 Bad Gateway"
+    );
+    let _ = std::fs::remove_file(&config);
+}
+
+#[test]
+fn a_response_written_one_byte_at_a_time_is_relayed() {
+    let mut body = String::from(SSE_OK_CHUNKED);
+    // CRLF line ends in one event, LF in the others.
+    body.push_str(&chunk(&format!(
+        "{ROLE_CHUNK}{}",
+        delta("\"one \"").replace('\n', "\r\n")
+    )));
+    body.push_str(&chunk(&format!(
+        "{}{DONE_EVENT}",
+        delta(r#""byte \ud83d\ude00""#)
+    )));
+    body.push_str(LAST_CHUNK);
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![vec![Action::SendBytewise(body.into_bytes())]],
+    );
+    let d = daemon("oa-bytewise", &upstream, "", &[]);
+    let body = d.request(b"{}");
+    assert_eq!(contents(&body), vec!["one ", "byte 😀"]);
+    assert!(body.ends_with("data: [DONE]\n\n"));
+}
+
+#[test]
+fn sequential_streams_reuse_one_upstream_connection() {
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        (0..3)
+            .map(|i| ok_stream(&[&delta(&format!("\"n{i}\"")), DONE_EVENT]))
+            .collect(),
+    );
+    let d = daemon("oa-keepalive", &upstream, "", &[]);
+    for i in 0..3 {
+        assert_eq!(contents(&d.request(b"{}")), vec![format!("n{i}")]);
+    }
+    assert_eq!(upstream.requests().len(), 3);
+    assert_eq!(upstream.connections(), 1);
+}
+
+#[test]
+fn a_pooled_connection_the_server_closed_is_retried_on_a_fresh_one() {
+    let mut first = ok_stream(&[&delta("\"first\""), DONE_EVENT]);
+    // After answering, the server closes without saying so: the pooled connection is dead.
+    first.push(Action::Close);
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![first, ok_stream(&[&delta("\"second\""), DONE_EVENT])],
+    );
+    let d = daemon("oa-retry", &upstream, "", &[]);
+    assert_eq!(contents(&d.request(b"{}")), vec!["first"]);
+    assert_eq!(contents(&d.request(b"{}")), vec!["second"]);
+    assert_eq!(upstream.connections(), 2);
+}
+
+#[test]
+fn a_client_that_leaves_closes_the_upstream_connection() {
+    let (open, held) = gate();
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![vec![
+            Action::Send(format!("{SSE_OK_CHUNKED}{}", chunk(&delta("\"x\""))).into_bytes()),
+            Action::WaitFor(held),
+        ]],
+    );
+    let mut d = daemon("oa-leave", &upstream, "", &[]);
+    let baseline = d.open_fds();
+    let (mut client, server) = tcp_pair();
+    hand_off(&d.socket, SocketType::Stream, b"{}", &server);
+    drop(server);
+    let mut first = vec![0u8; SSE_HEAD.len()];
+    client.read_exact(&mut first).unwrap();
+    drop(client);
+    d.wait_for_log("outcome=client_disconnected", LIMIT);
+    eventually(LIMIT, "fds back to the baseline", || {
+        d.open_fds() == baseline
+    });
+    // Let the fake go on: its next read finds the connection closed by the daemon.
+    open.send(()).unwrap();
+    wait_until(LIMIT, "the upstream to see its connection closed", || {
+        upstream.closed_by_peer() == 1
+    });
+}
+
+#[test]
+fn a_slow_client_does_not_make_the_daemon_buffer_a_fast_upstream() {
+    // 8 MiB of content, far more than the kernel buffers between us and the client.
+    let piece = delta(&format!("\"{}\"", "y".repeat(8000)));
+    let mut body = String::from(SSE_OK_CHUNKED);
+    for _ in 0..1024 {
+        body.push_str(&chunk(&piece));
+    }
+    body.push_str(&chunk(DONE_EVENT));
+    body.push_str(LAST_CHUNK);
+    let upstream = FakeUpstream::start(Kind::Plain, vec![vec![Action::Send(body.into_bytes())]]);
+    let d = daemon("oa-slow", &upstream, "", &[]);
+    let rss = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches(" kB")
+            .parse()
+            .unwrap()
+    };
+    let before = rss();
+    let (mut client, server) = tcp_pair();
+    hand_off(&d.socket, SocketType::Stream, b"{}", &server);
+    drop(server);
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    let mut peak = before;
+    loop {
+        match client.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => panic!("{e}"),
+        }
+        if total % (256 * 1024) < 4096 {
+            peak = peak.max(rss());
+        }
+    }
+    assert!(total > 8_000_000, "got {total} bytes");
+    assert!(
+        peak < before + 4 * 1024,
+        "RSS grew from {before} kB to {peak} kB while relaying 8 MiB"
+    );
+}
+
+#[test]
+fn tls_upstreams_are_verified_against_the_configured_ca() {
+    let ca = certs_dir().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let upstream = FakeUpstream::start(
+        Kind::Tls,
+        vec![
+            ok_stream(&[&delta("\"secure\""), DONE_EVENT]),
+            ok_stream(&[&delta("\"again\""), DONE_EVENT]),
+        ],
+    );
+    let d = daemon("oa-tls", &upstream, "", &[("SSL_CERT_FILE", ca)]);
+    assert_eq!(contents(&d.request(b"{}")), vec!["secure"]);
+    assert_eq!(contents(&d.request(b"{}")), vec!["again"]);
+    assert_eq!(upstream.connections(), 1, "TLS connections are pooled too");
+
+    // Without the test CA the certificate is refused...
+    let untrusted = FakeUpstream::start(Kind::Tls, vec![ok_stream(&[DONE_EVENT])]);
+    let d = daemon(
+        "oa-tls-bad",
+        &untrusted,
+        "",
+        &[(
+            "SSL_CERT_FILE",
+            certs_dir().join("server.pem").to_str().unwrap(),
+        )],
+    );
+    assert_eq!(status(&d.request(b"{}")), "HTTP/1.1 502 Bad Gateway");
+    // ...unless verification is switched off.
+    let d = daemon(
+        "oa-tls-insecure",
+        &untrusted,
+        "",
+        &[("OPENAI_INSECURE_SSL", "true")],
+    );
+    assert!(d.request(b"{}").ends_with("data: [DONE]\n\n"));
+}
+
+#[test]
+fn a_unix_socket_upstream_is_used_with_the_urls_host_and_path() {
+    let upstream = FakeUpstream::start(
+        Kind::Unix,
+        vec![ok_stream(&[&delta("\"via unix\""), DONE_EVENT])],
+    );
+    let d = daemon("oa-unix", &upstream, "", &[]);
+    assert_eq!(contents(&d.request(b"{}")), vec!["via unix"]);
+    let request = &upstream.requests()[0];
+    assert!(request
+        .head
+        .starts_with("POST /v1/chat/completions HTTP/1.1\r\n"));
+    assert_eq!(request.header("host").as_deref(), Some("api.internal"));
+}
