@@ -265,9 +265,12 @@ impl Connection {
 
     /// The client took everything written: read the upstream again if the call was waiting.
     pub(super) fn resume_call(&mut self, ctx: &mut Context<'_>) -> Step {
+        let now = ctx.now;
         match self.call() {
             Some(call) if call.paused => {
                 call.paused = false;
+                // The gap timeout counts upstream silence, not the time we chose not to read.
+                call.since = now;
                 self.relay(ctx)
             }
             _ => Step::Continue,
