@@ -392,7 +392,7 @@ impl Backend for Firehose {
     fn name(&self) -> &'static str {
         "firehose"
     }
-    fn start(&mut self, _: HandoffData) -> Result<Start, BackendError> {
+    fn start(&mut self, _: HandoffData, _: Instant) -> Result<Start, BackendError> {
         Ok(Start::Local(Box::new(FirehoseStream)))
     }
 }
@@ -473,7 +473,7 @@ impl Backend for Fragile {
     fn name(&self) -> &'static str {
         "fragile"
     }
-    fn start(&mut self, request: HandoffData) -> Result<Start, BackendError> {
+    fn start(&mut self, request: HandoffData, _: Instant) -> Result<Start, BackendError> {
         if request.prompt == "panic at start" {
             panic!("deliberate panic at start");
         }

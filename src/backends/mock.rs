@@ -1,7 +1,7 @@
 //! The mock backend: a fixed 18-event answer with a configurable pause between events, so that
 //! the daemon can be run and measured without any upstream service.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Backend, BackendError, EventSource, Next, Start};
 use crate::config::Config;
@@ -39,7 +39,7 @@ impl Backend for Mock {
         "mock"
     }
 
-    fn start(&mut self, request: HandoffData) -> Result<Start, BackendError> {
+    fn start(&mut self, request: HandoffData, _now: Instant) -> Result<Start, BackendError> {
         Ok(Start::Local(Box::new(MockStream {
             prompt: Some(request.prompt),
             user_id: request.user_id,
@@ -104,7 +104,7 @@ mod tests {
 
     fn run(delay: Duration, request: HandoffData) -> (Vec<String>, Vec<Next>) {
         let mut backend = Mock { delay };
-        let Ok(Start::Local(mut source)) = backend.start(request) else {
+        let Ok(Start::Local(mut source)) = backend.start(request, Instant::now()) else {
             panic!("the mock backend is local");
         };
         let mut out = Vec::new();

@@ -11,7 +11,7 @@ pub mod openai;
 pub mod upstream;
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::handoff::HandoffData;
@@ -32,8 +32,9 @@ pub trait Backend {
         None
     }
 
-    /// Starts producing the answer to one handoff.
-    fn start(&mut self, request: HandoffData) -> Result<Start, BackendError>;
+    /// Starts producing the answer to one handoff. `now` is the reactor's clock, so that
+    /// whatever a backend decides by time (a rate limit) is decided without reading a clock.
+    fn start(&mut self, request: HandoffData, now: Instant) -> Result<Start, BackendError>;
 }
 
 /// How a stream's answer is produced.

@@ -5,7 +5,11 @@
 
 mod translate;
 
-use super::upstream::{Origin, Target, Translator, UpstreamRequest};
+use std::time::Instant;
+
+use super::upstream::{
+    request_error, Origin, Target, Translator, UpstreamRequest, FALLBACK_PROMPT, USER_AGENT,
+};
 use super::{Backend, BackendError, Start};
 use crate::config::{Config, OpenAiConfig};
 use crate::handoff::HandoffData;
@@ -15,9 +19,6 @@ use crate::sse::push_json_string;
 pub use translate::OpenAiTranslator;
 
 const ENDPOINT: &str = "/chat/completions";
-const USER_AGENT: &str = concat!("streaming-daemon/", env!("CARGO_PKG_VERSION"));
-/// What is asked when a handoff has neither messages nor a prompt.
-const FALLBACK_PROMPT: &str = "Hello";
 
 pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
     let settings = &config.backend.openai;
@@ -49,20 +50,14 @@ impl Backend for OpenAi {
         Some(&self.target)
     }
 
-    fn start(&mut self, request: HandoffData) -> Result<Start, BackendError> {
+    fn start(&mut self, request: HandoffData, _now: Instant) -> Result<Start, BackendError> {
         let call = upstream_request(
             &self.settings,
             &self.default_model,
             &self.target.origin,
             &request,
         )
-        .map_err(|e| match e {
-            // The client chose the test pattern; the key is ours.
-            RequestError::BadHeaderValue(name) if name == "X-Test-Pattern" => {
-                BackendError::BadRequest("test_pattern cannot be sent as a header".to_string())
-            }
-            other => BackendError::Internal(other.to_string()),
-        })?;
+        .map_err(request_error)?;
         Ok(Start::Upstream(call))
     }
 }
@@ -77,6 +72,7 @@ pub fn upstream_request(
     Ok(UpstreamRequest {
         request: build_request(config, default_model, origin, request)?,
         translator: translator(),
+        notes: Vec::new(),
     })
 }
 

@@ -122,6 +122,9 @@ impl Call {
 
 impl Connection {
     pub(super) fn start_call(&mut self, request: UpstreamRequest, ctx: &mut Context<'_>) -> Step {
+        for note in &request.notes {
+            log::warn!("conn={} {note}", self.id);
+        }
         self.state = State::Calling(Box::new(Call::new(request, ctx.now)));
         self.open_upstream(false, ctx)
     }

@@ -493,7 +493,7 @@ impl Connection {
                 ctx,
             );
         }
-        let start = match ctx.backend.start(request) {
+        let start = match ctx.backend.start(request, ctx.now) {
             Ok(start) => start,
             Err(error) => return self.refuse_start(error, ctx),
         };

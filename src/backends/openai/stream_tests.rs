@@ -2,10 +2,10 @@
 //! the shapes real OpenAI-compatible servers send, fed whole, byte by byte and cut everywhere.
 
 use super::*;
-use crate::backends::upstream::{status_outcome, Ending, Relay, Step};
-use crate::http::{parse_head, HeadParse, SSE_HEAD};
+use crate::backends::upstream::testing::{self, client_contents, expected, Exchange};
+use crate::backends::upstream::Ending;
 use crate::splits::{for_each_split, for_each_split_every};
-use crate::sse::{done, error_event, EventSink, DEFAULT_MAX_LINE};
+use crate::sse::error_event;
 
 /// Cuts for the inputs of many kilobytes; prime, so cuts fall everywhere in the framing.
 const LONG_STEP: usize = 37;
@@ -48,103 +48,9 @@ fn response(events: &[String]) -> Vec<u8> {
     out
 }
 
-#[derive(Debug)]
-struct Exchange {
-    /// Every byte the client was sent.
-    client: String,
-    /// `None` when the upstream status was rejected.
-    ending: Option<Ending>,
-    skipped: usize,
-    reusable: bool,
-}
-
-/// Plays the reactor: head, status, relay, ending; `eof` when the upstream closes after the
-/// last piece.
+/// Plays the reactor with this backend's translator; see [`testing::exchange`].
 fn exchange(pieces: &[&[u8]], eof: bool) -> Exchange {
-    let mut head_buffer = Vec::new();
-    let mut relay: Option<Relay> = None;
-    let mut client = Vec::new();
-    let mut scratch = Vec::new();
-    let mut skipped = 0;
-    let mut ending = None;
-    for piece in pieces {
-        let after_head;
-        let input: &[u8] = match relay {
-            Some(_) => piece,
-            None => {
-                head_buffer.extend_from_slice(piece);
-                let HeadParse::Complete(head, len) = parse_head(&head_buffer).unwrap() else {
-                    continue;
-                };
-                let outcome = status_outcome(&head);
-                if let Some(response) = outcome.response() {
-                    return Exchange {
-                        client: String::from_utf8(response).unwrap(),
-                        ending: None,
-                        skipped,
-                        reusable: false,
-                    };
-                }
-                client.extend_from_slice(SSE_HEAD);
-                relay = Some(Relay::new(&head, translator(), DEFAULT_MAX_LINE));
-                after_head = head_buffer[len..].to_vec();
-                &after_head
-            }
-        };
-        let Some(relay) = relay.as_mut() else {
-            continue;
-        };
-        let fed = relay.feed(input, &mut scratch, &mut EventSink::new(&mut client));
-        skipped += fed.skipped.len();
-        if let Step::Ended(end) = fed.step {
-            ending = Some(end);
-            break;
-        }
-    }
-    let relay = relay
-        .as_mut()
-        .expect("the test response has a complete head");
-    let ending = match ending {
-        Some(ending) => ending,
-        None if eof => relay.on_eof(),
-        None => panic!("the response neither ended nor was closed"),
-    };
-    match &ending {
-        Ending::Complete => done(&mut client),
-        Ending::Incomplete => {}
-        Ending::Failed(failure) => error_event(&mut client, &failure.message),
-    }
-    Exchange {
-        client: String::from_utf8(client).unwrap(),
-        ending: Some(ending),
-        skipped,
-        reusable: relay.is_reusable(),
-    }
-}
-
-/// What the client should get: the success head, these contents, and `[DONE]` if `complete`.
-fn expected(contents: &[&str], complete: bool) -> String {
-    let mut out = SSE_HEAD.to_vec();
-    let mut sink = EventSink::new(&mut out);
-    for text in contents {
-        sink.content(text);
-    }
-    if complete {
-        done(&mut out);
-    }
-    String::from_utf8(out).unwrap()
-}
-
-/// The texts of the client's content events.
-fn client_contents(client: &str) -> Vec<String> {
-    let body = &client[SSE_HEAD.len()..];
-    body.split_terminator("\n\n")
-        .filter_map(|frame| frame.strip_prefix("data: {"))
-        .map(|json| {
-            let value: serde_json::Value = serde_json::from_str(&format!("{{{json}")).unwrap();
-            value["content"].as_str().unwrap().to_string()
-        })
-        .collect()
+    testing::exchange(pieces, eof, translator)
 }
 
 #[test]

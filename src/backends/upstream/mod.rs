@@ -43,13 +43,22 @@ mod excerpt;
 mod origin;
 mod relay;
 mod status;
+#[cfg(test)]
+pub mod testing;
 
 pub use excerpt::{excerpt, EXCERPT_LIMIT};
 pub use origin::{Origin, OriginError, Scheme};
 pub use relay::{Ending, Fed, Relay, Step};
 pub use status::{status_outcome, StatusOutcome};
 
+use super::BackendError;
+use crate::http::RequestError;
 use crate::sse::{EventSink, SseItem};
+
+/// Sent with every upstream request.
+pub const USER_AGENT: &str = concat!("streaming-daemon/", env!("CARGO_PKG_VERSION"));
+/// What is asked when a handoff has neither messages nor a prompt (SPEC §1.3).
+pub const FALLBACK_PROMPT: &str = "Hello";
 
 /// The upstream API a backend calls, and how far to trust its TLS certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +75,21 @@ pub struct UpstreamRequest {
     /// The complete HTTP/1.1 request, head and body.
     pub request: Vec<u8>,
     pub translator: Box<dyn Translator>,
+    /// What the backend noticed about the handoff and let pass (an ignored field, say): the
+    /// reactor logs each at warn with the connection id.
+    pub notes: Vec<String>,
+}
+
+/// Why a request could not be built, as a start error: a handoff's `test_pattern` that cannot
+/// be a header is the client's fault (400); anything else, such as a key with a line break, is
+/// ours (500).
+pub fn request_error(error: RequestError) -> BackendError {
+    match error {
+        RequestError::BadHeaderValue(name) if name == "X-Test-Pattern" => {
+            BackendError::BadRequest("test_pattern cannot be sent as a header".to_string())
+        }
+        other => BackendError::Internal(other.to_string()),
+    }
 }
 
 /// Turns one upstream response's SSE items into client events. See the module docs.
