@@ -6,6 +6,7 @@
 //! connecting, waiting and writing. Adding a backend is one new file here and one line in
 //! [`REGISTRY`].
 
+pub mod langgraph;
 mod mock;
 pub mod openai;
 pub mod upstream;
@@ -18,7 +19,11 @@ use crate::handoff::HandoffData;
 use crate::sse::EventSink;
 
 /// Every backend the daemon can run, by the name `backend.provider` and `-backend` use.
-pub const REGISTRY: &[(&str, Constructor)] = &[("mock", mock::create), ("openai", openai::create)];
+pub const REGISTRY: &[(&str, Constructor)] = &[
+    ("langgraph", langgraph::create),
+    ("mock", mock::create),
+    ("openai", openai::create),
+];
 
 type Constructor = fn(&Config) -> Result<Box<dyn Backend>, BackendError>;
 
@@ -118,7 +123,7 @@ mod tests {
         let error = create(&config).err().unwrap();
         assert_eq!(
             error.to_string(),
-            "unknown backend \"nope\"; available backends: mock, openai"
+            "unknown backend \"nope\"; available backends: langgraph, mock, openai"
         );
     }
 }

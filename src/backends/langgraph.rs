@@ -1,0 +1,201 @@
+//! The langgraph backend: runs on the LangGraph Platform API, streamed (SPEC §4.4).
+//!
+//! [`build_request`] writes `POST {base}/runs/stream` (stateless) or
+//! `POST {base}/threads/{thread_id}/runs/stream` with a JSON body; [`LangGraphTranslator`]
+//! reads the streamed events back.
+//!
+//! Numbers in `langgraph_input` reach the upstream with every digit the client wrote (`1234567`
+//! stays `1234567`, `1.50` stays `1.50`, `12345678901234567890` and `1e-400` stay as written;
+//! only an exponent gains its sign, `2.5e3` → `2.5e+3`): serde_json is built with
+//! `arbitrary_precision`, so a parsed number keeps its text instead of becoming an `f64`. See
+//! `Cargo.toml` for why that is safe for the rest of the daemon.
+
+mod translate;
+
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+
+use super::upstream::{
+    request_error, Origin, Target, UpstreamRequest, FALLBACK_PROMPT, USER_AGENT,
+};
+use super::{Backend, BackendError, Start};
+use crate::config::{Config, LangGraphConfig};
+use crate::handoff::HandoffData;
+use crate::http::{build_request as build_http_request, RequestError};
+
+pub use translate::{LangGraphTranslator, StreamMode};
+
+pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
+    let settings = &config.backend.langgraph;
+    let origin = Origin::parse(&settings.api_base, settings.api_socket.clone())
+        .map_err(|e| BackendError::Setup(format!("backend.langgraph.api_base: {e}")))?;
+    if StreamMode::parse(&settings.stream_mode) == StreamMode::Other {
+        log::warn!(
+            "backend.langgraph.stream_mode {:?} carries no message text: clients will get \
+             empty streams; use messages-tuple or messages",
+            settings.stream_mode
+        );
+    }
+    Ok(Box::new(LangGraph {
+        target: Target {
+            origin,
+            ca_file: settings.ca_file.clone(),
+            insecure_ssl: settings.insecure_ssl,
+        },
+        settings: settings.clone(),
+    }))
+}
+
+struct LangGraph {
+    target: Target,
+    settings: LangGraphConfig,
+}
+
+impl Backend for LangGraph {
+    fn name(&self) -> &'static str {
+        "langgraph"
+    }
+
+    fn upstream(&self) -> Option<&Target> {
+        Some(&self.target)
+    }
+
+    fn start(&mut self, request: HandoffData, _now: Instant) -> Result<Start, BackendError> {
+        upstream_request(&self.settings, &self.target.origin, &request)
+            .map(Start::Upstream)
+            .map_err(request_error)
+    }
+}
+
+/// The request and translator for one handoff.
+pub fn upstream_request(
+    settings: &LangGraphConfig,
+    origin: &Origin,
+    request: &HandoffData,
+) -> Result<UpstreamRequest, RequestError> {
+    let mut notes = Vec::new();
+    Ok(UpstreamRequest {
+        request: build_request(settings, origin, request, &mut notes)?,
+        translator: Box::new(LangGraphTranslator::new(StreamMode::parse(
+            &settings.stream_mode,
+        ))),
+        notes,
+    })
+}
+
+/// The complete HTTP request for one handoff; what was ignored in it is added to `notes`.
+/// Fails only when a header value would need a line break: a handoff's `test_pattern` (the
+/// client's fault) or the configured key (ours).
+pub fn build_request(
+    settings: &LangGraphConfig,
+    origin: &Origin,
+    request: &HandoffData,
+    notes: &mut Vec<String>,
+) -> Result<Vec<u8>, RequestError> {
+    let target = match &request.thread_id {
+        Some(thread) => origin.join(&format!("/threads/{}/runs/stream", path_segment(thread))),
+        None => origin.join("/runs/stream"),
+    };
+    let body = request_body(settings, request, notes);
+    let mut headers: Vec<(&str, &str)> = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "text/event-stream"),
+        ("User-Agent", USER_AGENT),
+    ];
+    if let Some(key) = settings.api_key.as_deref().filter(|key| !key.is_empty()) {
+        headers.push(("X-Api-Key", key));
+    }
+    if let Some(pattern) = request.test_pattern.as_deref().filter(|p| !p.is_empty()) {
+        headers.push(("X-Test-Pattern", pattern));
+    }
+    build_http_request(
+        "POST",
+        &target,
+        &origin.host_header(),
+        &headers,
+        &body.to_string().into_bytes(),
+    )
+}
+
+/// `{"assistant_id":…,"input":{"messages":[…],…},"stream_mode":[…],…}` (SPEC §4.4).
+fn request_body(
+    settings: &LangGraphConfig,
+    request: &HandoffData,
+    notes: &mut Vec<String>,
+) -> Value {
+    let mut input = Map::new();
+    for (key, value) in request.langgraph_input.iter().flatten() {
+        if key == "messages" {
+            notes.push(
+                "langgraph_input.messages was ignored: the run's messages come from the \
+                 handoff's messages or prompt"
+                    .to_string(),
+            );
+            continue;
+        }
+        input.insert(key.clone(), value.clone());
+    }
+    input.insert("messages".to_string(), Value::Array(messages(request)));
+    let assistant = request
+        .assistant_id
+        .as_deref()
+        .unwrap_or(&settings.assistant_id);
+    let mut body = json!({
+        "assistant_id": assistant,
+        "input": input,
+        "stream_mode": [settings.stream_mode],
+        "stream_subgraphs": false,
+        // The client left: stop the run rather than pay for an answer nobody reads.
+        "on_disconnect": "cancel",
+    });
+    if request.thread_id.is_none() {
+        // A stateless run's thread is of no use to anyone afterwards.
+        body["on_completion"] = json!("delete");
+    }
+    body
+}
+
+/// The conversation as LangGraph messages; one human message when the handoff has none.
+fn messages(request: &HandoffData) -> Vec<Value> {
+    if request.messages.is_empty() {
+        let prompt = match request.prompt.as_str() {
+            "" => FALLBACK_PROMPT,
+            prompt => prompt,
+        };
+        return vec![json!({"type": "human", "content": prompt})];
+    }
+    request
+        .messages
+        .iter()
+        .map(|m| json!({"type": message_type(&m.role), "content": m.content}))
+        .collect()
+}
+
+/// OpenAI-style roles to LangChain message types; anything else is passed on unchanged.
+fn message_type(role: &str) -> &str {
+    match role {
+        "user" => "human",
+        "assistant" => "ai",
+        other => other,
+    }
+}
+
+/// Percent-encodes `text` as one path segment: everything but RFC 3986's unreserved characters,
+/// so that a `/`, `?`, `#` or `%` in a thread id cannot change which resource is asked for.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod request_tests;
+#[cfg(test)]
+mod stream_tests;

@@ -1,0 +1,224 @@
+use serde_json::{json, Value};
+
+use super::*;
+use crate::config::Config;
+use crate::handoff::{parse_handoff_data, ChatMessage};
+
+fn settings(api_key: Option<&str>) -> LangGraphConfig {
+    let mut settings = Config::default().backend.langgraph;
+    settings.api_key = api_key.map(str::to_string);
+    settings
+}
+
+fn origin() -> Origin {
+    Origin::parse("https://lg.example.com/v1", None).unwrap()
+}
+
+/// The request line, the header lines and the body text of a built request.
+fn parts(request: &[u8]) -> (String, Vec<String>, String) {
+    let text = std::str::from_utf8(request).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.split("\r\n").map(str::to_string);
+    let request_line = lines.next().unwrap();
+    let headers: Vec<String> = lines.collect();
+    let length = format!("Content-Length: {}", body.len());
+    assert!(headers.contains(&length), "{headers:?}");
+    (request_line, headers, body.to_string())
+}
+
+fn build(settings: &LangGraphConfig, data: &HandoffData) -> (String, Vec<String>, Value) {
+    let mut notes = Vec::new();
+    let (line, headers, body) =
+        parts(&build_request(settings, &origin(), data, &mut notes).unwrap());
+    assert!(notes.is_empty(), "{notes:?}");
+    (line, headers, serde_json::from_str(&body).unwrap())
+}
+
+#[test]
+fn stateless_prompt_request_byte_for_byte() {
+    let data = HandoffData {
+        prompt: "Hi".into(),
+        ..HandoffData::default()
+    };
+    let mut notes = Vec::new();
+    let request = build_request(&settings(Some("lgk-1")), &origin(), &data, &mut notes).unwrap();
+    let body = r#"{"assistant_id":"agent","input":{"messages":[{"content":"Hi","type":"human"}]},"on_completion":"delete","on_disconnect":"cancel","stream_mode":["messages-tuple"],"stream_subgraphs":false}"#;
+    let expected = format!(
+        "POST /v1/runs/stream HTTP/1.1\r\nHost: lg.example.com\r\n\
+         Content-Type: application/json\r\nAccept: text/event-stream\r\n\
+         User-Agent: streaming-daemon/{}\r\nX-Api-Key: lgk-1\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        env!("CARGO_PKG_VERSION"),
+        body.len()
+    );
+    assert_eq!(String::from_utf8(request).unwrap(), expected);
+}
+
+#[test]
+fn thread_runs_encode_the_id_and_keep_the_thread() {
+    for (thread, segment) in [
+        ("t-1", "t-1"),
+        ("a b/c?d#e%f", "a%20b%2Fc%3Fd%23e%25f"),
+        ("..", ".."),
+        ("thé", "th%C3%A9"),
+    ] {
+        let data = HandoffData {
+            thread_id: Some(thread.into()),
+            assistant_id: Some("helper".into()),
+            ..HandoffData::default()
+        };
+        let (line, _, body) = build(&settings(None), &data);
+        assert_eq!(
+            line,
+            format!("POST /v1/threads/{segment}/runs/stream HTTP/1.1")
+        );
+        assert_eq!(body["assistant_id"], "helper");
+        assert!(body.get("on_completion").is_none(), "{body}");
+        assert_eq!(body["on_disconnect"], "cancel");
+    }
+}
+
+#[test]
+fn roles_map_to_message_types() {
+    let roles = [
+        ("system", "system"),
+        ("user", "human"),
+        ("assistant", "ai"),
+        ("tool", "tool"),
+    ];
+    let data = HandoffData {
+        prompt: "ignored".into(),
+        messages: roles
+            .iter()
+            .map(|(role, _)| ChatMessage {
+                role: (*role).into(),
+                content: format!("from {role}"),
+            })
+            .collect(),
+        ..HandoffData::default()
+    };
+    let (_, _, body) = build(&settings(None), &data);
+    let want: Vec<Value> = roles
+        .iter()
+        .map(|(role, kind)| json!({"type": kind, "content": format!("from {role}")}))
+        .collect();
+    assert_eq!(body["input"]["messages"], Value::Array(want));
+}
+
+#[test]
+fn hello_when_there_is_nothing_to_ask_and_no_key_header() {
+    let (_, headers, body) = build(&settings(Some("")), &HandoffData::default());
+    assert_eq!(
+        body["input"]["messages"],
+        json!([{"type": "human", "content": "Hello"}])
+    );
+    assert!(!headers.iter().any(|h| h.starts_with("X-Api-Key")));
+    assert!(!headers.iter().any(|h| h.starts_with("Authorization")));
+}
+
+#[test]
+fn stream_mode_comes_from_the_settings() {
+    let mut settings = settings(None);
+    settings.stream_mode = "messages".into();
+    let (_, _, body) = build(&settings, &HandoffData::default());
+    assert_eq!(body["stream_mode"], json!(["messages"]));
+    assert_eq!(body["stream_subgraphs"], false);
+}
+
+#[test]
+fn input_numbers_and_nesting_are_forwarded_exactly() {
+    let handoff = br#"{"prompt":"p","langgraph_input":{"n":1234567,"price":1.50,"big":12345678901234567890,"huge":123456789012345678901234567890,"tiny":1e-400,"neg":-0.0,"nested":{"list":[1,2.50e3,{"deep":true}],"s":"x"},"none":null}}"#;
+    let data = parse_handoff_data(handoff).unwrap();
+    let mut notes = Vec::new();
+    let request = build_request(&settings(None), &origin(), &data, &mut notes).unwrap();
+    let (_, _, body) = parts(&request);
+    for exact in [
+        r#""n":1234567"#,
+        r#""price":1.50"#,
+        r#""big":12345678901234567890"#,
+        r#""huge":123456789012345678901234567890"#,
+        r#""tiny":1e-400"#,
+        r#""neg":-0.0"#,
+        // Digits are kept; serde_json writes an exponent's sign out. Same number, same precision.
+        r#""nested":{"list":[1,2.50e+3,{"deep":true}],"s":"x"}"#,
+        r#""none":null"#,
+    ] {
+        assert!(body.contains(exact), "{exact} not in {body}");
+    }
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["input"]["messages"][0]["content"], "p");
+}
+
+#[test]
+fn a_messages_key_in_the_input_is_ignored_with_a_note() {
+    let data = HandoffData {
+        prompt: "real".into(),
+        langgraph_input: Some(
+            json!({"messages": [{"type": "human", "content": "smuggled"}], "k": 1})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
+        ..HandoffData::default()
+    };
+    let mut notes = Vec::new();
+    let (_, _, body) =
+        parts(&build_request(&settings(None), &origin(), &data, &mut notes).unwrap());
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["input"],
+        json!({"k": 1, "messages": [{"type": "human", "content": "real"}]})
+    );
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].contains("langgraph_input.messages was ignored"));
+}
+
+#[test]
+fn header_injection_is_refused() {
+    let data = HandoffData {
+        test_pattern: Some("a\r\nX-Evil: 1".into()),
+        ..HandoffData::default()
+    };
+    let error = build_request(&settings(None), &origin(), &data, &mut Vec::new()).unwrap_err();
+    assert!(matches!(request_error(error), BackendError::BadRequest(_)));
+    let error = build_request(
+        &settings(Some("key\nX-Evil: 1")),
+        &origin(),
+        &HandoffData::default(),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    let start_error = request_error(error);
+    assert!(matches!(start_error, BackendError::Internal(_)));
+    assert!(!start_error.to_string().contains("X-Evil"));
+}
+
+#[test]
+fn the_backend_starts_an_upstream_call_over_a_unix_socket_too() {
+    let mut config = Config::default();
+    config.backend.langgraph.api_base = "http://langgraph.internal/api".into();
+    config.backend.langgraph.api_socket = Some("/run/lg.sock".into());
+    let mut backend = create(&config).unwrap();
+    assert_eq!(backend.name(), "langgraph");
+    let target = backend.upstream().unwrap();
+    assert_eq!(
+        target.origin.unix_socket.as_deref(),
+        Some(std::path::Path::new("/run/lg.sock"))
+    );
+    let Ok(Start::Upstream(call)) = backend.start(HandoffData::default(), Instant::now()) else {
+        panic!("langgraph calls an upstream");
+    };
+    assert!(call
+        .request
+        .starts_with(b"POST /api/runs/stream HTTP/1.1\r\nHost: langgraph.internal\r\n"));
+}
+
+#[test]
+fn a_bad_base_is_a_setup_error() {
+    let mut config = Config::default();
+    config.backend.langgraph.api_base = "ftp://nope".into();
+    let Err(error) = create(&config) else {
+        panic!("an ftp base must be refused");
+    };
+    assert!(error.to_string().contains("backend.langgraph.api_base"));
+}
