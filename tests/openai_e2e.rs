@@ -12,33 +12,9 @@ use streaming_daemon::config::SocketType;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// A daemon in front of `upstream`; `yaml` adds settings (timeouts) through a config file.
+/// A daemon running the openai backend in front of `upstream`.
 fn daemon(name: &str, upstream: &FakeUpstream, yaml: &str, env: &[(&str, &str)]) -> Daemon {
-    let config = std::env::temp_dir().join(format!("sd-{name}-{}.yaml", std::process::id()));
-    std::fs::write(&config, format!("backend:\n  provider: openai\n{yaml}")).unwrap();
-    let base = format!("{}/v1", upstream.base);
-    let mut args = vec!["-config", config.to_str().unwrap(), "-openai-base", &base];
-    let socket;
-    if let Some(path) = &upstream.socket_path {
-        socket = path.to_str().unwrap().to_string();
-        args.extend(["-openai-socket", &socket]);
-    }
-    let daemon = Daemon::start_with_env(temp_socket_path(name), &args, env);
-    let _ = std::fs::remove_file(&config);
-    daemon
-}
-
-fn ok_stream(events: &[&str]) -> Vec<Action> {
-    let mut body = String::from(SSE_OK_CHUNKED);
-    for event in events {
-        body.push_str(&chunk(event));
-    }
-    body.push_str(LAST_CHUNK);
-    vec![Action::Send(body.into_bytes())]
-}
-
-fn status(response: &str) -> String {
-    parse_response(response).0
+    upstream_daemon(name, "openai", upstream, yaml, env)
 }
 
 #[test]

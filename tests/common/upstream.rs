@@ -268,6 +268,46 @@ pub const USAGE_CHUNK: &str =
     "data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":9,\"total_tokens\":14}}\n\n";
 pub const DONE_EVENT: &str = "data: [DONE]\n\n";
 
+/// The daemon running `provider` (`openai` or `langgraph`) in front of `upstream`; `yaml` adds
+/// settings under `backend:` (timeouts, say) through a config file.
+pub fn upstream_daemon(
+    name: &str,
+    provider: &str,
+    upstream: &FakeUpstream,
+    yaml: &str,
+    env: &[(&str, &str)],
+) -> super::Daemon {
+    let config = std::env::temp_dir().join(format!("sd-{name}-{}.yaml", std::process::id()));
+    std::fs::write(&config, format!("backend:\n  provider: {provider}\n{yaml}")).unwrap();
+    let base = format!("{}/v1", upstream.base);
+    let base_flag = format!("-{provider}-base");
+    let socket_flag = format!("-{provider}-socket");
+    let mut args = vec!["-config", config.to_str().unwrap(), &base_flag, &base];
+    let socket;
+    if let Some(path) = &upstream.socket_path {
+        socket = path.to_str().unwrap().to_string();
+        args.extend([socket_flag.as_str(), &socket]);
+    }
+    let daemon = super::Daemon::start_with_env(super::temp_socket_path(name), &args, env);
+    let _ = std::fs::remove_file(&config);
+    daemon
+}
+
+/// A chunked `200` event stream with one chunk per event, then the last chunk.
+pub fn ok_stream(events: &[&str]) -> Vec<Action> {
+    let mut body = String::from(SSE_OK_CHUNKED);
+    for event in events {
+        body.push_str(&chunk(event));
+    }
+    body.push_str(LAST_CHUNK);
+    vec![Action::Send(body.into_bytes())]
+}
+
+/// The status line of a response.
+pub fn status(response: &str) -> String {
+    super::parse_response(response).0
+}
+
 /// Waits a moment for something the fake records from another thread.
 pub fn wait_until(limit: Duration, what: &str, condition: impl FnMut() -> bool) {
     super::eventually(limit, what, condition);
