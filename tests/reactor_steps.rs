@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
-use streaming_daemon::backends::{self, Backend, BackendError, EventSource, Next, Start};
+use streaming_daemon::backends::{
+    self, Backend, BackendError, Command, CommandResult, EventSource, Next, Start,
+};
 use streaming_daemon::config::{Config, SocketType};
 use streaming_daemon::handoff::HandoffData;
 use streaming_daemon::reactor::{Listener, Reactor, Turn};
@@ -556,4 +558,92 @@ fn a_socketpair_client_is_served_like_a_tcp_one() {
     let body = String::from_utf8(received).unwrap();
     assert_eq!(contents(&body)[0], "Hello from Rust daemon! Prompt: ");
     let _ = client.write(b"");
+}
+
+/// Runs the handoff's prompt with `sh -c` (10 bytes of output kept, 300 ms allowed) and says
+/// what came of it in one content event: the general program mechanism, without typing.
+struct Shell;
+
+impl Backend for Shell {
+    fn name(&self) -> &'static str {
+        "shell"
+    }
+    fn start(&mut self, request: HandoffData, _: Instant) -> Result<Start, BackendError> {
+        Ok(Start::Local(Box::new(ShellStream {
+            script: Some(request.prompt),
+            result: None,
+        })))
+    }
+}
+
+struct ShellStream {
+    script: Option<String>,
+    result: Option<CommandResult>,
+}
+
+impl EventSource for ShellStream {
+    fn produce(&mut self, sink: &mut EventSink<'_>) -> Next {
+        if let Some(script) = self.script.take() {
+            return Next::Run(Command {
+                program: "/bin/sh".into(),
+                args: vec!["-c".into(), script],
+                timeout: Duration::from_millis(300),
+                max_output: 10,
+            });
+        }
+        let said = match self.result.take() {
+            Some(CommandResult::Exited {
+                success,
+                stdout,
+                truncated,
+            }) => format!(
+                "success={success} truncated={truncated} stdout={}",
+                String::from_utf8_lossy(&stdout)
+            ),
+            Some(CommandResult::Failed(why)) => format!("failed: {why}"),
+            None => "no result".to_string(),
+        };
+        sink.content(&said);
+        Next::Complete
+    }
+
+    fn on_command(&mut self, result: CommandResult) {
+        self.result = Some(result);
+    }
+}
+
+/// The children of this process (the reactor runs in the test's thread), zombies included.
+fn children() -> String {
+    // SAFETY: (test) gettid takes nothing and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/children")).unwrap_or_default()
+}
+
+fn run_shell(h: &mut Harness, script: &str) -> String {
+    let (mut client, server) = tcp_pair();
+    let data = serde_json::json!({ "prompt": script }).to_string();
+    h.hand_off(data.as_bytes(), &server);
+    drop(server);
+    let body = h.collect(&mut client);
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    contents(&body).concat()
+}
+
+#[test]
+fn a_program_is_run_through_the_loop_bounded_in_bytes_and_time() {
+    let mut h = Harness::with_backend("shell", Config::default(), Box::new(Shell));
+    assert_eq!(
+        run_shell(&mut h, "printf 0123456789abcdef; exit 3"),
+        "success=false truncated=true stdout=0123456789"
+    );
+    // Stdout closed well before the exit: the exit status is still waited for, without blocking.
+    assert_eq!(
+        run_shell(&mut h, "printf ok; exec >&-; sleep 0.1"),
+        "success=true truncated=false stdout=ok"
+    );
+    assert_eq!(
+        run_shell(&mut h, "sleep 5"),
+        "failed: did not finish in time and was killed"
+    );
+    h.turn_until(|_| children().trim().is_empty());
 }

@@ -6,6 +6,7 @@
 //! connecting, waiting and writing. Adding a backend is one new file here and one line in
 //! [`REGISTRY`].
 
+mod command;
 pub mod langgraph;
 mod mock;
 pub mod openai;
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::handoff::HandoffData;
 use crate::sse::EventSink;
+
+pub use command::{Command, CommandResult};
 
 /// Every backend the daemon can run, by the name `backend.provider` and `-backend` use.
 pub const REGISTRY: &[(&str, Constructor)] = &[
@@ -56,6 +59,12 @@ pub trait EventSource {
     /// success head is written, then whenever the last [`Next::After`] has passed and the client
     /// has taken everything written so far.
     fn produce(&mut self, sink: &mut EventSink<'_>) -> Next;
+
+    /// What came of the last [`Next::Run`]. Called exactly once per `Run`, before `produce` is
+    /// asked again; a source that never returns `Run` need not implement it.
+    fn on_command(&mut self, result: CommandResult) {
+        let _ = result;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +75,9 @@ pub enum Next {
     Complete,
     /// The answer cannot be completed; the stream ends with `event: error` and this message.
     Fail(String),
+    /// Run this program; its result comes through [`EventSource::on_command`], then `produce`
+    /// is asked again at once.
+    Run(Command),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 //! | Receiving | deadline (handoff timeout)              | Finishing (500) or closed (no fd yet)  |
 //! | Receiving | complete, upstream backend              | Calling (see `call.rs` for its phases)  |
 //! | Streaming | event time reached, nothing waiting     | Streaming, or Finishing (`[DONE]` / `event: error`) |
+//! | Streaming | the source asks to run a program        | Streaming (see `command.rs` for the program's run) |
 //! | Streaming | client writable                         | Streaming (flushed; produces if due)   |
 //! | Streaming | client sent EOF or reset                | closed (client gone)                   |
 //! | Streaming, Calling | max stream duration reached    | Finishing (`event: error`, or 504 before a head) |
@@ -18,10 +19,13 @@
 //! | Finishing | nothing taken for the write timeout     | closed (write stall)                   |
 //! | any       | shutdown deadline                       | one last try to write `event: error` or 503, closed |
 //!
-//! The sockets live in the connection, not in the states, so that a panic in the middle of a
-//! transition still leaves the client socket to answer with a 500.
+//! The sockets (and a running program) live in the connection, not in the states, so that a
+//! panic in the middle of a transition still leaves the client socket to answer with a 500, and
+//! the program to be killed and reaped when the reactor closes the connection.
 
 mod call;
+mod child;
+mod command;
 mod outbox;
 mod receive;
 
@@ -43,6 +47,7 @@ use crate::upstream::transport::Transport;
 use crate::upstream::Upstream;
 
 pub use call::UpstreamEnd;
+pub use child::Reaper;
 pub use outbox::{Flushed, Outbox};
 use receive::{Received, Receiver};
 
@@ -91,6 +96,8 @@ pub struct Context<'a> {
     pub settings: &'a Settings,
     pub admission: Admission,
     pub tally: &'a mut Tally,
+    /// Killed programs of local backends, collected by the reactor.
+    pub reaper: &'a mut Reaper,
 }
 
 /// The tokens of a connection's sockets.
@@ -99,6 +106,8 @@ pub struct Tokens {
     pub apache: mio::Token,
     pub client: mio::Token,
     pub upstream: mio::Token,
+    /// The stdout of a program a local backend runs.
+    pub child: mio::Token,
 }
 
 /// Which socket an event is for and what it is ready to do.
@@ -115,6 +124,8 @@ pub enum Ready {
         writable: bool,
         closed: bool,
     },
+    /// A program's stdout is readable or closed.
+    Child,
 }
 
 /// How a connection ended.
@@ -197,6 +208,10 @@ pub struct Connection {
     /// The connection to the backend's API, while a call is in progress.
     upstream: Option<Transport>,
     upstream_token: mio::Token,
+    /// The program a local source asked for, while it runs.
+    /// Boxed: most connections never run one, and a connection's size is paid 50,000 times.
+    child: Option<Box<child::Child>>,
+    child_token: mio::Token,
     /// `max_stream_duration` from the stream's start.
     ends_at: Option<Instant>,
     outbox: Outbox,
@@ -235,6 +250,8 @@ impl Connection {
             client_registered: false,
             upstream: None,
             upstream_token: tokens.upstream,
+            child: None,
+            child_token: tokens.child,
             ends_at: None,
             outbox: Outbox::default(),
             state: State::Receiving(Receiver::default()),
@@ -258,6 +275,7 @@ impl Connection {
 
     pub fn held_bytes(&self) -> usize {
         self.outbox.held_bytes()
+            + self.child.as_ref().map_or(0, |child| child.held_bytes())
             + match &self.state {
                 State::Receiving(receiver) => receiver.held_bytes(),
                 _ => 0,
@@ -278,7 +296,9 @@ impl Connection {
                 } else {
                     None
                 };
-                earliest(due, self.ends_at)
+                // A program's timeout runs whether or not the client keeps up.
+                let child = self.child.as_ref().map(|child| child.deadline());
+                earliest(earliest(due, child), self.ends_at)
             }
             State::Calling(call) => earliest(call.deadline(settings), self.ends_at),
             State::Finishing(_) | State::Transitioning => None,
@@ -310,6 +330,7 @@ impl Connection {
                 writable,
                 closed,
             } => self.on_upstream_ready(readable, writable, closed, ctx),
+            Ready::Child => self.on_child_ready(ctx),
         }
     }
 
@@ -353,6 +374,9 @@ impl Connection {
                         "maximum stream duration exceeded",
                         ctx,
                     );
+                }
+                if self.child.is_some() {
+                    return self.on_child_timer(ctx);
                 }
                 if self.outbox.is_empty() && streaming.next_at.is_some_and(|t| now >= t) {
                     return self.produce(ctx);
@@ -431,6 +455,13 @@ impl Connection {
             ending.label(),
             detail
         );
+    }
+
+    /// The connection is being closed: a program still running is killed and left to `reaper`.
+    pub fn release_child(&mut self, registry: &Registry, reaper: &mut Reaper) {
+        if let Some(child) = self.child.take() {
+            child.abandon(registry, reaper);
+        }
     }
 
     pub fn streaming_duration(&self, now: Instant) -> Option<Duration> {
@@ -659,6 +690,11 @@ impl Connection {
             Next::Fail(message) => {
                 sse::error_event(ctx.scratch, &message);
                 self.state = State::Finishing(Ending::BackendFailed(message));
+            }
+            Next::Run(command) => {
+                // Not asked again until the program's result is in.
+                streaming.next_at = None;
+                self.run_command(command, ctx);
             }
         }
         let outcome = self.send_scratch(ctx);

@@ -25,7 +25,7 @@ pub use slab::Slab;
 
 use crate::backends::Backend;
 use crate::config::Config;
-use crate::conn::{Admission, Connection, Context, Ending, Ready, Settings, Step, Tokens};
+use crate::conn::{Admission, Connection, Context, Ending, Ready, Reaper, Settings, Step, Tokens};
 use crate::stats::Tally;
 use crate::sys::signals::{Signal, SignalFd};
 use crate::sys::socket;
@@ -113,6 +113,8 @@ pub struct Reactor {
     upstream: Option<Upstream>,
     read_buf: Vec<u8>,
     decode_buf: Vec<u8>,
+    /// Programs of local backends killed but not yet waited for.
+    reaper: Reaper,
     tally: Tally,
     next_id: u64,
     lifecycle: Lifecycle,
@@ -180,6 +182,7 @@ impl Reactor {
             upstream: None,
             read_buf: Vec::new(),
             decode_buf: Vec::new(),
+            reaper: Reaper::default(),
             tally: Tally::new(backend_name, !config.benchmark),
             next_id: 1,
             lifecycle: Lifecycle::Serving,
@@ -273,6 +276,7 @@ impl Reactor {
                             writable,
                             closed,
                         },
+                        Side::Child => Ready::Child,
                     };
                     self.dispatch(key, now, |conn, ctx| conn.on_ready(ready, ctx));
                 }
@@ -283,6 +287,7 @@ impl Reactor {
         if let Some(upstream) = &mut self.upstream {
             upstream.sweep(now);
         }
+        self.reaper.reap();
         Ok(self.check_lifecycle(now))
     }
 
@@ -336,10 +341,17 @@ impl Reactor {
             Lifecycle::Serving => None,
         };
         let sweep_at = self.upstream.as_ref().and_then(Upstream::sweep_at);
-        let wake_at = [self.timers.earliest(), accept_at, drain_at, sweep_at]
-            .into_iter()
-            .flatten()
-            .min();
+        let reap_at = self.reaper.next_check(now);
+        let wake_at = [
+            self.timers.earliest(),
+            accept_at,
+            drain_at,
+            sweep_at,
+            reap_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let until_wake = wake_at.map(|at| at.saturating_duration_since(now));
         match (until_wake, max_wait) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -432,6 +444,7 @@ impl Reactor {
             apache: token::connection_token(key, Side::Apache),
             client: token::connection_token(key, Side::Client),
             upstream: token::connection_token(key, Side::Upstream),
+            child: token::connection_token(key, Side::Child),
         };
         match Connection::accept(id, apache, tokens, over_capacity, self.poll.registry(), now) {
             Ok(conn) => {
@@ -472,6 +485,7 @@ impl Reactor {
             settings: &self.settings,
             admission,
             tally: &mut self.tally,
+            reaper: &mut self.reaper,
         };
         let step = match catch_unwind(AssertUnwindSafe(|| handler(conn, &mut ctx))) {
             Ok(step) => step,
@@ -512,13 +526,15 @@ impl Reactor {
             return;
         };
         self.held_bytes -= entry.held;
-        let conn = match entry.occupant {
+        let mut conn = match entry.occupant {
             Occupant::Handoff(conn) => conn,
             Occupant::Scrape(_) => {
                 self.scrapes -= 1;
                 return;
             }
         };
+        // Every connection leaves through here, so no program outlives its stream.
+        conn.release_child(self.poll.registry(), &mut self.reaper);
         if let Some(took) = conn.streaming_duration(now) {
             self.tally.stream_ended(&ending, took);
         }

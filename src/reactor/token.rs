@@ -7,7 +7,10 @@
 //! | 2                            | the metrics listener                     |
 //! | 3                            | the waker (resolver results)             |
 //! | 4 to 15                      | reserved for fixed sources               |
-//! | generation << 37 \| slot << 5 \| 16 \| side | one socket of a slab connection   |
+//! | generation << 37 \| slot << 5 \| 16 \| side | one fd of a slab connection       |
+//!
+//! The side takes the 3 bits below 16 (values 0 to 4 are used; bit 3 must be clear); the
+//! fixed tokens are all below 16, so they never carry the connection bit.
 //!
 //! A slot's generation changes whenever the slot is freed, so an event for a connection that
 //! is gone (or whose slot now holds another) is recognised and skipped.
@@ -37,6 +40,8 @@ pub enum Side {
     Upstream,
     /// A metrics scrape.
     Scrape,
+    /// The stdout pipe of a program a local backend runs (the typing backend's `fortune`).
+    Child,
 }
 
 impl Side {
@@ -46,6 +51,7 @@ impl Side {
             Side::Client => 1,
             Side::Upstream => 2,
             Side::Scrape => 3,
+            Side::Child => 4,
         }
     }
 
@@ -55,6 +61,7 @@ impl Side {
             1 => Some(Side::Client),
             2 => Some(Side::Upstream),
             3 => Some(Side::Scrape),
+            4 => Some(Side::Child),
             _ => None,
         }
     }
@@ -80,10 +87,10 @@ pub fn connection_token(key: Key, side: Side) -> Token {
 /// The connection and side a token names, or `None` for fixed or malformed tokens.
 pub fn decode(token: Token) -> Option<(Key, Side)> {
     let raw = token.0;
-    if raw & CONNECTION_BIT == 0 || raw & 0b1100 != 0 {
+    if raw & CONNECTION_BIT == 0 || raw & 0b1000 != 0 {
         return None;
     }
-    let side = Side::from_bits(raw & 0b11)?;
+    let side = Side::from_bits(raw & 0b111)?;
     let slot = ((raw >> SLOT_SHIFT) & 0xffff_ffff) as u32;
     let generation = (raw >> GENERATION_SHIFT) as u32;
     Some((Key { slot, generation }, side))
@@ -109,7 +116,13 @@ mod tests {
                 generation: GENERATION_MASK,
             },
         ] {
-            for side in [Side::Apache, Side::Client, Side::Upstream, Side::Scrape] {
+            for side in [
+                Side::Apache,
+                Side::Client,
+                Side::Upstream,
+                Side::Scrape,
+                Side::Child,
+            ] {
                 assert_eq!(decode(connection_token(key, side)), Some((key, side)));
             }
         }
@@ -120,6 +133,9 @@ mod tests {
         for token in [LISTENER, SIGNALS, METRICS_LISTENER, WAKER, Token(15)] {
             assert_eq!(decode(token), None);
         }
-        assert_eq!(decode(Token(CONNECTION_BIT | 0b100)), None);
+        // Side bits that name no side, and the bit above the sides.
+        assert_eq!(decode(Token(CONNECTION_BIT | 0b101)), None);
+        assert_eq!(decode(Token(CONNECTION_BIT | 0b111)), None);
+        assert_eq!(decode(Token(CONNECTION_BIT | 0b1000)), None);
     }
 }
