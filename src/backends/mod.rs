@@ -10,6 +10,7 @@ mod command;
 pub mod langgraph;
 mod mock;
 pub mod openai;
+mod typing;
 pub mod upstream;
 
 use std::fmt;
@@ -26,6 +27,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("langgraph", langgraph::create),
     ("mock", mock::create),
     ("openai", openai::create),
+    ("typing", typing::create),
 ];
 
 type Constructor = fn(&Config) -> Result<Box<dyn Backend>, BackendError>;
@@ -135,7 +137,7 @@ mod tests {
         let error = create(&config).err().unwrap();
         assert_eq!(
             error.to_string(),
-            "unknown backend \"nope\"; available backends: langgraph, mock, openai"
+            "unknown backend \"nope\"; available backends: langgraph, mock, openai, typing"
         );
     }
 }

@@ -100,6 +100,53 @@ pub fn read_to_end(stream: &mut TcpStream, limit: Duration) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// Reads until end of stream, noting when each SSE frame (up to its blank line) was complete:
+/// returns the response head and `(arrival, frame)` pairs. Fails the test after `limit`.
+pub fn read_frames_timed(
+    stream: &mut TcpStream,
+    limit: Duration,
+) -> (String, Vec<(Instant, String)>) {
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    let mut head = None;
+    let mut frames = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        assert!(
+            started.elapsed() < limit,
+            "no end of stream within {limit:?}"
+        );
+        let n = match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("read failed: {e}"),
+        };
+        let arrived = Instant::now();
+        pending.extend_from_slice(&buf[..n]);
+        if head.is_none() {
+            let Some(end) = find(&pending, b"\r\n\r\n") else {
+                continue;
+            };
+            let rest = pending.split_off(end + 4);
+            head = Some(String::from_utf8(std::mem::replace(&mut pending, rest)).unwrap());
+        }
+        while let Some(end) = find(&pending, b"\n\n") {
+            let rest = pending.split_off(end + 2);
+            let frame = std::mem::replace(&mut pending, rest);
+            frames.push((arrived, String::from_utf8(frame).unwrap()));
+        }
+    }
+    (head.unwrap_or_default(), frames)
+}
+
+/// Where `needle` first occurs in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// The `data:` payloads of an SSE body, in order.
 pub fn data_lines(body: &str) -> Vec<String> {
     body.lines()

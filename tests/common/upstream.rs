@@ -191,7 +191,7 @@ fn serve(mut stream: impl Read + Write, shared: &Mutex<Shared>) {
 fn read_request(stream: &mut impl Read, pending: &mut Vec<u8>) -> Option<Received> {
     let mut buf = [0u8; 4096];
     loop {
-        if let Some(end) = find(pending, b"\r\n\r\n") {
+        if let Some(end) = super::find(pending, b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&pending[..end]).to_string();
             let length: usize = head
                 .lines()
@@ -214,10 +214,6 @@ fn read_request(stream: &mut impl Read, pending: &mut Vec<u8>) -> Option<Receive
             Err(_) => return None,
         }
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 pub fn certs_dir() -> PathBuf {

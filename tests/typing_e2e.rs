@@ -1,0 +1,301 @@
+//! The typing backend end to end: the real binary typing answers, with fake `fortune` scripts
+//! written here (normal, slow past the timeout, failing, missing, counted for the rate limit),
+//! and the pauses between events kept by the reactor's timers.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use streaming_daemon::config::SocketType;
+
+const LIMIT: Duration = Duration::from_secs(20);
+const INTRO: &str = "I don't know anything about that, but ";
+/// `sleep`'s arguments in the slow scripts: unusual enough to find their processes by, one per
+/// test because tests run at the same time.
+const SLOW_SLEEP: &str = "30.4321";
+const LEAVE_SLEEP: &str = "30.4322";
+
+/// A directory of this test's own, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("sd-typing-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// A `#!/bin/sh` fortune that appends its arguments to `calls`, then runs `body`.
+    fn fortune(&self, body: &str) -> PathBuf {
+        let path = self.0.join("fortune");
+        let calls = self.calls_path();
+        let script = format!("#!/bin/sh\necho \"$@\" >> '{}'\n{body}\n", calls.display());
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn calls_path(&self) -> PathBuf {
+        self.0.join("calls")
+    }
+
+    /// The arguments of every call so far, one line each.
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.calls_path())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn daemon(name: &str, fortune: &Path) -> Daemon {
+    Daemon::start(
+        name,
+        &[
+            "-backend",
+            "typing",
+            "-fortune-path",
+            fortune.to_str().unwrap(),
+        ],
+    )
+}
+
+/// The `(char, index)` pairs of typing events.
+fn typed(frames: &[String]) -> Vec<(String, usize)> {
+    frames
+        .iter()
+        .filter_map(|f| f.strip_prefix("data: {"))
+        .map(|json| {
+            let value: serde_json::Value =
+                serde_json::from_str(&format!("{{{}", json.trim_end())).unwrap();
+            (
+                value["char"].as_str().unwrap().to_string(),
+                value["index"].as_u64().unwrap() as usize,
+            )
+        })
+        .collect()
+}
+
+fn text(typed: &[(String, usize)]) -> String {
+    typed.iter().map(|(c, _)| c.as_str()).collect()
+}
+
+/// Hands off a client and reads the whole stream, with arrival times; also returns when the
+/// handoff was sent, before which the daemon cannot have started.
+fn timed_request(d: &Daemon, data: &[u8]) -> (Instant, String, Vec<(Instant, String)>) {
+    let (mut client, server) = tcp_pair();
+    let sent = Instant::now();
+    hand_off(&d.socket, SocketType::Stream, data, &server);
+    drop(server);
+    let (head, frames) = read_frames_timed(&mut client, LIMIT);
+    (sent, head, frames)
+}
+
+/// SPEC §4.2's pause after a character.
+fn pause(c: char) -> Duration {
+    Duration::from_millis(match c {
+        '\n' => 100,
+        '.' | '!' | '?' => 150,
+        ',' | ':' => 80,
+        ' ' => 30,
+        _ => 25,
+    })
+}
+
+/// The daemon's children, zombies included.
+fn children(d: &Daemon) -> String {
+    std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", d.pid()))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Whether a slow script's `sleep` still runs anywhere.
+fn sleep_running(seconds: &str) -> bool {
+    let wanted = format!("sleep\0{seconds}\0");
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|c| c == wanted.as_bytes())
+    })
+}
+
+#[test]
+fn a_quote_is_typed_one_character_at_a_time_with_the_reactors_pauses() {
+    let scratch = Scratch::new("quote");
+    let fortune = scratch.fortune("echo 'Brevity, wit.'\necho '\t\t-- Polonius'");
+    let d = daemon("ty-quote", &fortune);
+    let (sent, head, frames) = timed_request(&d, br#"{"prompt":"What is wit?"}"#);
+    assert_eq!(head, SSE_HEAD);
+    let answer = format!("{INTRO}brevity, wit.");
+    let events: Vec<String> = frames.iter().map(|(_, f)| f.clone()).collect();
+    let typed = typed(&events);
+    assert_eq!(text(&typed), answer);
+    let indexes: Vec<usize> = typed.iter().map(|(_, i)| *i).collect();
+    let want: Vec<usize> = answer.char_indices().map(|(i, _)| i).collect();
+    assert_eq!(indexes, want);
+    assert_eq!(events.last().unwrap(), "data: [DONE]\n\n");
+    assert_eq!(scratch.calls(), ["literature"]);
+
+    // Event k cannot leave before the pauses after characters 0..k have passed since the
+    // stream began, which was after the handoff was sent. Lower bounds only: a busy machine
+    // may be later, never earlier.
+    let mut due = Duration::ZERO;
+    for ((arrived, _), c) in frames.iter().zip(answer.chars()) {
+        assert!(
+            arrived.duration_since(sent) >= due,
+            "{c:?} after {:?}, due no earlier than {due:?}",
+            arrived.duration_since(sent)
+        );
+        due += pause(c);
+    }
+    let (done_at, _) = frames.last().unwrap();
+    assert!(done_at.duration_since(sent) >= due, "[DONE] came early");
+}
+
+#[test]
+fn a_slow_fortune_is_killed_with_what_it_started_and_a_saying_is_typed() {
+    let scratch = Scratch::new("slow");
+    let fortune = scratch.fortune(&format!("sleep {SLOW_SLEEP}\necho 'Too late.'"));
+    let mut d = daemon("ty-slow", &fortune);
+    let (sent, _, frames) = timed_request(&d, b"{}");
+    let events: Vec<String> = frames.iter().map(|(_, f)| f.clone()).collect();
+    let answer = text(&typed(&events));
+    assert!(answer.starts_with(INTRO), "{answer}");
+    assert!(!answer.contains("late"), "{answer}");
+    assert_eq!(events.last().unwrap(), "data: [DONE]\n\n");
+    // Nothing was typed before the 500 ms timeout.
+    assert!(frames[0].0.duration_since(sent) >= Duration::from_millis(500));
+    d.wait_for_log("did not finish in time and was killed", LIMIT);
+    eventually(LIMIT, "the killed fortune to be reaped", || {
+        children(&d).is_empty()
+    });
+    eventually(LIMIT, "the script's sleep to be killed too", || {
+        !sleep_running(SLOW_SLEEP)
+    });
+}
+
+#[test]
+fn a_failing_or_missing_fortune_types_a_saying() {
+    let scratch = Scratch::new("failing");
+    let fortune = scratch.fortune("echo 'Half a quote'\nexit 1");
+    let mut d = daemon("ty-failing", &fortune);
+    let body = d.request(b"{}");
+    let answer = text(&typed(&data_frames(&body)));
+    assert!(
+        answer.starts_with(INTRO) && !answer.contains("Half"),
+        "{answer}"
+    );
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    d.wait_for_log("exited with a failure status", LIMIT);
+    eventually(LIMIT, "the fortune to be reaped", || {
+        children(&d).is_empty()
+    });
+
+    let mut d = daemon("ty-missing", &scratch.0.join("no-such-fortune"));
+    let body = d.request(b"{}");
+    assert!(text(&typed(&data_frames(&body))).starts_with(INTRO));
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    d.wait_for_log("could not be started", LIMIT);
+}
+
+#[test]
+fn fortune_is_called_at_most_once_per_ten_milliseconds() {
+    let scratch = Scratch::new("rate");
+    let fortune = scratch.fortune("echo 'Go.'");
+    let d = daemon("ty-rate", &fortune);
+    // Twenty handoffs back to back: far less than 200 ms apart in all, so some must share a
+    // 10 ms window and be refused a call.
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, server) = tcp_pair();
+            hand_off(&d.socket, SocketType::Stream, b"{}", &server);
+            client
+        })
+        .collect();
+    let mut quoted = 0;
+    for mut client in clients {
+        let body = read_to_end(&mut client, LIMIT);
+        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+        let answer = text(&typed(&data_frames(&body)));
+        assert!(answer.starts_with(INTRO), "{answer}");
+        if answer == format!("{INTRO}go.") {
+            quoted += 1;
+        }
+    }
+    let calls = scratch.calls().len();
+    assert!((1..20).contains(&calls), "{calls} calls for 20 streams");
+    assert_eq!(quoted, calls);
+}
+
+#[test]
+fn the_fixed_prompt_needs_no_fortune_and_a_client_may_leave_mid_answer() {
+    let scratch = Scratch::new("fixed");
+    let fortune = scratch.fortune("echo 'Unused.'");
+    let mut d = daemon("ty-fixed", &fortune);
+    let (mut client, server) = tcp_pair();
+    hand_off(
+        &d.socket,
+        SocketType::Stream,
+        br#"{"prompt":"Tell me about streaming"}"#,
+        &server,
+    );
+    drop(server);
+    client.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    // The first word, then leave.
+    while data_frames(&String::from_utf8_lossy(&seen)).len() < 5 {
+        let n = client.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let seen = String::from_utf8(seen).unwrap();
+    assert!(
+        text(&typed(&data_frames(&seen))).starts_with("When "),
+        "{seen}"
+    );
+    drop(client);
+    d.wait_for_log("outcome=client_disconnected", LIMIT);
+    assert!(scratch.calls().is_empty());
+}
+
+#[test]
+fn a_client_leaving_while_fortune_runs_gets_it_killed_and_reaped() {
+    let scratch = Scratch::new("leave");
+    let fortune = scratch.fortune(&format!("sleep {LEAVE_SLEEP}\necho 'Never read.'"));
+    let mut d = daemon("ty-leave", &fortune);
+    let (mut client, server) = tcp_pair();
+    hand_off(&d.socket, SocketType::Stream, b"{}", &server);
+    drop(server);
+    let mut head = vec![0u8; SSE_HEAD.len()];
+    client.read_exact(&mut head).unwrap();
+    eventually(LIMIT, "fortune to run", || scratch.calls().len() == 1);
+    drop(client);
+    d.wait_for_log("outcome=client_disconnected", LIMIT);
+    eventually(LIMIT, "the fortune to be reaped", || {
+        children(&d).is_empty()
+    });
+    eventually(LIMIT, "the script's sleep to be killed too", || {
+        !sleep_running(LEAVE_SLEEP)
+    });
+}
+
+/// The frames of a whole response body, head excluded.
+fn data_frames(response: &str) -> Vec<String> {
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    body.split_inclusive("\n\n")
+        .filter(|f| f.ends_with("\n\n"))
+        .map(str::to_string)
+        .collect()
+}
