@@ -647,3 +647,19 @@ fn a_program_is_run_through_the_loop_bounded_in_bytes_and_time() {
     );
     h.turn_until(|_| children().trim().is_empty());
 }
+
+#[test]
+fn a_stream_that_ends_while_its_program_runs_kills_it() {
+    let mut config = Config::default();
+    config.server.max_stream_duration = Duration::from_millis(100);
+    let mut h = Harness::with_backend("shell-max", config, Box::new(Shell));
+    let (mut client, server) = tcp_pair();
+    h.hand_off(br#"{"prompt":"sleep 5"}"#, &server);
+    drop(server);
+    let body = h.collect(&mut client);
+    assert!(
+        body.ends_with("event: error\ndata: {\"error\":\"maximum stream duration exceeded\"}\n\n"),
+        "{body}"
+    );
+    h.turn_until(|_| children().trim().is_empty());
+}

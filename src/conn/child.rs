@@ -62,7 +62,8 @@ pub struct Child {
 
 impl Child {
     /// Starts `command` with stdout piped (stdin and stderr to /dev/null) and registers the
-    /// pipe with `token`.
+    /// pipe with `token`. This waits only for the exec itself (std learns of an exec failure
+    /// through a pipe), never for the program.
     pub fn spawn(
         command: &Command,
         registry: &Registry,

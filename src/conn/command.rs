@@ -7,7 +7,7 @@
 //! | Streaming | child readable, more to come                | Streaming, child running                      |
 //! | Streaming | child finished (EOF and exit)               | Streaming, result given, source asked again   |
 //! | Streaming | child timeout                               | Streaming, killed, `Failed` given, asked again |
-//! | any other | child event (the stream is ending)          | the same; the child is killed                 |
+//! | any other | child event or deadline (the stream ends)   | the same; the child is killed                 |
 //!
 //! The child lives in the connection, not in the state, so that whatever ends the connection
 //! (client gone, max duration, shutdown, a panic) finds it there: the reactor hands it to the
@@ -41,21 +41,21 @@ impl Connection {
     }
 
     pub(super) fn on_child_ready(&mut self, ctx: &mut Context<'_>) -> Step {
+        if self.outlived_its_stream(ctx) {
+            return Step::Continue;
+        }
         let Some(child) = self.child.as_mut() else {
             return Step::Continue;
         };
-        if !matches!(self.state, State::Streaming(_)) {
-            if let Some(child) = self.child.take() {
-                child.abandon(ctx.registry, ctx.reaper);
-            }
-            return Step::Continue;
-        }
         let progress = child.on_readable(ctx.registry, ctx.now);
         self.after_child(progress, ctx)
     }
 
     /// The child's deadline may have passed: kill it, check its exit, or read on.
     pub(super) fn on_child_timer(&mut self, ctx: &mut Context<'_>) -> Step {
+        if self.outlived_its_stream(ctx) {
+            return Step::Continue;
+        }
         let Some(child) = self.child.as_mut() else {
             return Step::Continue;
         };
@@ -64,6 +64,19 @@ impl Connection {
         }
         let progress = child.on_timer(ctx.registry, ctx.now, ctx.reaper);
         self.after_child(progress, ctx)
+    }
+
+    /// The stream is ending (an error event or `[DONE]` on its way out) while the program
+    /// still runs: nobody wants its result, so it goes now rather than when the connection
+    /// closes.
+    fn outlived_its_stream(&mut self, ctx: &mut Context<'_>) -> bool {
+        if matches!(self.state, State::Streaming(_)) {
+            return false;
+        }
+        if let Some(child) = self.child.take() {
+            child.abandon(ctx.registry, ctx.reaper);
+        }
+        true
     }
 
     fn after_child(&mut self, progress: Progress, ctx: &mut Context<'_>) -> Step {

@@ -296,14 +296,15 @@ impl Connection {
                 } else {
                     None
                 };
-                // A program's timeout runs whether or not the client keeps up.
-                let child = self.child.as_ref().map(|child| child.deadline());
-                earliest(earliest(due, child), self.ends_at)
+                earliest(due, self.ends_at)
             }
             State::Calling(call) => earliest(call.deadline(settings), self.ends_at),
             State::Finishing(_) | State::Transitioning => None,
         };
-        earliest(own, stall)
+        // A program's timeout runs whether or not the client keeps up, and in any state: a
+        // stream that ends while it runs ends it at the latest then.
+        let child = self.child.as_ref().map(|child| child.deadline());
+        earliest(earliest(own, child), stall)
     }
 
     pub fn on_ready(&mut self, ready: Ready, ctx: &mut Context<'_>) -> Step {
@@ -383,6 +384,7 @@ impl Connection {
                 }
                 Step::Continue
             }
+            _ if self.child.is_some() => self.on_child_timer(ctx),
             _ => Step::Continue,
         }
     }
@@ -702,6 +704,8 @@ impl Connection {
     }
 
     fn end_with_error(&mut self, ending: Ending, message: &str, ctx: &mut Context<'_>) -> Step {
+        // A program still running has no one to answer any more.
+        self.release_child(ctx.registry, ctx.reaper);
         ctx.scratch.clear();
         sse::error_event(ctx.scratch, message);
         self.state = State::Finishing(ending);
