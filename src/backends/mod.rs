@@ -3,7 +3,8 @@
 //! A backend is sans-I/O. It turns a handoff into either an [`EventSource`] that the reactor
 //! asks for events whenever their time has come (mock, typing), or an upstream request plus a
 //! translator for its response (openai, langgraph: see [`upstream`]); the reactor does all the
-//! connecting, waiting and writing. Adding a backend is one new file here and one line in
+//! connecting, waiting and writing. An event source may also ask the reactor to run a program
+//! and hand it the output ([`Next::Run`], see [`Command`]): typing's `fortune`. Adding a backend is one new file here and one line in
 //! [`REGISTRY`].
 
 mod command;
