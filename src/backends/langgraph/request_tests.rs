@@ -1,6 +1,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::backends::upstream::testing::request_parts;
 use crate::config::Config;
 use crate::handoff::{parse_handoff_data, ChatMessage};
 
@@ -14,22 +15,10 @@ fn origin() -> Origin {
     Origin::parse("https://lg.example.com/v1", None).unwrap()
 }
 
-/// The request line, the header lines and the body text of a built request.
-fn parts(request: &[u8]) -> (String, Vec<String>, String) {
-    let text = std::str::from_utf8(request).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.split("\r\n").map(str::to_string);
-    let request_line = lines.next().unwrap();
-    let headers: Vec<String> = lines.collect();
-    let length = format!("Content-Length: {}", body.len());
-    assert!(headers.contains(&length), "{headers:?}");
-    (request_line, headers, body.to_string())
-}
-
 fn build(settings: &LangGraphConfig, data: &HandoffData) -> (String, Vec<String>, Value) {
     let mut notes = Vec::new();
     let (line, headers, body) =
-        parts(&build_request(settings, &origin(), data, &mut notes).unwrap());
+        request_parts(&build_request(settings, &origin(), data, &mut notes).unwrap());
     assert!(notes.is_empty(), "{notes:?}");
     (line, headers, serde_json::from_str(&body).unwrap())
 }
@@ -131,7 +120,7 @@ fn input_numbers_and_nesting_are_forwarded_exactly() {
     let data = parse_handoff_data(handoff).unwrap();
     let mut notes = Vec::new();
     let request = build_request(&settings(None), &origin(), &data, &mut notes).unwrap();
-    let (_, _, body) = parts(&request);
+    let (_, _, body) = request_parts(&request);
     for exact in [
         r#""n":1234567"#,
         r#""price":1.50"#,
@@ -163,7 +152,7 @@ fn a_messages_key_in_the_input_is_ignored_with_a_note() {
     };
     let mut notes = Vec::new();
     let (_, _, body) =
-        parts(&build_request(&settings(None), &origin(), &data, &mut notes).unwrap());
+        request_parts(&build_request(&settings(None), &origin(), &data, &mut notes).unwrap());
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         body["input"],

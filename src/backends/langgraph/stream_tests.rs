@@ -3,10 +3,12 @@
 //! end event), fed whole, byte by byte and cut everywhere.
 
 use super::*;
-use crate::backends::upstream::testing::{self, client_contents, expected, Exchange};
+use crate::backends::upstream::testing::{
+    self, assert_upstream_error, client_contents, expected, expected_failure, Exchange,
+};
 use crate::backends::upstream::{Ending, Translator};
 use crate::splits::{for_each_split, for_each_split_every};
-use crate::sse::{error_event, EventSink};
+use crate::sse::EventSink;
 
 const HEAD: &str = "HTTP/1.1 200 OK\r\nserver: uvicorn\r\nlocation: /runs/r-1/stream\r\n\
     cache-control: no-store\r\nconnection: keep-alive\r\nx-accel-buffering: no\r\n\
@@ -270,18 +272,7 @@ fn an_error_event_ends_with_an_error_event_and_no_done() {
     ]);
     for_each_split_every(&input, 5, |pieces| {
         let exchange = exchange(pieces, false);
-        let mut want = expected(&["partial answer"], false).into_bytes();
-        error_event(
-            &mut want,
-            "the upstream API reported an error during the answer",
-        );
-        assert_eq!(exchange.client.as_bytes(), want);
-        let Some(Ending::Failed(failure)) = exchange.ending else {
-            panic!("expected a failure");
-        };
-        assert!(failure.detail.contains("boom: secret graph detail"));
-        assert_eq!(failure.reason, "upstream_error");
-        assert!(!exchange.reusable);
+        assert_upstream_error(&exchange, &["partial answer"], "boom: secret graph detail");
     });
 }
 
@@ -290,12 +281,8 @@ fn a_body_cut_mid_way_is_an_error() {
     let mut input = response(&[chunk("partial"), chunk("never whole")]);
     input.truncate(input.len() - 5 - 30);
     let exchange = exchange(&[&input], true);
-    let mut want = expected(&["partial"], false).into_bytes();
-    error_event(
-        &mut want,
-        "the upstream connection closed before the answer was complete",
-    );
-    assert_eq!(exchange.client.as_bytes(), want);
+    let message = "the upstream connection closed before the answer was complete";
+    assert_eq!(exchange.client, expected_failure(&["partial"], message));
 }
 
 #[test]

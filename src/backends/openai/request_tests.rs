@@ -1,6 +1,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::backends::upstream::testing::request_parts;
 use crate::config::Config;
 use crate::handoff::ChatMessage;
 
@@ -14,16 +15,10 @@ fn origin() -> Origin {
     Origin::parse("https://api.example.com/v1", None).unwrap()
 }
 
-/// The request's head lines (after the request line) and its body as JSON.
+/// The request line, the header lines and the body as JSON.
 fn parts(request: &[u8]) -> (String, Vec<String>, Value) {
-    let text = std::str::from_utf8(request).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.split("\r\n").map(str::to_string);
-    let request_line = lines.next().unwrap();
-    let headers: Vec<String> = lines.collect();
-    let length = format!("Content-Length: {}", body.len());
-    assert!(headers.contains(&length), "{headers:?}");
-    (request_line, headers, serde_json::from_str(body).unwrap())
+    let (request_line, headers, body) = request_parts(request);
+    (request_line, headers, serde_json::from_str(&body).unwrap())
 }
 
 fn build(config: &OpenAiConfig, data: &HandoffData) -> (String, Vec<String>, Value) {

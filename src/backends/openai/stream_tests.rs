@@ -2,10 +2,11 @@
 //! the shapes real OpenAI-compatible servers send, fed whole, byte by byte and cut everywhere.
 
 use super::*;
-use crate::backends::upstream::testing::{self, client_contents, expected, Exchange};
+use crate::backends::upstream::testing::{
+    self, assert_upstream_error, client_contents, expected, expected_failure, Exchange,
+};
 use crate::backends::upstream::Ending;
 use crate::splits::{for_each_split, for_each_split_every};
-use crate::sse::error_event;
 
 /// Cuts for the inputs of many kilobytes; prime, so cuts fall everywhere in the framing.
 const LONG_STEP: usize = 37;
@@ -164,20 +165,7 @@ fn in_stream_error_object_becomes_an_error_event() {
     );
     let input = input.as_bytes();
     for_each_split(input, |pieces| {
-        let exchange = exchange(pieces, false);
-        let mut want = expected(&[], false).into_bytes();
-        error_event(
-            &mut want,
-            "the upstream API reported an error during the answer",
-        );
-        assert_eq!(exchange.client.as_bytes(), want);
-        assert!(!exchange.client.contains("exploded"));
-        let Some(Ending::Failed(failure)) = exchange.ending else {
-            panic!("expected a failure");
-        };
-        assert!(failure.detail.contains("upstream exploded"));
-        assert_eq!(failure.reason, "upstream_error");
-        assert!(!exchange.reusable);
+        assert_upstream_error(&exchange(pieces, false), &[], "upstream exploded");
     });
 }
 
@@ -187,12 +175,8 @@ fn body_cut_mid_way_ends_with_an_error_event() {
     // Lose the last chunk, and half of the finish chunk: the upstream died.
     input.truncate(input.len() - 5 - 40);
     let exchange = exchange(&[&input], true);
-    let mut want = expected(&["partial"], false).into_bytes();
-    error_event(
-        &mut want,
-        "the upstream connection closed before the answer was complete",
-    );
-    assert_eq!(exchange.client.as_bytes(), want);
+    let message = "the upstream connection closed before the answer was complete";
+    assert_eq!(exchange.client, expected_failure(&["partial"], message));
 }
 
 #[test]

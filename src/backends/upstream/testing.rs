@@ -97,6 +97,41 @@ pub fn expected(contents: &[&str], complete: bool) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// What the client should get when the stream fails after `contents`: the success head, these
+/// contents and `event: error` with `message`, without `[DONE]`.
+pub fn expected_failure(contents: &[&str], message: &str) -> String {
+    let mut out = expected(contents, false).into_bytes();
+    error_event(&mut out, message);
+    String::from_utf8(out).unwrap()
+}
+
+/// The exchange ended on an in-stream upstream error after `contents`: the client got the
+/// plain message (not the upstream's words), the log detail holds `detail`, and the upstream
+/// connection is not reused.
+pub fn assert_upstream_error(exchange: &Exchange, contents: &[&str], detail: &str) {
+    let message = "the upstream API reported an error during the answer";
+    assert_eq!(exchange.client, expected_failure(contents, message));
+    assert!(!exchange.client.contains(detail));
+    let Some(Ending::Failed(failure)) = &exchange.ending else {
+        panic!("expected a failure, got {:?}", exchange.ending);
+    };
+    assert!(failure.detail.contains(detail), "{}", failure.detail);
+    assert_eq!(failure.reason, "upstream_error");
+    assert!(!exchange.reusable);
+}
+
+/// A built request's line, header lines and body, checking that `Content-Length` frames it.
+pub fn request_parts(request: &[u8]) -> (String, Vec<String>, String) {
+    let text = std::str::from_utf8(request).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.split("\r\n").map(str::to_string);
+    let request_line = lines.next().unwrap();
+    let headers: Vec<String> = lines.collect();
+    let length = format!("Content-Length: {}", body.len());
+    assert!(headers.contains(&length), "{headers:?}");
+    (request_line, headers, body.to_string())
+}
+
 /// The texts of the client's content events.
 pub fn client_contents(client: &str) -> Vec<String> {
     let body = &client[SSE_HEAD.len()..];
