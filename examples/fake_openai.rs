@@ -30,21 +30,30 @@ fn main() -> io::Result<()> {
         let _ = stream.set_nodelay(true);
         let options = options.clone();
         let tls = tls.clone();
-        std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
-            let _ = match tls {
-                Some(config) => match rustls::ServerConnection::new(config) {
-                    Ok(connection) => serve(rustls::StreamOwned::new(connection, stream), &options),
-                    Err(_) => Ok(()),
-                },
-                None => serve(stream, &options),
-            };
-        })?;
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let _ = match tls {
+                    Some(config) => match rustls::ServerConnection::new(config) {
+                        Ok(connection) => {
+                            serve(rustls::StreamOwned::new(connection, stream), &options)
+                        }
+                        Err(_) => Ok(()),
+                    },
+                    None => serve(stream, &options),
+                };
+            })?;
     }
     Ok(())
 }
 
 fn parse() -> Options {
-    let mut options = Options { listen: "127.0.0.1:0".into(), events: 100, delay: Duration::from_millis(100), tls: false };
+    let mut options = Options {
+        listen: "127.0.0.1:0".into(),
+        events: 100,
+        delay: Duration::from_millis(100),
+        tls: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().unwrap_or_default();
@@ -110,10 +119,13 @@ fn server_config() -> Arc<rustls::ServerConfig> {
     let certs: Vec<_> = CertificateDer::pem_file_iter(dir.join("server.pem"))
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .unwrap_or_else(|e| panic!("test certificate: {e}"));
-    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap_or_else(|e| panic!("test key: {e}"));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .and_then(|builder| builder.with_no_client_auth().with_single_cert(certs, key))
-        .unwrap_or_else(|e| panic!("TLS set-up: {e}"));
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key"))
+        .unwrap_or_else(|e| panic!("test key: {e}"));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|builder| builder.with_no_client_auth().with_single_cert(certs, key))
+    .unwrap_or_else(|e| panic!("TLS set-up: {e}"));
     Arc::new(config)
 }

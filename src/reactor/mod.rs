@@ -440,7 +440,9 @@ impl Reactor {
                     armed: None,
                     held: 0,
                 });
-                self.rearm(key);
+                // Apache sends the handoff right after connecting, so it is usually here
+                // already: reading now saves the client a whole turn of the loop.
+                self.dispatch(key, now, |conn, ctx| conn.on_ready(Ready::Apache, ctx));
             }
             Err(e) => log::error!("conn={id} could not be registered: {e}"),
         }
