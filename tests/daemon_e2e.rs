@@ -145,11 +145,7 @@ fn over_the_limit_clients_get_503() {
         "e2e-limit",
         &["-max-connections", "1", "-message-delay", "2s"],
     );
-    let (mut first, server) = tcp_pair();
-    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
-    drop(server);
-    let mut head = vec![0u8; SSE_HEAD.len()];
-    std::io::Read::read_exact(&mut first, &mut head).unwrap();
+    let _first = daemon.open_stream();
     let response = daemon.request(b"{}");
     let (status, headers, _) = parse_response(&response);
     assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
@@ -159,11 +155,7 @@ fn over_the_limit_clients_get_503() {
 #[test]
 fn sigterm_drains_streams_then_exits_zero() {
     let mut daemon = Daemon::start("e2e-drain", &["-message-delay", "20ms", "-benchmark"]);
-    let (mut client, server) = tcp_pair();
-    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
-    drop(server);
-    let mut head = vec![0u8; SSE_HEAD.len()];
-    std::io::Read::read_exact(&mut client, &mut head).unwrap();
+    let mut client = daemon.open_stream();
     daemon.signal(libc::SIGTERM);
     daemon.wait_for_log("draining", LIMIT);
     assert!(
@@ -198,11 +190,7 @@ fn the_shutdown_timeout_ends_streams_with_an_error_event() {
         "e2e-deadline",
         &["-message-delay", "10s", "-shutdown-timeout", "100ms"],
     );
-    let (mut client, server) = tcp_pair();
-    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
-    drop(server);
-    let mut head = vec![0u8; SSE_HEAD.len()];
-    std::io::Read::read_exact(&mut client, &mut head).unwrap();
+    let mut client = daemon.open_stream();
     daemon.signal(libc::SIGTERM);
     let rest = read_to_end(&mut client, LIMIT);
     assert!(
@@ -215,11 +203,7 @@ fn the_shutdown_timeout_ends_streams_with_an_error_event() {
 #[test]
 fn a_second_signal_ends_streams_at_once() {
     let mut daemon = Daemon::start("e2e-second", &["-message-delay", "10s"]);
-    let (mut client, server) = tcp_pair();
-    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
-    drop(server);
-    let mut head = vec![0u8; SSE_HEAD.len()];
-    std::io::Read::read_exact(&mut client, &mut head).unwrap();
+    let mut client = daemon.open_stream();
     daemon.signal(libc::SIGINT);
     daemon.wait_for_log("draining", LIMIT);
     daemon.signal(libc::SIGTERM);
@@ -287,12 +271,7 @@ fn the_socket_gets_the_configured_mode() {
 fn a_client_that_disconnects_is_cleaned_up() {
     let mut daemon = Daemon::start("e2e-gone", &["-message-delay", "10s"]);
     let baseline = daemon.open_fds();
-    let (mut client, server) = tcp_pair();
-    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
-    drop(server);
-    let mut head = vec![0u8; SSE_HEAD.len()];
-    std::io::Read::read_exact(&mut client, &mut head).unwrap();
-    drop(client);
+    drop(daemon.open_stream());
     daemon.wait_for_log("outcome=client_disconnected", LIMIT);
     eventually(LIMIT, "fds to return to the baseline", || {
         daemon.open_fds() == baseline

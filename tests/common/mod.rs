@@ -272,6 +272,21 @@ impl Daemon {
             .count()
     }
 
+    /// Hands off a loopback TCP connection with `{}` and reads the success head: the stream is
+    /// running when this returns.
+    pub fn open_stream(&self) -> TcpStream {
+        let (mut client, server) = tcp_pair();
+        hand_off(&self.socket, SocketType::Stream, b"{}", &server);
+        drop(server);
+        client
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut head = vec![0u8; SSE_HEAD.len()];
+        client.read_exact(&mut head).unwrap();
+        assert_eq!(head, SSE_HEAD.as_bytes());
+        client
+    }
+
     /// Hands off a loopback TCP connection with `data` and reads the whole response.
     pub fn request(&self, data: &[u8]) -> String {
         let (mut client, server) = tcp_pair();
