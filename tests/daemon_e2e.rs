@@ -192,12 +192,7 @@ fn the_shutdown_timeout_ends_streams_with_an_error_event() {
     );
     let mut client = daemon.open_stream();
     daemon.signal(libc::SIGTERM);
-    let rest = read_to_end(&mut client, LIMIT);
-    assert!(
-        rest.ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"),
-        "{rest}"
-    );
-    assert_eq!(daemon.wait_exit(LIMIT), 0);
+    expect_shutdown_error(&mut daemon, &mut client);
 }
 
 #[test]
@@ -207,11 +202,14 @@ fn a_second_signal_ends_streams_at_once() {
     daemon.signal(libc::SIGINT);
     daemon.wait_for_log("draining", LIMIT);
     daemon.signal(libc::SIGTERM);
-    let rest = read_to_end(&mut client, LIMIT);
-    assert!(
-        rest.ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"),
-        "{rest}"
-    );
+    expect_shutdown_error(&mut daemon, &mut client);
+}
+
+/// The rest of a stream that shutdown ended, then a clean exit.
+fn expect_shutdown_error(daemon: &mut Daemon, client: &mut std::net::TcpStream) {
+    let rest = read_to_end(client, LIMIT);
+    let error = "event: error\ndata: {\"error\":\"server shutting down\"}\n\n";
+    assert!(rest.ends_with(error), "{rest}");
     assert_eq!(daemon.wait_exit(LIMIT), 0);
 }
 
