@@ -296,10 +296,13 @@ impl Reactor {
                 .poll
                 .registry()
                 .deregister(&mut SourceFd(&listener.fd().as_raw_fd()));
+            let path = listener.path().to_path_buf();
+            // Dropping the listener removes the socket file; the log line says it is gone.
+            drop(listener);
             log::info!(
-                "draining: stopped accepting on {}; {} connection(s) may finish within {:?}",
-                listener.path().display(),
-                self.conns.len(),
+                "draining: stopped accepting and removed {}; {} connection(s) may finish within {:?}",
+                path.display(),
+                self.connections(),
                 self.shutdown_timeout
             );
         }
