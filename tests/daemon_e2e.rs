@@ -305,3 +305,34 @@ fn a_client_that_reads_nothing_is_dropped() {
     assert!(line.contains("outcome=write_timeout"), "{line}");
     drop(client);
 }
+
+#[test]
+fn out_of_descriptors_the_daemon_pauses_accepting_and_recovers() {
+    // Room for the daemon's own descriptors and a handful of streams, no more.
+    let mut daemon = Daemon::start_limited("e2e-emfile", &["-message-delay", "10s"], 24);
+    let mut held = Vec::new();
+    let mut refused_at_once = 0;
+    for _ in 0..40 {
+        let (client, server) = tcp_pair();
+        let apache = socket::unix_connect(&daemon.socket, SocketType::Stream);
+        let Ok(apache) = apache else {
+            refused_at_once += 1;
+            continue;
+        };
+        send_all_with_fd(&apache, b"{}", &server);
+        held.push((client, apache));
+        if daemon.count_log("out of file descriptors") > 0 {
+            break;
+        }
+    }
+    daemon.wait_for_log("out of file descriptors", LIMIT);
+    assert_eq!(
+        refused_at_once, 0,
+        "the backlog holds what cannot be accepted yet"
+    );
+    // Streams end, descriptors free up, and the queued handoffs are served.
+    drop(held);
+    drop(daemon.open_stream());
+    // No client fd was dropped by the kernel for want of a free slot.
+    assert_eq!(daemon.count_log("control data was truncated"), 0);
+}
