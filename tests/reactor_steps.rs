@@ -411,6 +411,45 @@ fn over_the_memory_budget_new_handoffs_get_503() {
     h.turn_until(|r| r.connections() == 0);
 }
 
+#[test]
+fn a_source_that_is_always_due_neither_recurses_nor_hogs_the_loop() {
+    let mut h = Harness::with_backend("trickle", Config::default(), Box::new(Trickle));
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    let body = h.collect(&mut client);
+    assert_eq!(contents(&body).len(), TRICKLE_EVENTS);
+    assert!(body.ends_with("data: [DONE]\n\n"));
+}
+
+const TRICKLE_EVENTS: usize = 100_000;
+
+/// Tiny events with no delay at all: the client keeps up, so it is always due.
+struct Trickle;
+
+impl Backend for Trickle {
+    fn name(&self) -> &'static str {
+        "trickle"
+    }
+    fn start(&mut self, _: HandoffData) -> Result<Start, BackendError> {
+        Ok(Start::Local(Box::new(TrickleStream(0))))
+    }
+}
+
+struct TrickleStream(usize);
+
+impl EventSource for TrickleStream {
+    fn produce(&mut self, sink: &mut EventSink<'_>) -> Next {
+        sink.content("t");
+        self.0 += 1;
+        if self.0 == TRICKLE_EVENTS {
+            Next::Complete
+        } else {
+            Next::After(Duration::ZERO)
+        }
+    }
+}
+
 /// Emits 64 KiB events as fast as the client takes them.
 struct Firehose;
 
