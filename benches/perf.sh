@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench-out}
 mkdir -p "$out"
-cargo build --release --bins --quiet
+cargo build --release --bins --example fake_openai --quiet
 bin=target/release
 socket=$(mktemp -u /tmp/sd-perf-XXXXXX.sock)
 
@@ -30,6 +30,14 @@ run() { # name, daemon flags..., --, handoff flags...
     wait "$pid" || true
 }
 
+# A local fake OpenAI-compatible upstream: 100 content chunks 100 ms apart per request.
+start_upstream() { # extra flags...
+    "$bin/examples/fake_openai" -listen 127.0.0.1:0 -events 100 -delay-ms 100 "$@" >"$out/upstream.addr" &
+    upstream=$!
+    for _ in $(seq 1 200); do [ -s "$out/upstream.addr" ] && break; sleep 0.05; done
+    port=$(cut -d: -f2 "$out/upstream.addr")
+}
+
 echo "== $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r)"
 # (a) long mock streams (~15 s: 17 gaps of 833 ms), ramped up over 10 s.
 for c in 1000 2500 5000 10000 15000; do
@@ -37,3 +45,15 @@ for c in 1000 2500 5000 10000 15000; do
 done
 # (b) throughput: 50,000 short streams, 200 at a time, no delay between events.
 run mock-burst -message-delay 0 -- -n 50000 -c 200 -socketpair -timeout 30s
+# (c) 2,000 concurrent relayed openai streams (~10 s each) over plain HTTP, then over TLS.
+start_upstream
+run relay-http -backend openai -openai-base "http://127.0.0.1:$port/v1" -- -n 2000 -c 2000 -ramp-up 5s -timeout 60s
+kill "$upstream"
+start_upstream -tls
+SSL_CERT_FILE=tests/certs/ca.pem run relay-tls -backend openai -openai-base "https://localhost:$port/v1" -- -n 2000 -c 2000 -ramp-up 5s -timeout 60s
+kill "$upstream"
+rm -f "$out/upstream.addr"
+# CPU per 1,000 relayed events, from the summaries.
+for name in relay-http relay-tls; do
+    python3 -c "import json,sys; s=json.load(open(sys.argv[1])); d=s['daemon']; print(sys.argv[2] + ': %.4f daemon CPU s per 1000 relayed events, %d B RSS per stream' % (d['cpu_seconds'] * 1000 / s['events_total'], d['rss_per_stream_bytes']))" "$out/$name.json" "$name"
+done

@@ -145,11 +145,7 @@ fn over_the_limit_clients_get_503() {
         "e2e-limit",
         &["-max-connections", "1", "-message-delay", "2s"],
     );
-    let (mut first, server) = tcp_pair();
-    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
-    drop(server);
-    let mut head = vec![0u8; SSE_HEAD.len()];
-    std::io::Read::read_exact(&mut first, &mut head).unwrap();
+    let _first = daemon.open_stream();
     let response = daemon.request(b"{}");
     let (status, headers, _) = parse_response(&response);
     assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
@@ -159,11 +155,7 @@ fn over_the_limit_clients_get_503() {
 #[test]
 fn sigterm_drains_streams_then_exits_zero() {
     let mut daemon = Daemon::start("e2e-drain", &["-message-delay", "20ms", "-benchmark"]);
-    let (mut client, server) = tcp_pair();
-    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
-    drop(server);
-    let mut head = vec![0u8; SSE_HEAD.len()];
-    std::io::Read::read_exact(&mut client, &mut head).unwrap();
+    let mut client = daemon.open_stream();
     daemon.signal(libc::SIGTERM);
     daemon.wait_for_log("draining", LIMIT);
     assert!(
@@ -198,36 +190,26 @@ fn the_shutdown_timeout_ends_streams_with_an_error_event() {
         "e2e-deadline",
         &["-message-delay", "10s", "-shutdown-timeout", "100ms"],
     );
-    let (mut client, server) = tcp_pair();
-    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
-    drop(server);
-    let mut head = vec![0u8; SSE_HEAD.len()];
-    std::io::Read::read_exact(&mut client, &mut head).unwrap();
+    let mut client = daemon.open_stream();
     daemon.signal(libc::SIGTERM);
-    let rest = read_to_end(&mut client, LIMIT);
-    assert!(
-        rest.ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"),
-        "{rest}"
-    );
-    assert_eq!(daemon.wait_exit(LIMIT), 0);
+    expect_shutdown_error(&mut daemon, &mut client);
 }
 
 #[test]
 fn a_second_signal_ends_streams_at_once() {
     let mut daemon = Daemon::start("e2e-second", &["-message-delay", "10s"]);
-    let (mut client, server) = tcp_pair();
-    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
-    drop(server);
-    let mut head = vec![0u8; SSE_HEAD.len()];
-    std::io::Read::read_exact(&mut client, &mut head).unwrap();
+    let mut client = daemon.open_stream();
     daemon.signal(libc::SIGINT);
     daemon.wait_for_log("draining", LIMIT);
     daemon.signal(libc::SIGTERM);
-    let rest = read_to_end(&mut client, LIMIT);
-    assert!(
-        rest.ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"),
-        "{rest}"
-    );
+    expect_shutdown_error(&mut daemon, &mut client);
+}
+
+/// The rest of a stream that shutdown ended, then a clean exit.
+fn expect_shutdown_error(daemon: &mut Daemon, client: &mut std::net::TcpStream) {
+    let rest = read_to_end(client, LIMIT);
+    let error = "event: error\ndata: {\"error\":\"server shutting down\"}\n\n";
+    assert!(rest.ends_with(error), "{rest}");
     assert_eq!(daemon.wait_exit(LIMIT), 0);
 }
 
@@ -287,12 +269,7 @@ fn the_socket_gets_the_configured_mode() {
 fn a_client_that_disconnects_is_cleaned_up() {
     let mut daemon = Daemon::start("e2e-gone", &["-message-delay", "10s"]);
     let baseline = daemon.open_fds();
-    let (mut client, server) = tcp_pair();
-    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
-    drop(server);
-    let mut head = vec![0u8; SSE_HEAD.len()];
-    std::io::Read::read_exact(&mut client, &mut head).unwrap();
-    drop(client);
+    drop(daemon.open_stream());
     daemon.wait_for_log("outcome=client_disconnected", LIMIT);
     eventually(LIMIT, "fds to return to the baseline", || {
         daemon.open_fds() == baseline
@@ -327,4 +304,35 @@ fn a_client_that_reads_nothing_is_dropped() {
     let line = daemon.wait_for_log("outcome=", LIMIT);
     assert!(line.contains("outcome=write_timeout"), "{line}");
     drop(client);
+}
+
+#[test]
+fn out_of_descriptors_the_daemon_pauses_accepting_and_recovers() {
+    // Room for the daemon's own descriptors and a handful of streams, no more.
+    let mut daemon = Daemon::start_limited("e2e-emfile", &["-message-delay", "10s"], 24);
+    let mut held = Vec::new();
+    let mut refused_at_once = 0;
+    for _ in 0..40 {
+        let (client, server) = tcp_pair();
+        let apache = socket::unix_connect(&daemon.socket, SocketType::Stream);
+        let Ok(apache) = apache else {
+            refused_at_once += 1;
+            continue;
+        };
+        send_all_with_fd(&apache, b"{}", &server);
+        held.push((client, apache));
+        if daemon.count_log("out of file descriptors") > 0 {
+            break;
+        }
+    }
+    daemon.wait_for_log("out of file descriptors", LIMIT);
+    assert_eq!(
+        refused_at_once, 0,
+        "the backlog holds what cannot be accepted yet"
+    );
+    // Streams end, descriptors free up, and the queued handoffs are served.
+    drop(held);
+    drop(daemon.open_stream());
+    // No client fd was dropped by the kernel for want of a free slot.
+    assert_eq!(daemon.count_log("control data was truncated"), 0);
 }

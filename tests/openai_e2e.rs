@@ -302,12 +302,7 @@ fn a_client_that_leaves_closes_the_upstream_connection() {
     );
     let mut d = daemon("oa-leave", &upstream, "", &[]);
     let baseline = d.open_fds();
-    let (mut client, server) = tcp_pair();
-    hand_off(&d.socket, SocketType::Stream, b"{}", &server);
-    drop(server);
-    let mut first = vec![0u8; SSE_HEAD.len()];
-    client.read_exact(&mut first).unwrap();
-    drop(client);
+    drop(d.open_stream());
     d.wait_for_log("outcome=client_disconnected", LIMIT);
     eventually(LIMIT, "fds back to the baseline", || {
         d.open_fds() == baseline

@@ -387,6 +387,71 @@ fn a_client_that_reads_nothing_is_dropped_after_the_write_timeout() {
     drop(client);
 }
 
+#[test]
+fn over_the_memory_budget_new_handoffs_get_503() {
+    let config = {
+        let mut c = Config::default();
+        c.server.mem_limit = Some(16 * 1024);
+        c
+    };
+    let mut h = Harness::with_backend("memlimit", config, Box::new(Firehose));
+    // A client that reads nothing leaves most of a 64 KiB event in the daemon's buffer.
+    let (stalled, server) = socket::unix_pair(SocketType::Stream).unwrap();
+    socket::set_send_buffer(server.as_fd(), 4096).unwrap();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    h.turn_until(|r| r.tally().active_streams == 1);
+    let (mut refused, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    let response = h.collect(&mut refused);
+    let (status, headers, _) = parse_response(&response);
+    assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
+    assert!(headers.contains(&("Retry-After".into(), "1".into())));
+    assert_eq!(h.reactor.tally().rejected, 1);
+    drop(stalled);
+    h.turn_until(|r| r.connections() == 0);
+}
+
+#[test]
+fn a_source_that_is_always_due_neither_recurses_nor_hogs_the_loop() {
+    let mut h = Harness::with_backend("trickle", Config::default(), Box::new(Trickle));
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    let body = h.collect(&mut client);
+    assert_eq!(contents(&body).len(), TRICKLE_EVENTS);
+    assert!(body.ends_with("data: [DONE]\n\n"));
+}
+
+const TRICKLE_EVENTS: usize = 100_000;
+
+/// Tiny events with no delay at all: the client keeps up, so it is always due.
+struct Trickle;
+
+impl Backend for Trickle {
+    fn name(&self) -> &'static str {
+        "trickle"
+    }
+    fn start(&mut self, _: HandoffData, _: Instant) -> Result<Start, BackendError> {
+        Ok(Start::Local(Box::new(TrickleStream(0))))
+    }
+}
+
+struct TrickleStream(usize);
+
+impl EventSource for TrickleStream {
+    fn produce(&mut self, sink: &mut EventSink<'_>) -> Next {
+        sink.content("t");
+        self.0 += 1;
+        if self.0 == TRICKLE_EVENTS {
+            Next::Complete
+        } else {
+            Next::After(Duration::ZERO)
+        }
+    }
+}
+
 /// Emits 64 KiB events as fast as the client takes them.
 struct Firehose;
 

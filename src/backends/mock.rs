@@ -8,7 +8,6 @@ use crate::config::Config;
 use crate::handoff::HandoffData;
 use crate::sse::EventSink;
 
-const EVENT_COUNT: u8 = 18;
 const PROMPT_SHOWN_BYTES: usize = 50;
 
 const SENTENCES: [&str; 10] = [
@@ -22,6 +21,15 @@ const SENTENCES: [&str; 10] = [
     "A client that stops reading for too long is let go.",
     "A real backend would relay tokens from an LLM API here.",
     "When the answer is complete, the stream ends with a DONE marker.",
+];
+
+/// Events 13 to 17, spelled out once rather than formatted for every stream.
+const COUNTDOWN: [&str; 5] = [
+    "This is message 13 of 18.",
+    "This is message 14 of 18.",
+    "This is message 15 of 18.",
+    "This is message 16 of 18.",
+    "This is message 17 of 18.",
 ];
 
 pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
@@ -71,7 +79,7 @@ impl EventSource for MockStream {
                 }
                 2 => sink.content(&format!("User ID: {}", self.user_id)),
                 n @ 3..=12 => sink.content(SENTENCES[usize::from(n - 3)]),
-                n @ 13..=17 => sink.content(&format!("This is message {n} of {EVENT_COUNT}.")),
+                n @ 13..=17 => sink.content(COUNTDOWN[usize::from(n - 13)]),
                 _ => {
                     sink.content("[DONE-CONTENT]");
                     return Next::Complete;

@@ -51,6 +51,9 @@ pub use child::Reaper;
 pub use outbox::{Flushed, Outbox};
 use receive::{Received, Receiver};
 
+/// Rounds of production for one connection per turn: a source that is always due (no delay)
+/// must neither keep the loop to itself nor recurse.
+const PRODUCTION_ROUNDS_PER_TURN: usize = 64;
 /// TCP keepalive on client sockets, so that dead peers are noticed during long streams.
 const CLIENT_KEEPALIVE: Duration = Duration::from_secs(15);
 /// Bytes a client may send after its request before we stop listening to it. Apache has read
@@ -322,7 +325,11 @@ impl Connection {
                 }
                 if writable {
                     let outcome = self.flush(ctx);
-                    return self.after_write(outcome, ctx);
+                    let step = self.after_write(outcome, ctx);
+                    if step == Step::Continue && self.is_due(ctx.now) {
+                        return self.produce(ctx);
+                    }
+                    return step;
                 }
                 Step::Continue
             }
@@ -368,7 +375,7 @@ impl Connection {
                 )
             }
             State::Calling(_) => self.on_call_timer(ctx),
-            State::Streaming(streaming) => {
+            State::Streaming(_) => {
                 if self.ends_at.is_some_and(|t| now >= t) {
                     return self.end_with_error(
                         Ending::MaxDuration,
@@ -379,7 +386,7 @@ impl Connection {
                 if self.child.is_some() {
                     return self.on_child_timer(ctx);
                 }
-                if self.outbox.is_empty() && streaming.next_at.is_some_and(|t| now >= t) {
+                if self.is_due(now) {
                     return self.produce(ctx);
                 }
                 Step::Continue
@@ -673,8 +680,30 @@ impl Connection {
     }
 
     /// Asks the source for what is due, appends it to whatever `ctx.scratch` already holds,
-    /// and writes the lot.
+    /// and writes the lot; again while the source is due and the client keeps up, a bounded
+    /// number of rounds (the timer brings an always-due source back next turn).
     fn produce_into_scratch(&mut self, ctx: &mut Context<'_>) -> Step {
+        for _ in 0..PRODUCTION_ROUNDS_PER_TURN {
+            if let Step::Close(ending) = self.produce_once(ctx) {
+                return Step::Close(ending);
+            }
+            if !self.is_due(ctx.now) {
+                return Step::Continue;
+            }
+            ctx.scratch.clear();
+        }
+        Step::Continue
+    }
+
+    /// The source wants to be asked and the client has taken everything written.
+    fn is_due(&self, now: Instant) -> bool {
+        let State::Streaming(streaming) = &self.state else {
+            return false;
+        };
+        self.outbox.is_empty() && streaming.next_at.is_some_and(|t| now >= t)
+    }
+
+    fn produce_once(&mut self, ctx: &mut Context<'_>) -> Step {
         let State::Streaming(streaming) = &mut self.state else {
             return Step::Continue;
         };
@@ -748,9 +777,6 @@ impl Connection {
         }
         match &self.state {
             State::Finishing(_) => Step::Close(self.finishing_ending()),
-            State::Streaming(streaming) if streaming.next_at.is_some_and(|t| ctx.now >= t) => {
-                self.produce(ctx)
-            }
             State::Calling(call) if call.is_paused() => self.resume_call(ctx),
             _ => Step::Continue,
         }

@@ -5,6 +5,7 @@
 //! each handler borrows what it needs through a [`Context`] and returns a [`Step`].
 
 mod listener;
+mod reserve;
 mod scrape;
 mod slab;
 mod timers;
@@ -30,6 +31,7 @@ use crate::stats::Tally;
 use crate::sys::signals::{Signal, SignalFd};
 use crate::sys::socket;
 use crate::upstream::Upstream;
+use reserve::FdReserve;
 use scrape::Scrape;
 use timers::Timers;
 use token::{Key, Side};
@@ -99,6 +101,7 @@ pub struct Reactor {
     accept_paused_until: Option<Instant>,
     metrics_listener: Option<TcpListener>,
     scrapes: usize,
+    reserve: FdReserve,
     signals: Option<SignalFd>,
     conns: Slab<Entry>,
     timers: Timers,
@@ -168,6 +171,7 @@ impl Reactor {
             accept_paused_until: None,
             metrics_listener,
             scrapes: 0,
+            reserve: FdReserve::new(),
             signals,
             conns: Slab::new(),
             timers: Timers::new(),
@@ -261,7 +265,10 @@ impl Reactor {
                         continue;
                     };
                     let ready = match side {
-                        Side::Apache => Ready::Apache,
+                        Side::Apache => {
+                            self.receive_handoff(key, now);
+                            continue;
+                        }
                         Side::Client => Ready::Client {
                             readable,
                             writable,
@@ -301,10 +308,13 @@ impl Reactor {
                 .poll
                 .registry()
                 .deregister(&mut SourceFd(&listener.fd().as_raw_fd()));
+            let path = listener.path().to_path_buf();
+            // Dropping the listener removes the socket file; the log line says it is gone.
+            drop(listener);
             log::info!(
-                "draining: stopped accepting on {}; {} connection(s) may finish within {:?}",
-                listener.path().display(),
-                self.conns.len(),
+                "draining: stopped accepting and removed {}; {} connection(s) may finish within {:?}",
+                path.display(),
+                self.connections(),
                 self.shutdown_timeout
             );
         }
@@ -401,6 +411,10 @@ impl Reactor {
             let Some(listener) = &self.listener else {
                 return;
             };
+            if !self.reserve.restore() {
+                self.pause_accepting(now);
+                return;
+            }
             let apache = match socket::accept(listener.fd()) {
                 Ok(fd) => fd,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -408,12 +422,7 @@ impl Reactor {
                     return;
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
-                    log::warn!(
-                        "out of file descriptors with {} connection(s) open; pausing accepts for {:?}",
-                        self.conns.len(),
-                        ACCEPT_BACKOFF
-                    );
-                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    self.pause_accepting(now);
                     return;
                 }
                 Err(e) => {
@@ -422,6 +431,25 @@ impl Reactor {
                 }
             };
             self.admit(apache, now);
+        }
+    }
+
+    /// Out of file descriptors: new handoffs wait in the backlog for a while rather than spin.
+    fn pause_accepting(&mut self, now: Instant) {
+        log::warn!(
+            "out of file descriptors with {} connection(s) open; pausing accepts for {:?}",
+            self.conns.len(),
+            ACCEPT_BACKOFF
+        );
+        self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+    }
+
+    /// Reads a handoff with the spare descriptor's slot free for the client fd it carries.
+    fn receive_handoff(&mut self, key: Key, now: Instant) {
+        self.reserve.release();
+        self.dispatch(key, now, |conn, ctx| conn.on_ready(Ready::Apache, ctx));
+        if !self.reserve.restore() {
+            self.pause_accepting(now);
         }
     }
 
@@ -453,7 +481,9 @@ impl Reactor {
                     armed: None,
                     held: 0,
                 });
-                self.rearm(key);
+                // Apache sends the handoff right after connecting, so it is usually here
+                // already: reading now saves the client a whole turn of the loop.
+                self.receive_handoff(key, now);
             }
             Err(e) => log::error!("conn={id} could not be registered: {e}"),
         }

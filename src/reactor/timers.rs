@@ -8,25 +8,29 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::token::Key;
 
+/// Times are kept as nanoseconds since the heap was made: one integer comparison per step of
+/// the heap, and 16 bytes an entry instead of 24.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
-    at: Instant,
+    at: u64,
     slot: u32,
     generation: u32,
 }
 
 pub struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
+    epoch: Instant,
 }
 
 impl Timers {
     pub fn new() -> Self {
         Timers {
             heap: BinaryHeap::new(),
+            epoch: Instant::now(),
         }
     }
 
@@ -35,51 +39,57 @@ impl Timers {
     }
 
     pub fn push(&mut self, key: Key, at: Instant) {
-        self.heap.push(Reverse(Entry {
-            at,
-            slot: key.slot,
-            generation: key.generation,
-        }));
+        let entry = self.entry(key, at);
+        self.heap.push(Reverse(entry));
     }
 
     pub fn earliest(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse(entry)| entry.at)
+        self.heap
+            .peek()
+            .map(|Reverse(entry)| self.instant(entry.at))
     }
 
     /// The next entry due at or before `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<(Key, Instant)> {
         let Reverse(entry) = self.heap.peek()?;
-        if entry.at > now {
+        if entry.at > self.nanos(now) {
             return None;
         }
         let Reverse(entry) = self.heap.pop()?;
-        Some((
-            Key {
-                slot: entry.slot,
-                generation: entry.generation,
-            },
-            entry.at,
-        ))
+        let key = Key {
+            slot: entry.slot,
+            generation: entry.generation,
+        };
+        Some((key, self.instant(entry.at)))
     }
 
     /// Replaces every entry with the given live deadlines.
     pub fn compact(&mut self, live: impl Iterator<Item = (Key, Instant)>) {
-        self.heap = live
-            .map(|(key, at)| {
-                Reverse(Entry {
-                    at,
-                    slot: key.slot,
-                    generation: key.generation,
-                })
-            })
-            .collect();
+        let entries: Vec<_> = live.map(|(key, at)| Reverse(self.entry(key, at))).collect();
+        self.heap = BinaryHeap::from(entries);
+    }
+
+    fn entry(&self, key: Key, at: Instant) -> Entry {
+        Entry {
+            at: self.nanos(at),
+            slot: key.slot,
+            generation: key.generation,
+        }
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        // A deadline before the epoch is due at once; one past 584 years is never.
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn instant(&self, nanos: u64) -> Instant {
+        self.epoch + Duration::from_nanos(nanos)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn entries_come_out_in_time_order_when_due() {

@@ -214,7 +214,37 @@ impl Daemon {
     }
 
     pub fn spawn_with_env(socket: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_streaming-daemon"))
+        Daemon::spawn_command(Daemon::command(socket, args, env))
+    }
+
+    /// Starts with at most `max_open_files` descriptors (soft and hard limit), and waits until
+    /// it listens.
+    pub fn start_limited(name: &str, args: &[&str], max_open_files: u64) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let socket = temp_socket_path(name);
+        let mut command = Daemon::command(&socket, args, &[]);
+        // SAFETY: (test) setrlimit is async-signal-safe and touches only the child.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: max_open_files,
+                    rlim_max: max_open_files,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
+        }
+        let mut daemon = Daemon::spawn_command(command);
+        daemon.wait_for_log("listening on", Duration::from_secs(10));
+        daemon
+    }
+
+    fn command(socket: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_streaming-daemon"));
+        command
             .arg("-socket")
             .arg(socket)
             .args(["-metrics-addr=", "-log-level", "info"])
@@ -224,9 +254,17 @@ impl Daemon {
             .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("the daemon binary starts");
+            .stderr(std::process::Stdio::piped());
+        command
+    }
+
+    fn spawn_command(mut command: std::process::Command) -> Daemon {
+        let socket = command
+            .get_args()
+            .nth(1)
+            .map(PathBuf::from)
+            .expect("the socket is the second argument");
+        let mut child = command.spawn().expect("the daemon binary starts");
         let stderr = child.stderr.take().unwrap();
         let (sender, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -240,7 +278,7 @@ impl Daemon {
         });
         Daemon {
             child,
-            socket: socket.to_path_buf(),
+            socket,
             lines,
             log: Vec::new(),
         }
@@ -317,6 +355,21 @@ impl Daemon {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .unwrap()
             .count()
+    }
+
+    /// Hands off a loopback TCP connection with `{}` and reads the success head: the stream is
+    /// running when this returns.
+    pub fn open_stream(&self) -> TcpStream {
+        let (mut client, server) = tcp_pair();
+        hand_off(&self.socket, SocketType::Stream, b"{}", &server);
+        drop(server);
+        client
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut head = vec![0u8; SSE_HEAD.len()];
+        client.read_exact(&mut head).unwrap();
+        assert_eq!(head, SSE_HEAD.as_bytes());
+        client
     }
 
     /// Hands off a loopback TCP connection with `data` and reads the whole response.
