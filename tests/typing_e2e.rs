@@ -186,7 +186,7 @@ fn a_slow_fortune_is_killed_with_what_it_started_and_a_saying_is_typed() {
 }
 
 #[test]
-fn a_failing_or_missing_fortune_types_a_saying() {
+fn a_failing_fortune_types_a_saying() {
     let scratch = Scratch::new("failing");
     let fortune = scratch.fortune("echo 'Half a quote'\nexit 1");
     let mut d = daemon("ty-failing", &fortune);
@@ -201,7 +201,11 @@ fn a_failing_or_missing_fortune_types_a_saying() {
     eventually(LIMIT, "the fortune to be reaped", || {
         children(&d).is_empty()
     });
+}
 
+#[test]
+fn a_missing_fortune_types_a_saying() {
+    let scratch = Scratch::new("missing");
     let mut d = daemon("ty-missing", &scratch.0.join("no-such-fortune"));
     let body = d.request(b"{}");
     assert!(text(&typed(&data_frames(&body))).starts_with(INTRO));

@@ -252,12 +252,4 @@ impl Reaper {
     pub fn next_check(&self, now: Instant) -> Option<Instant> {
         (!self.killed.is_empty()).then(|| now + REAP_POLL)
     }
-
-    pub fn len(&self) -> usize {
-        self.killed.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.killed.is_empty()
-    }
 }
