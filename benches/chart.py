@@ -6,6 +6,7 @@
 Standard library only; writes a self-contained SVG to stdout.
 """
 import json
+import math
 import sys
 
 WIDTH, HEIGHT = 640, 360
@@ -24,6 +25,13 @@ def load(paths):
     return sorted(points)
 
 
+def nice_step(maximum, ticks=4):
+    """A round step (1, 2, 2.5 or 5 times a power of ten) giving about `ticks` ticks."""
+    raw = maximum / ticks
+    power = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+
+
 def scale(value, low, high, out_low, out_high):
     if high == low:
         return out_low
@@ -34,9 +42,12 @@ def main():
     points = load(sys.argv[1:])
     if not points:
         sys.exit("no summaries with daemon figures (run handoff with -pid)")
-    max_x = max(p[0] for p in points)
-    max_rss = max(p[1] for p in points) * 1.15
-    max_cpu = max(p[2] for p in points) * 1.15
+    step_x = nice_step(max(p[0] for p in points))
+    step_rss = nice_step(max(p[1] for p in points))
+    step_cpu = nice_step(max(p[2] for p in points))
+    max_x = step_x * math.ceil(max(p[0] for p in points) / step_x)
+    max_rss = step_rss * (math.ceil(max(p[1] for p in points) / step_rss) + 1)
+    max_cpu = step_cpu * (math.ceil(max(p[2] for p in points) / step_cpu) + 1)
     x = lambda v: scale(v, 0, max_x, LEFT, WIDTH - RIGHT)
     y_rss = lambda v: scale(v, 0, max_rss, HEIGHT - BOTTOM, TOP)
     y_cpu = lambda v: scale(v, 0, max_cpu, HEIGHT - BOTTOM, TOP)
@@ -53,14 +64,15 @@ def main():
            'text-anchor="middle">daemon peak RSS (MiB)</text>',
            f'<text x="{WIDTH - 18}" y="{HEIGHT / 2}" fill="#d62728" '
            f'transform="rotate(90 {WIDTH - 18} {HEIGHT / 2})" text-anchor="middle">daemon CPU seconds per run</text>']
-    for i in range(5):
-        fraction = i / 4
-        out.append(f'<text x="{x(max_x * fraction)}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">'
-                   f'{round(max_x * fraction):,}</text>')
-        out.append(f'<text x="{LEFT - 6}" y="{y_rss(max_rss * fraction) + 4}" text-anchor="end" '
-                   f'fill="#1f77b4">{max_rss * fraction:.1f}</text>')
-        out.append(f'<text x="{WIDTH - RIGHT + 6}" y="{y_cpu(max_cpu * fraction) + 4}" '
-                   f'fill="#d62728">{max_cpu * fraction:.2f}</text>')
+    for i in range(round(max_x / step_x) + 1):
+        out.append(f'<text x="{x(i * step_x)}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">'
+                   f'{round(i * step_x):,}</text>')
+    for i in range(round(max_rss / step_rss) + 1):
+        out.append(f'<text x="{LEFT - 6}" y="{y_rss(i * step_rss) + 4}" text-anchor="end" '
+                   f'fill="#1f77b4">{i * step_rss:g}</text>')
+    for i in range(round(max_cpu / step_cpu) + 1):
+        out.append(f'<text x="{WIDTH - RIGHT + 6}" y="{y_cpu(i * step_cpu) + 4}" '
+                   f'fill="#d62728">{i * step_cpu:g}</text>')
     for colour, y, index in (("#1f77b4", y_rss, 1), ("#d62728", y_cpu, 2)):
         path = " ".join(f"{x(p[0]):.1f},{y(p[index]):.1f}" for p in points)
         out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
