@@ -149,12 +149,7 @@ impl Connection {
             Ok(opened) => opened,
             Err(e) => {
                 log::warn!("conn={} {e}", self.id);
-                upstream.refresh();
-                return self.fail_before_head(
-                    UpstreamEnd::Unreachable,
-                    "the upstream API cannot be reached",
-                    ctx,
-                );
+                return self.connect_failed("the upstream API cannot be reached", ctx);
             }
         };
         if let Err(e) = transport.register(ctx.registry, self.upstream_token) {
@@ -227,14 +222,7 @@ impl Connection {
         match call.phase {
             Phase::Connecting => {
                 log::warn!("conn={} upstream connect timed out", self.id);
-                if let Some(upstream) = ctx.upstream.as_deref() {
-                    upstream.refresh();
-                }
-                self.fail_before_head(
-                    UpstreamEnd::Unreachable,
-                    "the upstream API could not be reached in time",
-                    ctx,
-                )
+                self.connect_failed("the upstream API could not be reached in time", ctx)
             }
             Phase::Sending | Phase::AwaitingHead(_) => {
                 log::warn!(
@@ -296,14 +284,7 @@ impl Connection {
             Ok(false) => Step::Continue,
             Err(e) => {
                 log::warn!("conn={} upstream connect failed: {e}", self.id);
-                if let Some(upstream) = ctx.upstream.as_deref() {
-                    upstream.refresh();
-                }
-                self.fail_before_head(
-                    UpstreamEnd::Unreachable,
-                    "the upstream API cannot be reached",
-                    ctx,
-                )
+                self.connect_failed("the upstream API cannot be reached", ctx)
             }
         }
     }
@@ -603,6 +584,14 @@ impl Connection {
         }
         let nothing = !matches!(self.call().map(|c| &c.phase), Some(Phase::AwaitingHead(head)) if !head.is_empty());
         self.closed_before_head(nothing, Some(error), ctx)
+    }
+
+    /// A connect failed or timed out: the addresses may be stale, and the client gets 502.
+    fn connect_failed(&mut self, message: &str, ctx: &mut Context<'_>) -> Step {
+        if let Some(upstream) = ctx.upstream.as_deref() {
+            upstream.refresh();
+        }
+        self.fail_before_head(UpstreamEnd::Unreachable, message, ctx)
     }
 
     /// Answers the client with 502 when the upstream could not give a head.
