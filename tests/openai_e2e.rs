@@ -413,3 +413,56 @@ fn a_unix_socket_upstream_is_used_with_the_urls_host_and_path() {
         .starts_with("POST /v1/chat/completions HTTP/1.1\r\n"));
     assert_eq!(request.header("host").as_deref(), Some("api.internal"));
 }
+
+#[test]
+fn tls_edges_big_requests_refused_connects_and_truncation() {
+    let ca = certs_dir().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    // A close-delimited body cut without TLS close_notify is a cut, not a clean end.
+    let close_delimited = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n{}",
+        delta("\"part\"")
+    );
+    let upstream = FakeUpstream::start(
+        Kind::Tls,
+        vec![
+            ok_stream(&[&delta("\"big\""), DONE_EVENT]),
+            vec![send(&close_delimited), Action::Close],
+        ],
+    );
+    // A request larger than what rustls buffers before its handshake ends (64 KiB).
+    let big = format!(r#"{{"prompt":"{}"}}"#, "p".repeat(100_000));
+    let base = format!("{}/v1", upstream.base);
+    let d = Daemon::start_with_env(
+        temp_socket_path("oa-tls-big"),
+        &[
+            "-backend",
+            "openai",
+            "-openai-base",
+            &base,
+            "-max-handoff-bytes",
+            "256KiB",
+        ],
+        &[("SSL_CERT_FILE", ca)],
+    );
+    assert_eq!(contents(&d.request(big.as_bytes())), vec!["big"]);
+    assert!(upstream.requests()[0].body.len() > 100_000);
+    let body = d.request(b"{}");
+    assert!(body.contains("data: {\"content\":\"part\"}"), "{body}");
+    assert!(body.ends_with("data: {\"error\":\"the upstream connection failed before the answer was complete\"}\n\n"), "{body}");
+
+    // A refused TLS connect is an unreachable upstream, not a cut.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("https://127.0.0.1:{port}/v1");
+    let mut refused = Daemon::start_with_env(
+        temp_socket_path("oa-tls-refused"),
+        &["-backend", "openai", "-openai-base", &base],
+        &[("SSL_CERT_FILE", ca)],
+    );
+    assert_eq!(status(&refused.request(b"{}")), "HTTP/1.1 502 Bad Gateway");
+    refused.wait_for_log("outcome=upstream_unreachable", LIMIT);
+}

@@ -118,6 +118,16 @@ impl Call {
     pub(super) fn is_paused(&self) -> bool {
         self.paused
     }
+
+    /// The request kept for a retry and a response head being collected, for the memory
+    /// budget. (rustls' and the relay's small buffers are not counted.)
+    pub(super) fn held_bytes(&self) -> usize {
+        let head = match &self.phase {
+            Phase::AwaitingHead(head) => head.capacity(),
+            _ => 0,
+        };
+        self.request.capacity() + head
+    }
 }
 
 impl Connection {
@@ -186,11 +196,16 @@ impl Connection {
         closed: bool,
         ctx: &mut Context<'_>,
     ) -> Step {
+        let connecting = matches!(self.call().map(|c| &c.phase), Some(Phase::Connecting));
         let Some(upstream) = self.upstream.as_mut() else {
             return Step::Continue;
         };
-        if let Err(e) = upstream.flush_tls() {
-            return self.upstream_broke(e, ctx);
+        // TLS records wait for a connected socket; a refused connect is `finish_connect`'s to
+        // report, as unreachable.
+        if !connecting {
+            if let Err(e) = upstream.flush_tls() {
+                return self.upstream_broke(e, ctx);
+            }
         }
         let Some(call) = self.call() else {
             return Step::Continue;
@@ -214,7 +229,11 @@ impl Connection {
         };
         if call.more {
             call.more = false;
-            return self.relay(ctx);
+            return match call.phase {
+                Phase::AwaitingHead(_) => self.read_head(ctx),
+                Phase::Relaying(_) => self.relay(ctx),
+                Phase::Connecting | Phase::Sending => Step::Continue,
+            };
         }
         if call.deadline(settings).is_none_or(|at| now < at) {
             return Step::Continue;
@@ -307,8 +326,12 @@ impl Connection {
         }
         call.phase = Phase::AwaitingHead(Vec::new());
         call.since = ctx.now;
-        call.sent_at = Some(ctx.now);
-        ctx.tally.backend_request();
+        // One request per call in the metrics, even when it is retried on a fresh connection;
+        // time to first byte counts from the first attempt.
+        if call.sent_at.is_none() {
+            call.sent_at = Some(ctx.now);
+            ctx.tally.backend_request();
+        }
         // The answer may be there already (or TLS has handshake records to read).
         self.read_head(ctx)
     }
@@ -443,6 +466,10 @@ impl Connection {
 
     /// Reads the upstream while the client keeps up, relaying every chunk.
     fn relay(&mut self, ctx: &mut Context<'_>) -> Step {
+        // Only a call with a body to relay reads here; the head is `read_head`'s.
+        if self.relay_mut().is_none() {
+            return Step::Continue;
+        }
         for _ in 0..READS_PER_TURN {
             if !self.outbox.is_empty() {
                 if let Some(call) = self.call() {
@@ -522,7 +549,12 @@ impl Connection {
     /// Appends the client's end by the relay's ending, keeps or closes the upstream
     /// connection, and writes what is left.
     fn finish_relay(&mut self, ending: RelayEnding, ctx: &mut Context<'_>) -> Step {
-        let reusable = self.relay_mut().is_some_and(|relay| relay.is_reusable());
+        // Bytes past the response still inside rustls would be read as the next response.
+        let leftover = self
+            .upstream
+            .as_mut()
+            .is_some_and(|u| u.has_buffered_plaintext());
+        let reusable = !leftover && self.relay_mut().is_some_and(|relay| relay.is_reusable());
         let ending = match ending {
             RelayEnding::Complete => {
                 sse::done(ctx.scratch);

@@ -281,6 +281,7 @@ impl Connection {
             + self.child.as_ref().map_or(0, |child| child.held_bytes())
             + match &self.state {
                 State::Receiving(receiver) => receiver.held_bytes(),
+                State::Calling(call) => call.held_bytes(),
                 _ => 0,
             }
     }
@@ -570,6 +571,7 @@ impl Connection {
             ),
             _ => {
                 log::error!("conn={} backend could not start: {error}", self.id);
+                ctx.tally.backend_error();
                 (
                     ErrorStatus::InternalServerError,
                     "the backend could not start".to_string(),

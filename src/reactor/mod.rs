@@ -105,6 +105,8 @@ pub struct Reactor {
     signals: Option<SignalFd>,
     conns: Slab<Entry>,
     timers: Timers,
+    /// Reused by every turn for the timers that are due.
+    due_timers: Vec<(Key, Instant)>,
     backend: Box<dyn Backend>,
     settings: Settings,
     shutdown_timeout: Duration,
@@ -175,6 +177,7 @@ impl Reactor {
             signals,
             conns: Slab::new(),
             timers: Timers::new(),
+            due_timers: Vec::new(),
             backend,
             settings,
             shutdown_timeout: server.shutdown_timeout,
@@ -425,9 +428,21 @@ impl Reactor {
                     self.pause_accepting(now);
                     return;
                 }
-                Err(e) => {
-                    log::warn!("accept failed: {e}");
+                // The peer gave up before we got to it: nothing to do.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ECONNABORTED) | Some(libc::EINTR)
+                    ) =>
+                {
                     continue;
+                }
+                // Anything else (ENOBUFS, ENOMEM...) would repeat at once: back off as for
+                // EMFILE rather than spin.
+                Err(e) => {
+                    log::warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    return;
                 }
             };
             self.admit(apache, now);
@@ -641,7 +656,15 @@ impl Reactor {
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        while let Some((key, at)) = self.timers.pop_due(now) {
+        // Only what was due when the turn began: a connection that asks to run again at once
+        // (more to read, always due) is re-armed at `now` and waits for the next turn, so that
+        // per-turn limits hold and every other source gets its turn first.
+        let mut due = std::mem::take(&mut self.due_timers);
+        due.clear();
+        while let Some(popped) = self.timers.pop_due(now) {
+            due.push(popped);
+        }
+        for &(key, at) in &due {
             let Some(entry) = self.conns.get_mut(key) else {
                 continue;
             };
@@ -658,6 +681,7 @@ impl Reactor {
                 self.rearm(key);
             }
         }
+        self.due_timers = due;
         if self.timers.len() > 2 * self.conns.len() + 1024 {
             self.compact_timers();
         }

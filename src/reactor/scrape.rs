@@ -58,10 +58,17 @@ impl Scrape {
                 Flushed::Blocked
             );
         }
+        let mut ended = false;
         let mut buf = [0u8; 2048];
         loop {
             match self.stream.read(&mut buf) {
-                Ok(0) => return true,
+                // A client may half-close after its request (`nc -N`): answer what came, if
+                // it is a whole request.
+                Ok(0) if self.received.is_empty() => return true,
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
                 Ok(n) => {
                     let room = (MAX_HEAD + 1).saturating_sub(self.received.len());
                     self.received.extend_from_slice(&buf[..n.min(room)]);
@@ -76,7 +83,8 @@ impl Scrape {
         }
         let parsed = scrape::parse_request(&self.received);
         let Some(reply) = parsed.reply() else {
-            return false;
+            // An incomplete request from a peer that has stopped sending will not complete.
+            return ended;
         };
         self.received = Vec::new();
         self.responded = true;

@@ -7,7 +7,7 @@
 //! to it fail fast with 502.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -32,14 +32,16 @@ pub struct Resolved {
 }
 
 pub struct Resolver {
-    requests: Sender<usize>,
+    /// Room for one pending request per host: a burst of connect failures during an outage
+    /// asks for one lookup, not one per failure.
+    requests: SyncSender<usize>,
     results: Receiver<Resolved>,
 }
 
 impl Resolver {
     /// Starts the helper thread. Call after the signal mask is set: the thread inherits it.
     pub fn start(hosts: Vec<Host>, waker: Arc<Waker>) -> std::io::Result<Resolver> {
-        let (requests, pending) = mpsc::channel::<usize>();
+        let (requests, pending) = mpsc::sync_channel::<usize>(hosts.len().max(1));
         let (found, results) = mpsc::channel();
         thread::Builder::new()
             .name("resolver".into())
@@ -49,7 +51,8 @@ impl Resolver {
 
     /// Asks for host `index` to be looked up again (after a connect failure).
     pub fn refresh(&self, index: usize) {
-        let _ = self.requests.send(index);
+        // Full means a lookup is already pending, which is as good.
+        let _ = self.requests.try_send(index);
     }
 
     /// Results that have arrived since the last call.

@@ -2,8 +2,9 @@
 //!
 //! Reads and writes are non-blocking and classified the same way as the client side. With TLS,
 //! rustls is driven by its own signals: records are read until the socket would block, then
-//! plaintext is taken out while the caller has room; plaintext still inside rustls produces no
-//! new epoll event, so callers ask [`Transport::has_buffered_plaintext`] when they resume.
+//! plaintext is taken out while the caller has room. Plaintext still inside rustls produces no
+//! new epoll event, so every read takes it first, and a connection holding any
+//! ([`Transport::has_buffered_plaintext`]) is not pooled.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -88,8 +89,11 @@ impl Transport {
                         format!("bad TLS server name {host:?}: {e}"),
                     )
                 })?;
-                let connection =
+                let mut connection =
                     ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
+                // The whole request is queued before the handshake ends; it is already bounded
+                // by max_handoff_bytes, so rustls' own 64 KiB cap would only stall it.
+                connection.set_buffer_limit(None);
                 Some(Box::new(connection))
             }
         };
@@ -191,7 +195,14 @@ impl Transport {
                 Err(e) => return Err(e),
             }
             match tls.read_tls(&mut self.socket) {
-                Ok(0) => return Ok(0),
+                // A TLS peer ends with close_notify; a bare end of stream may be a truncation,
+                // so it is an error, never a clean end of a close-delimited body.
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the TLS connection ended without close_notify",
+                    ))
+                }
                 Ok(_) => {
                     let state = tls
                         .process_new_packets()
