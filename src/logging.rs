@@ -1,13 +1,18 @@
-//! Logging to stderr: `text` through simple_logger, or `json`, one object per line, written by
-//! the small logger below.
+//! Logging to stderr: `text` (the line simple_logger writes: time, level, target, message) or
+//! `json`, one object per line. Key fields given to a log call (`conn = 7, outcome = "…"`)
+//! follow the message as `key=value` in text and are members of the object in JSON.
 //!
-//! Both loggers pass every record the `log` facade lets through, so the level lives in one place,
-//! `log::max_level`, and `set_level` can change it at run time (e.g. on SIGHUP).
+//! Written here rather than through simple_logger: it prints with `eprintln!`, which panics when
+//! stderr is a closed pipe, and a panic in every log call would take the daemon down with its
+//! log reader. A failed log write is dropped instead.
+//!
+//! The level lives in one place, `log::max_level`, so `set_level` can change it at run time.
 
 use std::fmt;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use log::kv::{Key, Value, VisitSource};
 use log::{LevelFilter, Log, Metadata, Record};
 
 use crate::config::{LogFormat, LoggingConfig};
@@ -31,14 +36,10 @@ impl fmt::Display for LoggingError {
 impl std::error::Error for LoggingError {}
 
 pub fn init(config: &LoggingConfig) -> Result<(), LoggingError> {
-    let installed = match config.format {
-        LogFormat::Text => simple_logger::SimpleLogger::new()
-            .with_level(LevelFilter::Trace)
-            .with_utc_timestamps()
-            .init(),
-        LogFormat::Json => log::set_boxed_logger(Box::new(JsonLogger)),
-    };
-    installed.map_err(|_| LoggingError::AlreadyInitialized)?;
+    log::set_boxed_logger(Box::new(StderrLogger {
+        format: config.format,
+    }))
+    .map_err(|_| LoggingError::AlreadyInitialized)?;
     set_level(config.level);
     Ok(())
 }
@@ -48,9 +49,11 @@ pub fn set_level(level: LevelFilter) {
     log::set_max_level(level);
 }
 
-struct JsonLogger;
+struct StderrLogger {
+    format: LogFormat,
+}
 
-impl Log for JsonLogger {
+impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.level() <= log::max_level()
     }
@@ -59,33 +62,90 @@ impl Log for JsonLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = json_line(record, SystemTime::now());
+        let now = SystemTime::now();
+        let line = match self.format {
+            LogFormat::Text => text_line(record, now),
+            LogFormat::Json => json_line(record, now),
+        };
         // One write_all of the whole line on unbuffered stderr: lines from different threads
-        // never interleave (writes up to PIPE_BUF are atomic on pipes).
+        // never interleave (writes up to PIPE_BUF are atomic on pipes). Errors are dropped.
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn flush(&self) {}
 }
 
+/// `2026-02-03T04:05:06.789Z INFO  [streaming_daemon::conn] message key=value`
+fn text_line(record: &Record<'_>, now: SystemTime) -> String {
+    let mut line = format!(
+        "{} {:<5} [{}] {}",
+        rfc3339_utc(now),
+        record.level(),
+        record.target(),
+        record.args()
+    );
+    let _ = record.key_values().visit(&mut TextFields(&mut line));
+    line.push('\n');
+    line
+}
+
 fn json_line(record: &Record<'_>, now: SystemTime) -> String {
-    let quote = |text: &str| serde_json::Value::from(text).to_string();
     let mut line = format!(
         "{{\"time\":\"{}\",\"level\":\"{}\",\"message\":{},\"target\":{}",
         rfc3339_utc(now),
         record.level(),
-        quote(&record.args().to_string()),
-        quote(record.target()),
+        json_string(&record.args().to_string()),
+        json_string(record.target()),
     );
     if let Some(file) = record.file() {
         let source = match record.line() {
             Some(number) => format!("{file}:{number}"),
             None => file.to_string(),
         };
-        line.push_str(&format!(",\"source\":{}", quote(&source)));
+        line.push_str(&format!(",\"source\":{}", json_string(&source)));
     }
+    let _ = record.key_values().visit(&mut JsonFields(&mut line));
     line.push_str("}\n");
     line
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len() + 2);
+    crate::sse::push_json_string(&mut out, text);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// ` key=value` for each field; values with spaces or quotes are quoted; empty ones left out.
+struct TextFields<'a>(&'a mut String);
+
+impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        let value = value.to_string();
+        if value.is_empty() {
+            return Ok(());
+        }
+        let plain = !value.contains([' ', '"', '\\', '=']);
+        let shown = if plain { value } else { json_string(&value) };
+        self.0.push_str(&format!(" {key}={shown}"));
+        Ok(())
+    }
+}
+
+/// `,"key":value` for each field: numbers as numbers, everything else as strings.
+struct JsonFields<'a>(&'a mut String);
+
+impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        let shown = match (value.to_u64(), value.to_i64(), value.to_f64()) {
+            (Some(n), _, _) => n.to_string(),
+            (None, Some(n), _) => n.to_string(),
+            (None, None, Some(n)) if n.is_finite() => n.to_string(),
+            _ => json_string(&value.to_string()),
+        };
+        self.0
+            .push_str(&format!(",{}:{shown}", json_string(key.as_str())));
+        Ok(())
+    }
 }
 
 /// `2026-02-03T04:05:06.789Z`, computed here to avoid a date crate for one format.
@@ -159,5 +219,31 @@ mod tests {
         assert_eq!(line.matches('\n').count(), 1);
         let parsed: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
         assert_eq!(parsed["message"], "quote \" and\nnewline");
+    }
+
+    #[test]
+    fn key_fields_follow_the_message() {
+        let fields: &[(&str, Value<'_>)] = &[
+            ("conn", Value::from(7u64)),
+            ("outcome", Value::from("completed")),
+            ("error", Value::from("")),
+            ("detail", Value::from("two words")),
+        ];
+        let record = Record::builder()
+            .args(format_args!("connection ended"))
+            .level(log::Level::Info)
+            .target("t")
+            .key_values(&fields)
+            .build();
+        let time = UNIX_EPOCH;
+        assert_eq!(
+            text_line(&record, time),
+            "1970-01-01T00:00:00.000Z INFO  [t] connection ended conn=7 outcome=completed detail=\"two words\"\n"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&json_line(&record, time)).unwrap();
+        assert_eq!(parsed["conn"], 7);
+        assert_eq!(parsed["outcome"], "completed");
+        assert_eq!(parsed["error"], "");
+        assert_eq!(parsed["detail"], "two words");
     }
 }

@@ -336,3 +336,43 @@ fn out_of_descriptors_the_daemon_pauses_accepting_and_recovers() {
     // No client fd was dropped by the kernel for want of a free slot.
     assert_eq!(daemon.count_log("control data was truncated"), 0);
 }
+
+#[test]
+fn a_closed_log_pipe_does_not_take_the_daemon_down() {
+    use std::io::BufRead;
+    let socket = temp_socket_path("e2e-logpipe");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_streaming-daemon"))
+        .arg("-socket")
+        .arg(&socket)
+        .args(["-metrics-addr=", "-message-delay", "0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the daemon exited before listening"
+        );
+    }
+    // The log reader goes away (a crashed journald, a `| head`): every later log write fails.
+    drop(stderr);
+    for _ in 0..3 {
+        let (mut client, server) = tcp_pair();
+        hand_off(&socket, SocketType::Stream, b"{}", &server);
+        drop(server);
+        assert!(read_to_end(&mut client, LIMIT).ends_with("data: [DONE]\n\n"));
+    }
+    // SAFETY: (test) signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let mut status = None;
+    eventually(LIMIT, "the daemon to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}

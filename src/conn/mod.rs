@@ -449,21 +449,22 @@ impl Connection {
     /// The one line an operator sees for each connection.
     pub fn log_end(&self, ending: &Ending, backend: &str, now: Instant) {
         let took = now.saturating_duration_since(self.accepted_at);
-        let detail = match ending {
-            Ending::Rejected(error) => format!(" error=\"{error}\""),
-            Ending::BackendFailed(reason) => format!(" error=\"{reason}\""),
+        let error = match ending {
+            Ending::Rejected(error) => error.to_string(),
+            Ending::BackendFailed(reason) => reason.clone(),
             _ => String::new(),
         };
+        // Key fields: `key=value` after the message in text logs, members in JSON logs.
         log::info!(
-            "conn={} backend={} status={} bytes={} events={} duration_ms={} outcome={}{}",
-            self.id,
-            backend,
-            self.status,
-            self.bytes_sent,
-            self.events_sent,
-            took.as_millis(),
-            ending.label(),
-            detail
+            conn = self.id,
+            backend = backend,
+            status = self.status,
+            bytes = self.bytes_sent,
+            events = self.events_sent,
+            duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            outcome = ending.label(),
+            error = error.as_str();
+            "connection ended"
         );
     }
 
