@@ -1,12 +1,17 @@
 //! Start-up and shutdown around the reactor, in the order SPEC §6 gives.
 
 use std::backtrace::Backtrace;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls::ClientConfig;
 
 use crate::backends;
+use crate::backends::upstream::Target;
 use crate::config::Config;
 use crate::reactor::{Listener, Reactor};
 use crate::sys::{limits, signals::SignalFd};
-use crate::upstream::resolve::{self, Resolver};
+use crate::upstream::resolve::{self, Host, Resolver};
 use crate::upstream::tls::{self, Trust};
 use crate::upstream::Upstream;
 
@@ -23,6 +28,13 @@ pub fn run(config: Config) -> i32 {
         Ok(backend) => backend,
         Err(e) => {
             log::error!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let prepared_upstream = match prepare_upstream(backend.upstream()) {
+        Ok(prepared) => prepared,
+        Err(message) => {
+            log::error!("{message}");
             return EXIT_CONFIG;
         }
     };
@@ -71,9 +83,11 @@ pub fn run(config: Config) -> i32 {
                 return EXIT_RUNTIME;
             }
         };
-    if let Err(message) = attach_upstream(&mut reactor, &config) {
-        log::error!("{message}");
-        return EXIT_CONFIG;
+    if let Some(prepared) = prepared_upstream {
+        if let Err(message) = attach_upstream(&mut reactor, prepared, &config) {
+            log::error!("{message}");
+            return EXIT_RUNTIME;
+        }
     }
     log::info!(
         "listening on {} ({}, mode {:04o}); backend {}; max_connections {}; max_stream_duration {:?}",
@@ -101,11 +115,19 @@ pub fn run(config: Config) -> i32 {
     }
 }
 
-/// Sets up the backend's upstream API, if it has one: TLS settings, a first lookup (so that the
-/// first requests need not wait), and the resolver thread that keeps addresses fresh.
-fn attach_upstream(reactor: &mut Reactor, config: &Config) -> Result<(), String> {
-    let Some(target) = reactor.backend_upstream().cloned() else {
-        return Ok(());
+/// The backend's upstream API, checked before anything binds: TLS trust (a bad `ca_file` or
+/// `SSL_CERT_FILE` is a configuration error) and a first lookup, so that the first requests
+/// need not wait.
+struct PreparedUpstream {
+    target: Target,
+    tls: Option<Arc<ClientConfig>>,
+    host: Option<Host>,
+    addresses: Vec<SocketAddr>,
+}
+
+fn prepare_upstream(target: Option<&Target>) -> Result<Option<PreparedUpstream>, String> {
+    let Some(target) = target.cloned() else {
+        return Ok(None);
     };
     let tls = if Upstream::needs_tls(&target) {
         let trust = Trust {
@@ -119,19 +141,43 @@ fn attach_upstream(reactor: &mut Reactor, config: &Config) -> Result<(), String>
     } else {
         None
     };
-    let (addresses, resolver) = match Upstream::host(&target) {
-        None => (Vec::new(), None),
+    let host = Upstream::host(&target);
+    let addresses = match &host {
+        None => Vec::new(),
+        Some(host) => resolve::lookup(host).unwrap_or_else(|reason| {
+            log::warn!("{reason}; requests get 502 until it resolves");
+            Vec::new()
+        }),
+    };
+    Ok(Some(PreparedUpstream {
+        target,
+        tls,
+        host,
+        addresses,
+    }))
+}
+
+/// Hands the upstream to the loop, with the resolver thread that keeps its addresses fresh.
+fn attach_upstream(
+    reactor: &mut Reactor,
+    prepared: PreparedUpstream,
+    config: &Config,
+) -> Result<(), String> {
+    let PreparedUpstream {
+        target,
+        tls,
+        host,
+        addresses,
+    } = prepared;
+    let resolver = match host {
+        None => None,
         Some(host) => {
-            let addresses = resolve::lookup(&host).unwrap_or_else(|reason| {
-                log::warn!("{reason}; requests get 502 until it resolves");
-                Vec::new()
-            });
             let waker = reactor
                 .waker()
                 .map_err(|e| format!("cannot create the loop's waker: {e}"))?;
             let resolver = Resolver::start(vec![host], waker)
                 .map_err(|e| format!("cannot start the resolver thread: {e}"))?;
-            (addresses, Some(resolver))
+            Some(resolver)
         }
     };
     let origin = &target.origin;
@@ -152,15 +198,11 @@ fn attach_upstream(reactor: &mut Reactor, config: &Config) -> Result<(), String>
     Ok(())
 }
 
-/// The metrics listener, unless metrics are off (by configuration, or in `-benchmark` mode
-/// where the numbers are not kept).
+/// The metrics listener, unless metrics are off. In `-benchmark` mode it still answers health
+/// checks; its counters stay at zero because they are not kept.
 fn bind_metrics(config: &Config) -> Result<Option<mio::net::TcpListener>, String> {
     let metrics = &config.metrics;
     if !metrics.enabled || metrics.listen_addr.is_empty() {
-        return Ok(None);
-    }
-    if config.benchmark {
-        log::info!("metrics endpoint off in -benchmark mode (metrics are not kept)");
         return Ok(None);
     }
     let address: std::net::SocketAddr = metrics.listen_addr.parse().map_err(|e| {

@@ -466,3 +466,22 @@ fn tls_edges_big_requests_refused_connects_and_truncation() {
     assert_eq!(status(&refused.request(b"{}")), "HTTP/1.1 502 Bad Gateway");
     refused.wait_for_log("outcome=upstream_unreachable", LIMIT);
 }
+
+#[test]
+fn a_bad_ca_file_is_a_configuration_error_before_anything_binds() {
+    let config = std::env::temp_dir().join(format!("sd-oa-badca-{}.yaml", std::process::id()));
+    std::fs::write(
+        &config,
+        "backend:\n  provider: openai\n  openai:\n    api_base: https://127.0.0.1:1/v1\n    ca_file: /nonexistent/ca.pem\n",
+    )
+    .unwrap();
+    let socket = temp_socket_path("oa-badca");
+    let mut d = Daemon::spawn(&socket, &["-config", config.to_str().unwrap()]);
+    assert_eq!(d.wait_exit(LIMIT), 2);
+    assert_eq!(
+        d.count_log("cannot read CA certificates from /nonexistent/ca.pem"),
+        1
+    );
+    assert!(!socket.exists(), "nothing was bound");
+    let _ = std::fs::remove_file(&config);
+}

@@ -132,6 +132,9 @@ impl Call {
 
 impl Connection {
     pub(super) fn start_call(&mut self, request: UpstreamRequest, ctx: &mut Context<'_>) -> Step {
+        // Counted when the attempt starts, so that connect failures (counted as errors) never
+        // outnumber requests.
+        ctx.tally.backend_request();
         for note in &request.notes {
             log::warn!("conn={} {note}", self.id);
         }
@@ -326,11 +329,10 @@ impl Connection {
         }
         call.phase = Phase::AwaitingHead(Vec::new());
         call.since = ctx.now;
-        // One request per call in the metrics, even when it is retried on a fresh connection;
-        // time to first byte counts from the first attempt.
+        // Time to first byte counts from the first attempt, even when the request is retried on
+        // a fresh connection.
         if call.sent_at.is_none() {
             call.sent_at = Some(ctx.now);
-            ctx.tally.backend_request();
         }
         // The answer may be there already (or TLS has handshake records to read).
         self.read_head(ctx)

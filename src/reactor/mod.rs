@@ -204,11 +204,6 @@ impl Reactor {
         )?))
     }
 
-    /// What the backend calls, if anything.
-    pub fn backend_upstream(&self) -> Option<&crate::backends::upstream::Target> {
-        self.backend.upstream()
-    }
-
     /// The backend's upstream API: connections to it are made and pooled by this loop.
     pub fn attach_upstream(&mut self, upstream: Upstream) {
         self.upstream = Some(upstream);
