@@ -153,3 +153,15 @@ fn a_silent_scrape_connection_does_not_block_others() {
     let body = scrape(address);
     assert!(body.contains("daemon_active_streams 0"));
 }
+
+#[test]
+fn a_client_that_half_closes_after_its_request_is_answered() {
+    let (_daemon, address) = start();
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+}
