@@ -456,6 +456,11 @@ impl Reactor {
 
     /// Reads a handoff with the spare descriptor's slot free for the client fd it carries.
     fn receive_handoff(&mut self, key: Key, now: Instant) {
+        let idle = self.upstream.as_ref().map_or(0, Upstream::idle_connections);
+        if !self.reserve.is_tight(self.conns.len(), idle) {
+            self.dispatch(key, now, |conn, ctx| conn.on_ready(Ready::Apache, ctx));
+            return;
+        }
         self.reserve.release();
         self.dispatch(key, now, |conn, ctx| conn.on_ready(Ready::Apache, ctx));
         if !self.reserve.restore() {

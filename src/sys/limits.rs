@@ -25,3 +25,14 @@ pub fn raise_open_files(wanted: u64) -> io::Result<(u64, u64)> {
     }
     Ok((limit.rlim_cur, limit.rlim_max))
 }
+
+/// The current soft `RLIMIT_NOFILE`.
+pub fn open_files_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is valid for writes.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) })?;
+    Ok(limit.rlim_cur)
+}
