@@ -218,13 +218,6 @@ impl Reactor {
         self.conns.len() - self.scrapes
     }
 
-    /// The metrics listener's address, when there is one.
-    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
-        self.metrics_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
-    }
-
     /// Runs until drained.
     pub fn run(&mut self) -> io::Result<()> {
         while self.turn(None)? == Turn::Running {}
