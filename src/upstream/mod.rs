@@ -11,7 +11,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustls::ClientConfig;
 
@@ -174,9 +174,5 @@ impl Upstream {
 
     pub fn idle_connections(&self) -> usize {
         self.pool.idle()
-    }
-
-    pub fn connect_timeout(&self) -> Duration {
-        self.timeouts.connect_timeout
     }
 }

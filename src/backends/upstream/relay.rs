@@ -147,11 +147,6 @@ impl Relay {
         self.reusable
     }
 
-    /// The upstream has signalled completion, whether or not the body has ended yet.
-    pub fn completion_seen(&self) -> bool {
-        self.completion_seen
-    }
-
     fn clean_end(&mut self) -> Ending {
         if self.completion_seen || self.translator.on_clean_end() == End::Complete {
             Ending::Complete
