@@ -503,12 +503,7 @@ impl Connection {
                 }
                 Err(e) => {
                     ctx.scratch.clear();
-                    Some(RelayEnding::Failed(Failure {
-                        message: "the upstream connection failed before the answer was complete"
-                            .to_string(),
-                        detail: e.to_string(),
-                        reason: "upstream_cut",
-                    }))
+                    Some(broken_mid_answer(&e))
                 }
             };
             if let Some(ending) = ending {
@@ -606,15 +601,7 @@ impl Connection {
         let relaying = matches!(self.call().map(|c| &c.phase), Some(Phase::Relaying(_)));
         if relaying {
             ctx.scratch.clear();
-            return self.finish_relay(
-                RelayEnding::Failed(Failure {
-                    message: "the upstream connection failed before the answer was complete"
-                        .to_string(),
-                    detail: error.to_string(),
-                    reason: "upstream_cut",
-                }),
-                ctx,
-            );
+            return self.finish_relay(broken_mid_answer(&error), ctx);
         }
         let nothing = !matches!(self.call().map(|c| &c.phase), Some(Phase::AwaitingHead(head)) if !head.is_empty());
         self.closed_before_head(nothing, Some(error), ctx)
@@ -643,4 +630,13 @@ impl Connection {
             ctx,
         )
     }
+}
+
+/// The upstream connection failed (reset, TLS error) while the answer was being relayed.
+fn broken_mid_answer(error: &io::Error) -> RelayEnding {
+    RelayEnding::Failed(Failure {
+        message: "the upstream connection failed before the answer was complete".to_string(),
+        detail: error.to_string(),
+        reason: "upstream_cut",
+    })
 }
