@@ -172,9 +172,7 @@ fn attach_upstream(
     let resolver = match host {
         None => None,
         Some(host) => {
-            let waker = reactor
-                .waker()
-                .map_err(|e| format!("cannot create the loop's waker: {e}"))?;
+            let waker = reactor.waker();
             let resolver = Resolver::start(vec![host], waker)
                 .map_err(|e| format!("cannot start the resolver thread: {e}"))?;
             Some(resolver)

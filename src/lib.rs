@@ -5,6 +5,8 @@ pub mod backends;
 pub mod config;
 pub mod conn;
 mod daemon;
+pub mod deadline;
+pub mod end;
 pub mod handoff;
 pub mod http;
 pub mod logging;

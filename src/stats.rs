@@ -6,17 +6,18 @@
 
 use std::time::Duration;
 
-use crate::conn::{Ending, UpstreamEnd};
-use crate::handoff::HandoffError;
-use crate::metrics::{self, Gauges, HandoffErrorReason, Metrics, StreamErrorReason};
+use crate::end::EndReason;
+use crate::metrics::{self, Gauges, Metrics};
 
 #[derive(Debug, Default)]
 pub struct Tally {
     pub accepted: u64,
     /// Handoffs refused with 503 because of the connection limit or the memory budget.
     pub rejected: u64,
+    /// Handoffs received whole (fd and data), whatever came of them.
     pub handoffs: u64,
-    pub handoff_errors: u64,
+    /// Handoffs rejected, at receipt or after it.
+    pub rejections: u64,
     pub active_streams: usize,
     pub peak_streams: usize,
     pub streams_started: u64,
@@ -46,18 +47,16 @@ impl Tally {
         self.metrics.as_ref()
     }
 
-    /// A handoff connection from Apache; `over_capacity` ones will be answered 503.
-    pub fn connection_accepted(&mut self, over_capacity: bool) {
-        if over_capacity {
-            self.connection_rejected();
-            return;
-        }
+    /// An Apache connection was admitted.
+    pub fn connection_accepted(&mut self) {
         self.accepted += 1;
         if let Some(m) = &mut self.metrics {
             m.connection_accepted();
         }
     }
 
+    /// An Apache connection arrived over the connection limit or the memory budget; it will be
+    /// answered 503 and nothing else is counted for it.
     pub fn connection_rejected(&mut self) {
         self.rejected += 1;
         if let Some(m) = &mut self.metrics {
@@ -65,17 +64,11 @@ impl Tally {
         }
     }
 
-    pub fn handoff_succeeded(&mut self, took: Duration) {
+    /// The handoff arrived whole and its fd is a stream socket.
+    pub fn handoff_received(&mut self, took: Duration) {
         self.handoffs += 1;
         if let Some(m) = &mut self.metrics {
-            m.handoff_succeeded(took);
-        }
-    }
-
-    pub fn handoff_failed(&mut self, error: &HandoffError) {
-        self.handoff_errors += 1;
-        if let Some(m) = &mut self.metrics {
-            m.handoff_failed(handoff_reason(error));
+            m.handoff_received(took);
         }
     }
 
@@ -83,8 +76,33 @@ impl Tally {
         self.streams_started += 1;
         self.active_streams += 1;
         self.peak_streams = self.peak_streams.max(self.active_streams);
+    }
+
+    /// A connection ended; `streamed` is how long its stream ran, if one started.
+    pub fn ended(&mut self, reason: EndReason, streamed: Option<Duration>) {
+        if let EndReason::Rejected(_) = reason {
+            self.rejections += 1;
+        }
+        if streamed.is_some() {
+            self.active_streams = self.active_streams.saturating_sub(1);
+            if reason.is_completed() {
+                self.streams_completed += 1;
+            } else {
+                self.streams_failed += 1;
+            }
+        }
         if let Some(m) = &mut self.metrics {
-            m.stream_started();
+            m.ended(reason, streamed);
+            if let (Some(took), Some(backend)) = (streamed, self.backend) {
+                m.backend_duration(backend, took);
+            }
+        }
+    }
+
+    /// A panic was caught and confined to one connection or scrape.
+    pub fn panicked(&mut self) {
+        if let Some(m) = &mut self.metrics {
+            m.panicked();
         }
     }
 
@@ -109,25 +127,6 @@ impl Tally {
         }
     }
 
-    pub fn stream_ended(&mut self, ending: &Ending, took: Duration) {
-        self.active_streams = self.active_streams.saturating_sub(1);
-        let error = stream_reason(ending);
-        if error.is_none() {
-            self.streams_completed += 1;
-        } else {
-            self.streams_failed += 1;
-        }
-        if let Some(m) = &mut self.metrics {
-            m.stream_ended(took, error);
-            if let Some(backend) = self.backend {
-                m.backend_duration(backend, took);
-                if let Ending::BackendFailed(_) = ending {
-                    m.backend_error(backend);
-                }
-            }
-        }
-    }
-
     pub fn bytes_sent(&mut self, bytes: usize) {
         self.bytes_sent += bytes as u64;
         if let Some(m) = &mut self.metrics {
@@ -142,12 +141,14 @@ impl Tally {
         }
     }
 
-    /// The gauges the metrics endpoint shows; `connections` counts handoffs and streams.
-    pub fn gauges(&self, connections: usize) -> Gauges {
+    /// The gauges the metrics endpoint shows; `connections` counts handoffs and streams,
+    /// `buffered` the bytes held in connection buffers.
+    pub fn gauges(&self, connections: usize, buffered: usize) -> Gauges {
         Gauges {
             active_connections: connections as u64,
             active_streams: self.active_streams as u64,
             peak_streams: self.peak_streams as u64,
+            buffered_bytes: buffered as u64,
         }
     }
 
@@ -162,41 +163,5 @@ impl Tally {
             self.streams_failed,
             self.bytes_sent
         )
-    }
-}
-
-fn handoff_reason(error: &HandoffError) -> HandoffErrorReason {
-    match error {
-        HandoffError::TooLarge { .. } => HandoffErrorReason::TooLarge,
-        HandoffError::ControlTruncated => HandoffErrorReason::Ctrunc,
-        HandoffError::NoFd => HandoffErrorReason::NoFd,
-        HandoffError::BadFd { .. } => HandoffErrorReason::BadFd,
-        HandoffError::BadJson { .. } => HandoffErrorReason::BadJson,
-        HandoffError::TimedOut => HandoffErrorReason::Timeout,
-        HandoffError::Receive { .. } => HandoffErrorReason::Network,
-    }
-}
-
-/// `None` for a stream that delivered the whole answer.
-fn stream_reason(ending: &Ending) -> Option<StreamErrorReason> {
-    match ending {
-        Ending::Completed => None,
-        Ending::ClientGone => Some(StreamErrorReason::ClientDisconnected),
-        Ending::WriteStalled => Some(StreamErrorReason::Timeout),
-        Ending::MaxDuration => Some(StreamErrorReason::MaxDuration),
-        Ending::ShutDown => Some(StreamErrorReason::Canceled),
-        Ending::Panicked => Some(StreamErrorReason::Panic),
-        Ending::BackendFailed(_) => Some(StreamErrorReason::Other),
-        Ending::Upstream(why) => Some(match why {
-            UpstreamEnd::Unreachable => StreamErrorReason::UpstreamUnreachable,
-            UpstreamEnd::Status(_) => StreamErrorReason::UpstreamStatus,
-            UpstreamEnd::Timeout => StreamErrorReason::UpstreamTimeout,
-            UpstreamEnd::Cut => StreamErrorReason::UpstreamCut,
-            UpstreamEnd::Error | UpstreamEnd::Malformed => StreamErrorReason::UpstreamError,
-            UpstreamEnd::Incomplete => StreamErrorReason::UpstreamIncomplete,
-        }),
-        Ending::Rejected(_) | Ending::Refused(_) | Ending::ClientMisbehaved => {
-            Some(StreamErrorReason::Other)
-        }
     }
 }

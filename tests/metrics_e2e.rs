@@ -70,23 +70,34 @@ fn counters_match_a_known_workload() {
     let (mut daemon, address) = start();
     let fresh = scrape(address);
     exposition_check::check(&fresh).unwrap();
+    // Go's five words on Go's two counters, ours on ours: all there from the start, at 0.
+    for reason in [
+        "client_disconnected",
+        "timeout",
+        "canceled",
+        "network",
+        "other",
+    ] {
+        for family in ["daemon_handoff_errors_total", "daemon_stream_errors_total"] {
+            let series = format!("{family}{{reason=\"{reason}\"}}");
+            assert_eq!(value(&fresh, &series), 0.0, "{series}");
+        }
+    }
     for reason in [
         "too_large",
-        "bad_json",
         "no_fd",
         "bad_fd",
         "ctrunc",
         "timeout",
         "network",
         "other",
+        "bad_json",
+        "bad_attachment",
+        "unknown_profile",
+        "unknown_backend",
     ] {
-        assert_eq!(
-            value(
-                &fresh,
-                &format!("daemon_handoff_errors_total{{reason=\"{reason}\"}}")
-            ),
-            0.0
-        );
+        let series = format!("daemon_handoff_rejections_total{{reason=\"{reason}\"}}");
+        assert_eq!(value(&fresh, &series), 0.0, "{series}");
     }
 
     let mut bytes = 0;
@@ -104,15 +115,32 @@ fn counters_match_a_known_workload() {
     let body = scrape(address);
     exposition_check::check(&body).unwrap();
     assert_eq!(value(&body, "daemon_connections_total"), 6.0);
-    assert_eq!(value(&body, "daemon_handoffs_total"), 5.0);
+    // Bad data arrives whole: a handoff, then rejected after receipt (Go counted it as a
+    // stream error, `other`).
+    assert_eq!(value(&body, "daemon_handoffs_total"), 6.0);
     assert_eq!(
-        value(&body, "daemon_handoff_errors_total{reason=\"bad_json\"}"),
+        value(
+            &body,
+            "daemon_handoff_rejections_total{reason=\"bad_json\"}"
+        ),
         1.0
+    );
+    assert_eq!(
+        value(&body, "daemon_stream_errors_total{reason=\"other\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&body, "daemon_handoff_errors_total{reason=\"other\"}"),
+        0.0
+    );
+    assert_eq!(
+        value(&body, "daemon_stream_outcomes_total{outcome=\"completed\"}"),
+        5.0
     );
     assert_eq!(value(&body, "daemon_chunks_sent_total"), 90.0);
     assert_eq!(value(&body, "daemon_bytes_sent_total"), bytes as f64);
     assert_eq!(value(&body, "daemon_stream_duration_seconds_count"), 5.0);
-    assert_eq!(value(&body, "daemon_handoff_duration_seconds_count"), 5.0);
+    assert_eq!(value(&body, "daemon_handoff_duration_seconds_count"), 6.0);
     assert_eq!(
         value(&body, "daemon_backend_requests_total{backend=\"mock\"}"),
         5.0

@@ -180,7 +180,7 @@ fn bad_json_gets_400_and_too_much_data_gets_413() {
     let response = h.collect(&mut client);
     assert_eq!(status_line(&response), "HTTP/1.1 413 Payload Too Large");
     h.turn_until(|r| r.connections() == 0);
-    assert_eq!(h.reactor.tally().handoff_errors, 3);
+    assert_eq!(h.reactor.tally().rejections, 3);
     assert_eq!(h.reactor.tally().streams_started, 0);
 }
 
@@ -191,7 +191,7 @@ fn a_handoff_without_an_fd_is_closed() {
     blocking_send(&apache, b"{}");
     socket::set_nonblocking(apache.as_fd()).unwrap();
     drop(apache);
-    h.turn_until(|r| r.tally().handoff_errors == 1);
+    h.turn_until(|r| r.tally().rejections == 1);
     assert_eq!(h.reactor.connections(), 0);
 }
 
@@ -202,7 +202,7 @@ fn an_fd_that_is_not_a_stream_socket_is_rejected() {
     h.hand_off(b"{}", &file);
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     h.hand_off(b"{}", &udp);
-    h.turn_until(|r| r.tally().handoff_errors == 2);
+    h.turn_until(|r| r.tally().rejections == 2);
     assert_eq!(h.reactor.connections(), 0);
     assert_eq!(h.reactor.tally().streams_started, 0);
 }
@@ -260,7 +260,7 @@ fn truncated_control_data_closes_every_fd() {
     let fds: Vec<_> = pairs.iter().map(|(_, server)| server.as_fd()).collect();
     send_fds(&apache, &fds);
     drop(apache);
-    h.turn_until(|r| r.tally().handoff_errors == 1);
+    h.turn_until(|r| r.tally().rejections == 1);
     assert_eq!(h.reactor.tally().streams_started, 0);
     // Every fd the daemon received was closed: no client gets a byte, each sees the end.
     for (mut client, server) in pairs {

@@ -1,424 +1,464 @@
-//! The upstream side of a connection: one HTTP/1.1 call to the backend's API, relayed.
+//! The calling stage: one HTTP/1.1 call to the backend's upstream API, relayed to the client.
+//! It owns the upstream connection, the request, the response head being read and the relay,
+//! and its deadlines; it is fed events and time and appends what the client should get to
+//! `out`, never touching the client itself.
 //!
-//! | phase        | event                                        | next                                      |
-//! |--------------|----------------------------------------------|-------------------------------------------|
-//! | Connecting   | writable, connect succeeded                  | Sending                                   |
-//! | Connecting   | connect failed, or connect timeout           | 502, Finishing                            |
-//! | Sending      | request written (TLS: handed to rustls)      | AwaitingHead                              |
-//! | AwaitingHead | bytes, head incomplete                       | AwaitingHead                              |
-//! | AwaitingHead | head `200` event stream                      | Relaying (success head sent)              |
-//! | AwaitingHead | other status                                 | 429 or 502, Finishing                     |
-//! | AwaitingHead | closed or reset before any byte, on a pooled connection, first try | Connecting a fresh one (retry once) |
-//! | AwaitingHead | closed, malformed head                       | 502, Finishing                            |
-//! | AwaitingHead | response-head timeout                        | 504, Finishing                            |
-//! | Relaying     | bytes                                        | Relaying (events written), or the relay's ending |
-//! | Relaying     | client buffer not empty                      | Relaying, paused (upstream not read)      |
-//! | Relaying     | client buffer drained                        | Relaying, resumed                         |
-//! | Relaying     | EOF, reset or gap timeout                    | the relay's ending / `event: error`       |
+//! | phase        | event                                                   | next                                     |
+//! |--------------|---------------------------------------------------------|------------------------------------------|
+//! | Opening      | any                                                     | Sending (pooled), Connecting (new), or refused 502 |
+//! | Connecting   | Upstream writable or closed: connected                  | Sending                                  |
+//! | Connecting   | Upstream writable or closed: failed; Tick past the connect timeout | refused 502 (`upstream_unreachable`) |
+//! | Sending      | Upstream: request written                               | AwaitingHead                             |
+//! | Sending, AwaitingHead | Tick past the response-head timeout            | refused 504 (`upstream_timeout`)         |
+//! | AwaitingHead | Upstream (or Tick, when a read was cut short): incomplete head | AwaitingHead                      |
+//! | AwaitingHead | a `200` event-stream head                               | Relaying: `out` = the success head and the first events |
+//! | AwaitingHead | another status                                          | refused 429 or 502 (`upstream_status`)   |
+//! | AwaitingHead | malformed head                                          | refused 502 (`upstream_error`)           |
+//! | AwaitingHead | closed or reset before a head, pooled connection, nothing received | Opening a fresh one (once)    |
+//! | AwaitingHead | closed or reset before a head, otherwise                | refused 502 (`upstream_cut`; `upstream_unreachable` during a TLS handshake) |
+//! | Relaying     | Upstream, Drained or Tick, the client clear: bytes      | Relaying (events appended), or Done      |
+//! | Relaying     | Upstream while the client is behind                     | Relaying, not read (backpressure)        |
+//! | Relaying     | end of body, in-stream error, cut, bad framing          | Done: `[DONE]`, nothing, or `event: error` |
+//! | Relaying     | Tick past the idle gap timeout                          | Done: `event: error` (`upstream_timeout`) |
+//! | Done         | any                                                     | Done                                     |
 //!
-//! The relay's ending decides the client's end: `[DONE]`, a silent close, or `event: error`
-//! (see `backends::upstream`). The upstream connection goes back to the pool only after a
-//! response read to its end; in every other case it is closed, at once when the client leaves.
+//! The upstream connection goes back to the pool only after a response read to its end; in
+//! every other case it is closed, at once when the call is dropped (the client left).
 
 use std::io;
 use std::time::Instant;
 
-use super::{Connection, Context, Ending, State, Step};
+use mio::{Registry, Token};
+
 use crate::backends::upstream::{
     excerpt, status_outcome, Ending as RelayEnding, Failure, Relay, StatusOutcome,
     Step as RelayStep, Translator, UpstreamRequest,
 };
-use crate::http::{parse_head, ErrorStatus, HeadParse, SSE_HEAD};
-use crate::sse::{self, EventSink, DEFAULT_MAX_LINE};
-use crate::upstream::transport::ReadOutcome;
+use crate::config::UpstreamTimeouts;
+use crate::deadline;
+use crate::end::Outcome;
+use crate::http::{parse_head, ErrorStatus, Head, HeadParse, SSE_HEAD};
+use crate::sse::{self, EventSink};
+use crate::stats::Tally;
+use crate::upstream::transport::{ReadOutcome, Transport};
+use crate::upstream::Upstream;
 
 /// Bytes taken from the upstream per read.
 const READ_CHUNK: usize = 16 * 1024;
-/// Reads per event before other connections get their turn; the rest waits for the next turn.
-const READS_PER_TURN: usize = 16;
+/// Reads per advance before other connections get their turn; the rest waits for the next turn.
+const READS_PER_ADVANCE: usize = 16;
 
-/// Why an upstream call failed, for logs and the `reason` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamEnd {
-    Unreachable,
-    Status(u16),
-    Timeout,
-    Cut,
-    Error,
-    Malformed,
-    /// Ended cleanly without signalling completion: no `[DONE]`, no error.
-    Incomplete,
-}
-
-impl UpstreamEnd {
-    fn from_reason(reason: &str) -> UpstreamEnd {
-        match reason {
-            "upstream_cut" => UpstreamEnd::Cut,
-            "upstream_malformed" => UpstreamEnd::Malformed,
-            _ => UpstreamEnd::Error,
-        }
-    }
-}
-
-pub(super) struct Call {
+pub struct Call {
     /// Kept until the head arrives, for the one retry on a fresh connection.
     request: Vec<u8>,
     written: usize,
+    transport: Option<Transport>,
+    /// Until the head: then it moves into the relay.
     translator: Option<Box<dyn Translator>>,
     phase: Phase,
-    reused: bool,
-    retried: bool,
+    attempt: Attempt,
     /// When the current phase began, or when the upstream last sent something.
     since: Instant,
+    /// When the first attempt's request was sent: time to first byte counts from there.
     sent_at: Option<Instant>,
-    /// Reading stopped because the client has not taken what was written.
-    paused: bool,
-    /// More may be readable than one turn took; come back without waiting for an event.
-    more: bool,
+    /// The upstream socket may have more to read: no read since its last readable event has
+    /// said `WouldBlock`.
+    readable: bool,
+    /// The longest SSE line or event accepted from the upstream.
+    max_line: usize,
 }
 
 enum Phase {
+    Opening,
     Connecting,
     Sending,
     AwaitingHead(Vec<u8>),
     Relaying(Box<Relay>),
+    Done,
+}
+
+/// Which connection this request is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// A new connection.
+    Fresh,
+    /// A pooled one, which the server may have closed meanwhile: one retry allowed.
+    Pooled,
+    /// The retry, on a new connection.
+    Retry,
+}
+
+/// What the stage is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Upstream {
+        readable: bool,
+        writable: bool,
+        closed: bool,
+    },
+    /// Time passed, or the client took everything written.
+    Tick,
+}
+
+/// What the stage did.
+pub enum Step {
+    /// Whatever was appended to `out` goes to the client; the call goes on.
+    Continue,
+    /// Before any head: answer the client with this and end.
+    Refused(Refusal),
+    /// After the head: the stream is over; `out` ends with its last bytes.
+    Ended {
+        outcome: Outcome,
+        error: Option<String>,
+    },
+}
+
+/// An error response for the client, and why.
+pub struct Refusal {
+    pub status: ErrorStatus,
+    /// For the client: plain words, never the upstream's body or a key.
+    pub message: String,
+    /// The upstream's `Retry-After`, passed on with a 429.
+    pub retry_after: Option<String>,
+    pub outcome: Outcome,
+    /// For the log.
+    pub error: String,
+}
+
+/// What the stage borrows for one call.
+pub struct Io<'a> {
+    pub now: Instant,
+    pub registry: &'a Registry,
+    pub token: Token,
+    pub upstream: Option<&'a mut Upstream>,
+    /// Shared per reactor: bytes read from the upstream, and their decoded body.
+    pub read_buf: &'a mut Vec<u8>,
+    pub decode_buf: &'a mut Vec<u8>,
+    pub tally: &'a mut Tally,
+    /// The client has taken everything written: the upstream may be read.
+    pub client_clear: bool,
+    /// Client events appended, for the connection's count.
+    pub events: u32,
+    pub conn: u64,
 }
 
 impl Call {
-    pub(super) fn new(request: UpstreamRequest, now: Instant) -> Call {
+    /// A call about to open its connection (on its first event, at once: its deadline is now).
+    pub fn new(request: UpstreamRequest, now: Instant, max_line: usize, conn: u64) -> Call {
+        for note in &request.notes {
+            log::warn!("conn={conn} {note}");
+        }
         Call {
             request: request.request,
             written: 0,
+            transport: None,
             translator: Some(request.translator),
-            phase: Phase::Connecting,
-            reused: false,
-            retried: false,
+            phase: Phase::Opening,
+            attempt: Attempt::Fresh,
             since: now,
             sent_at: None,
-            paused: false,
-            more: false,
+            readable: false,
+            max_line,
         }
     }
 
-    /// When this call needs attention without an event.
-    pub(super) fn deadline(&self, settings: &super::Settings) -> Option<Instant> {
-        let timeouts = &settings.upstream;
+    /// The success head has been appended: the client's stream has begun.
+    pub fn has_begun(&self) -> bool {
+        matches!(self.phase, Phase::Relaying(_) | Phase::Done)
+    }
+
+    /// When the call needs attention without an event.
+    pub fn deadline(&self, timeouts: &UpstreamTimeouts, client_clear: bool) -> Option<Instant> {
         match &self.phase {
-            _ if self.more => Some(self.since),
-            Phase::Connecting => Some(self.since + timeouts.connect_timeout),
-            Phase::Sending | Phase::AwaitingHead(_) => {
-                Some(self.since + timeouts.response_header_timeout)
-            }
-            // While paused the client's write stall deadline is the one that counts.
-            Phase::Relaying(_) if self.paused => None,
-            Phase::Relaying(_) => Some(self.since + timeouts.idle_gap_timeout),
+            Phase::Opening => Some(self.since),
+            Phase::Connecting => Some(deadline::after(self.since, timeouts.connect_timeout)),
+            // A read cut short by the per-advance cap comes back next turn.
+            Phase::AwaitingHead(_) if self.readable => Some(self.since),
+            Phase::Sending | Phase::AwaitingHead(_) => Some(deadline::after(
+                self.since,
+                timeouts.response_header_timeout,
+            )),
+            // While the client is behind, its write stall deadline is the one that counts.
+            Phase::Relaying(_) if !client_clear => None,
+            Phase::Relaying(_) if self.readable => Some(self.since),
+            Phase::Relaying(_) => Some(deadline::after(self.since, timeouts.idle_gap_timeout)),
+            Phase::Done => None,
         }
-    }
-
-    pub(super) fn is_paused(&self) -> bool {
-        self.paused
     }
 
     /// The request kept for a retry and a response head being collected, for the memory
     /// budget. (rustls' and the relay's small buffers are not counted.)
-    pub(super) fn held_bytes(&self) -> usize {
+    pub fn held_bytes(&self) -> usize {
         let head = match &self.phase {
             Phase::AwaitingHead(head) => head.capacity(),
             _ => 0,
         };
         self.request.capacity() + head
     }
-}
 
-impl Connection {
-    pub(super) fn start_call(&mut self, request: UpstreamRequest, ctx: &mut Context<'_>) -> Step {
-        // Counted when the attempt starts, so that connect failures (counted as errors) never
-        // outnumber requests.
-        ctx.tally.backend_request();
-        for note in &request.notes {
-            log::warn!("conn={} {note}", self.id);
+    pub fn advance(
+        &mut self,
+        event: Event,
+        timeouts: &UpstreamTimeouts,
+        io: &mut Io<'_>,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        if let Event::Upstream { readable, .. } = event {
+            self.readable |= readable;
         }
-        self.state = State::Calling(Box::new(Call::new(request, ctx.now)));
-        self.open_upstream(false, ctx)
+        let now = io.now;
+        match (&self.phase, event) {
+            (Phase::Opening, _) => self.open(io, out),
+            (
+                Phase::Connecting,
+                Event::Upstream {
+                    writable, closed, ..
+                },
+            ) if writable || closed => self.finish_connect(io, out),
+            (Phase::Connecting, Event::Tick)
+                if now >= deadline::after(self.since, timeouts.connect_timeout) =>
+            {
+                log::warn!("conn={} upstream connect timed out", io.conn);
+                self.unreachable("the upstream API could not be reached in time", io)
+            }
+            (Phase::Connecting, _) => Step::Continue,
+            (Phase::Sending | Phase::AwaitingHead(_), Event::Tick)
+                if now >= deadline::after(self.since, timeouts.response_header_timeout) =>
+            {
+                log::warn!(
+                    "conn={} no upstream response head within the timeout",
+                    io.conn
+                );
+                self.refuse(
+                    ErrorStatus::GatewayTimeout,
+                    "the upstream API did not answer in time",
+                    Outcome::UpstreamTimeout,
+                    "no response head within the timeout".to_string(),
+                    io,
+                )
+            }
+            (Phase::Sending, Event::Upstream { .. }) => match self.flush_tls() {
+                Ok(()) => self.send(io, out),
+                Err(e) => self.closed_before_head(Some(e), io, out),
+            },
+            (Phase::Sending, Event::Tick) => Step::Continue,
+            (Phase::AwaitingHead(_), _) => match self.flush_tls() {
+                Ok(()) => self.read_head(io, out),
+                Err(e) => self.closed_before_head(Some(e), io, out),
+            },
+            (Phase::Relaying(_), _) if !io.client_clear => match self.flush_tls() {
+                Ok(()) => Step::Continue,
+                Err(e) => self.end_relay(broken_mid_answer(&e), io, out),
+            },
+            (Phase::Relaying(_), Event::Tick)
+                if !self.readable
+                    && now >= deadline::after(self.since, timeouts.idle_gap_timeout) =>
+            {
+                log::warn!(
+                    "conn={} upstream sent nothing within the idle gap timeout",
+                    io.conn
+                );
+                io.tally.backend_error();
+                self.close_transport();
+                self.phase = Phase::Done;
+                sse::error_event(out, "the upstream API stopped sending");
+                Step::Ended {
+                    outcome: Outcome::UpstreamTimeout,
+                    error: Some("no upstream bytes within the idle gap timeout".to_string()),
+                }
+            }
+            (Phase::Relaying(_), _) => match self.flush_tls() {
+                Ok(()) => self.relay(io, out),
+                Err(e) => self.end_relay(broken_mid_answer(&e), io, out),
+            },
+            (Phase::Done, _) => Step::Continue,
+        }
     }
 
-    fn call(&mut self) -> Option<&mut Call> {
-        match &mut self.state {
-            State::Calling(call) => Some(call),
-            _ => None,
+    /// Takes a pooled connection (unless this is the retry) or starts connecting a new one.
+    fn open(&mut self, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
+        if self.attempt == Attempt::Fresh {
+            // Counted when the attempt starts, so that connect failures (counted as errors)
+            // never outnumber requests.
+            io.tally.backend_request();
         }
-    }
-
-    /// Takes a pooled connection (unless `fresh`) or starts connecting a new one.
-    fn open_upstream(&mut self, fresh: bool, ctx: &mut Context<'_>) -> Step {
-        let Some(upstream) = ctx.upstream.as_deref_mut() else {
-            return self.fail_before_head(
-                UpstreamEnd::Unreachable,
-                "no upstream API is configured",
-                ctx,
+        let Some(upstream) = io.upstream.as_deref_mut() else {
+            return self.refuse(
+                ErrorStatus::BadGateway,
+                "the upstream API cannot be reached",
+                Outcome::UpstreamUnreachable,
+                "no upstream API is configured".to_string(),
+                io,
             );
         };
-        let (mut transport, reused) = match upstream.open(ctx.now, fresh) {
+        let fresh = self.attempt == Attempt::Retry;
+        let (mut transport, reused) = match upstream.open(io.now, fresh) {
             Ok(opened) => opened,
             Err(e) => {
-                log::warn!("conn={} {e}", self.id);
-                return self.connect_failed("the upstream API cannot be reached", ctx);
+                log::warn!("conn={} {e}", io.conn);
+                return self.unreachable("the upstream API cannot be reached", io);
             }
         };
-        if let Err(e) = transport.register(ctx.registry, self.upstream_token) {
+        if let Err(e) = transport.register(io.registry, io.token) {
             log::error!(
                 "conn={} cannot register the upstream connection: {e}",
-                self.id
+                io.conn
             );
-            return self.fail_before_head(
-                UpstreamEnd::Unreachable,
+            return self.refuse(
+                ErrorStatus::BadGateway,
                 "the upstream API cannot be reached",
-                ctx,
+                Outcome::UpstreamUnreachable,
+                format!("cannot register the upstream connection: {e}"),
+                io,
             );
         }
-        self.upstream = Some(transport);
-        let now = ctx.now;
-        let Some(call) = self.call() else {
-            return Step::Continue;
-        };
-        call.reused = reused;
-        call.written = 0;
-        call.since = now;
+        self.transport = Some(transport);
+        self.written = 0;
+        self.since = io.now;
+        self.readable = false;
         if reused {
-            call.phase = Phase::Sending;
-            return self.send_request(ctx);
+            self.attempt = Attempt::Pooled;
+            self.phase = Phase::Sending;
+            return self.send(io, out);
         }
-        call.phase = Phase::Connecting;
+        self.phase = Phase::Connecting;
         Step::Continue
     }
 
-    pub(super) fn on_upstream_ready(
-        &mut self,
-        readable: bool,
-        writable: bool,
-        closed: bool,
-        ctx: &mut Context<'_>,
-    ) -> Step {
-        let connecting = matches!(self.call().map(|c| &c.phase), Some(Phase::Connecting));
-        let Some(upstream) = self.upstream.as_mut() else {
+    fn finish_connect(&mut self, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
+        let Some(transport) = self.transport.as_mut() else {
             return Step::Continue;
         };
-        // TLS records wait for a connected socket; a refused connect is `finish_connect`'s to
-        // report, as unreachable.
-        if !connecting {
-            if let Err(e) = upstream.flush_tls() {
-                return self.upstream_broke(e, ctx);
-            }
-        }
-        let Some(call) = self.call() else {
-            return Step::Continue;
-        };
-        match &call.phase {
-            Phase::Connecting if writable || closed => self.finish_connect(ctx),
-            Phase::Connecting => Step::Continue,
-            Phase::Sending => self.send_request(ctx),
-            Phase::AwaitingHead(_) => self.read_head(ctx),
-            Phase::Relaying(_) if (readable || closed) && !call.paused => self.relay(ctx),
-            Phase::Relaying(_) => Step::Continue,
-        }
-    }
-
-    /// The call's deadline passed (or it had more to read than one turn took).
-    pub(super) fn on_call_timer(&mut self, ctx: &mut Context<'_>) -> Step {
-        let now = ctx.now;
-        let settings = ctx.settings;
-        let Some(call) = self.call() else {
-            return Step::Continue;
-        };
-        if call.more {
-            call.more = false;
-            return match call.phase {
-                Phase::AwaitingHead(_) => self.read_head(ctx),
-                Phase::Relaying(_) => self.relay(ctx),
-                Phase::Connecting | Phase::Sending => Step::Continue,
-            };
-        }
-        if call.deadline(settings).is_none_or(|at| now < at) {
-            return Step::Continue;
-        }
-        match call.phase {
-            Phase::Connecting => {
-                log::warn!("conn={} upstream connect timed out", self.id);
-                self.connect_failed("the upstream API could not be reached in time", ctx)
-            }
-            Phase::Sending | Phase::AwaitingHead(_) => {
-                log::warn!(
-                    "conn={} no upstream response head within the timeout",
-                    self.id
-                );
-                self.upstream = None;
-                ctx.tally.backend_error();
-                self.status = ErrorStatus::GatewayTimeout.code();
-                let ending = Ending::Upstream(UpstreamEnd::Timeout);
-                self.respond_error(
-                    ErrorStatus::GatewayTimeout,
-                    "the upstream API did not answer in time",
-                    None,
-                    ending,
-                    ctx,
-                )
-            }
-            Phase::Relaying(_) => {
-                log::warn!(
-                    "conn={} upstream sent nothing within the idle gap timeout",
-                    self.id
-                );
-                self.upstream = None;
-                ctx.tally.backend_error();
-                let ending = Ending::Upstream(UpstreamEnd::Timeout);
-                self.end_with_error(ending, "the upstream API stopped sending", ctx)
-            }
-        }
-    }
-
-    /// The client took everything written: read the upstream again if the call was waiting.
-    pub(super) fn resume_call(&mut self, ctx: &mut Context<'_>) -> Step {
-        let now = ctx.now;
-        match self.call() {
-            Some(call) if call.paused => {
-                call.paused = false;
-                // The gap timeout counts upstream silence, not the time we chose not to read.
-                call.since = now;
-                self.relay(ctx)
-            }
-            _ => Step::Continue,
-        }
-    }
-
-    fn finish_connect(&mut self, ctx: &mut Context<'_>) -> Step {
-        let Some(upstream) = self.upstream.as_mut() else {
-            return Step::Continue;
-        };
-        match upstream.check_connected() {
+        match transport.check_connected() {
             Ok(true) => {
-                let now = ctx.now;
-                if let Some(call) = self.call() {
-                    call.phase = Phase::Sending;
-                    call.since = now;
-                }
-                self.send_request(ctx)
+                self.phase = Phase::Sending;
+                self.since = io.now;
+                self.send(io, out)
             }
             Ok(false) => Step::Continue,
             Err(e) => {
-                log::warn!("conn={} upstream connect failed: {e}", self.id);
-                self.connect_failed("the upstream API cannot be reached", ctx)
+                log::warn!("conn={} upstream connect failed: {e}", io.conn);
+                self.unreachable("the upstream API cannot be reached", io)
             }
         }
     }
 
-    fn send_request(&mut self, ctx: &mut Context<'_>) -> Step {
-        let (Some(upstream), State::Calling(call)) = (self.upstream.as_mut(), &mut self.state)
-        else {
+    fn send(&mut self, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
+        let Some(transport) = self.transport.as_mut() else {
             return Step::Continue;
         };
-        while call.written < call.request.len() {
-            match upstream.write(&call.request[call.written..]) {
+        while self.written < self.request.len() {
+            match transport.write(&self.request[self.written..]) {
                 Ok(0) => return Step::Continue,
-                Ok(n) => call.written += n,
-                Err(e) => return self.upstream_broke(e, ctx),
+                Ok(n) => self.written += n,
+                Err(e) => return self.closed_before_head(Some(e), io, out),
             }
         }
-        match upstream.flush_tls() {
-            Ok(_) => {}
-            Err(e) => return self.upstream_broke(e, ctx),
+        if let Err(e) = transport.flush_tls() {
+            return self.closed_before_head(Some(e), io, out);
         }
-        call.phase = Phase::AwaitingHead(Vec::new());
-        call.since = ctx.now;
+        self.phase = Phase::AwaitingHead(Vec::new());
+        self.since = io.now;
         // Time to first byte counts from the first attempt, even when the request is retried on
         // a fresh connection.
-        if call.sent_at.is_none() {
-            call.sent_at = Some(ctx.now);
-        }
+        self.sent_at.get_or_insert(io.now);
         // The answer may be there already (or TLS has handshake records to read).
-        self.read_head(ctx)
+        self.readable = true;
+        self.read_head(io, out)
     }
 
-    fn read_head(&mut self, ctx: &mut Context<'_>) -> Step {
-        for _ in 0..READS_PER_TURN {
-            let (Some(upstream), State::Calling(call)) = (self.upstream.as_mut(), &mut self.state)
+    fn read_head(&mut self, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
+        for _ in 0..READS_PER_ADVANCE {
+            let (Some(transport), Phase::AwaitingHead(head)) =
+                (self.transport.as_mut(), &mut self.phase)
             else {
                 return Step::Continue;
             };
-            let Phase::AwaitingHead(head) = &mut call.phase else {
-                return Step::Continue;
-            };
             let before = head.len();
-            match upstream.read(head, READ_CHUNK) {
+            match transport.read(head, READ_CHUNK) {
                 Ok(ReadOutcome::Data(_)) => {
                     if before == 0 {
-                        if let Some(sent) = call.sent_at {
-                            ctx.tally
-                                .backend_ttfb(ctx.now.saturating_duration_since(sent));
+                        if let Some(sent) = self.sent_at {
+                            io.tally
+                                .backend_ttfb(io.now.saturating_duration_since(sent));
                         }
                     }
                     match parse_head(head) {
                         Ok(HeadParse::Incomplete) => {}
                         Ok(HeadParse::Complete(parsed, len)) => {
                             let rest = head.split_off(len);
-                            return self.on_head(parsed, rest, ctx);
+                            return self.on_head(parsed, rest, io, out);
                         }
                         Err(e) => {
-                            log::warn!("conn={} bad upstream response head: {e}", self.id);
-                            return self.fail_before_head(
-                                UpstreamEnd::Malformed,
+                            log::warn!("conn={} bad upstream response head: {e}", io.conn);
+                            return self.refuse(
+                                ErrorStatus::BadGateway,
                                 "the upstream API sent a malformed response",
-                                ctx,
+                                Outcome::UpstreamError,
+                                format!("bad response head: {e}"),
+                                io,
                             );
                         }
                     }
                 }
-                Ok(ReadOutcome::WouldBlock) => return Step::Continue,
-                Ok(ReadOutcome::Closed) => {
-                    let nothing = before == 0;
-                    return self.closed_before_head(nothing, None, ctx);
+                Ok(ReadOutcome::WouldBlock) => {
+                    self.readable = false;
+                    return Step::Continue;
                 }
-                Err(e) => {
-                    let nothing = before == 0;
-                    return self.closed_before_head(nothing, Some(e), ctx);
-                }
+                Ok(ReadOutcome::Closed) => return self.closed_before_head(None, io, out),
+                Err(e) => return self.closed_before_head(Some(e), io, out),
             }
         }
-        self.more_to_read(ctx)
+        // Cut short: `readable` stays set and the deadline brings the call back next turn.
+        self.since = io.now;
+        Step::Continue
     }
 
-    /// A pooled connection the server had closed fails before any byte: retry once, fresh.
+    /// The connection closed or failed before a complete head. A pooled connection the server
+    /// had closed fails before any byte: retry once, on a fresh one.
     fn closed_before_head(
         &mut self,
-        nothing_received: bool,
         error: Option<io::Error>,
-        ctx: &mut Context<'_>,
+        io: &mut Io<'_>,
+        out: &mut Vec<u8>,
     ) -> Step {
-        let retry =
-            nothing_received && self.call().is_some_and(|call| call.reused && !call.retried);
-        self.upstream = None;
-        if retry {
+        let nothing_received = match &self.phase {
+            Phase::AwaitingHead(head) => head.is_empty(),
+            _ => true,
+        };
+        let handshaking = self
+            .transport
+            .as_ref()
+            .is_some_and(Transport::is_handshaking);
+        self.close_transport();
+        if nothing_received && self.attempt == Attempt::Pooled {
             log::debug!(
                 "conn={} pooled upstream connection was closed; retrying on a fresh one",
-                self.id
+                io.conn
             );
-            if let Some(call) = self.call() {
-                call.retried = true;
-            }
-            return self.open_upstream(true, ctx);
+            self.attempt = Attempt::Retry;
+            self.phase = Phase::Opening;
+            return self.open(io, out);
         }
         let why = error.map_or_else(|| "closed".to_string(), |e| e.to_string());
+        if handshaking {
+            log::warn!("conn={} upstream TLS handshake failed: {why}", io.conn);
+            return self.unreachable("the upstream API cannot be reached securely", io);
+        }
         log::warn!(
             "conn={} upstream connection {why} before a complete response head",
-            self.id
+            io.conn
         );
-        self.fail_before_head(
-            UpstreamEnd::Cut,
+        self.refuse(
+            ErrorStatus::BadGateway,
             "the upstream API closed the connection without an answer",
-            ctx,
+            Outcome::UpstreamCut,
+            format!("upstream connection {why} before a complete response head"),
+            io,
         )
     }
 
-    fn on_head(&mut self, head: crate::http::Head, rest: Vec<u8>, ctx: &mut Context<'_>) -> Step {
+    fn on_head(&mut self, head: Head, rest: Vec<u8>, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
         match status_outcome(&head) {
             StatusOutcome::Reject {
                 status,
@@ -427,115 +467,92 @@ impl Connection {
             } => {
                 log::warn!(
                     "conn={} upstream answered {} {}: {}",
-                    self.id,
+                    io.conn,
                     head.status,
                     head.reason,
                     excerpt(&rest)
                 );
-                self.upstream = None;
-                ctx.tally.backend_error();
-                let ending = Ending::Upstream(UpstreamEnd::Status(head.status));
-                self.respond_error(status, &message, retry_after.as_deref(), ending, ctx)
+                io.tally.backend_error();
+                self.close_transport();
+                self.phase = Phase::Done;
+                Step::Refused(Refusal {
+                    status,
+                    message,
+                    retry_after,
+                    outcome: Outcome::UpstreamStatus,
+                    error: format!("upstream answered {}", head.status),
+                })
             }
             StatusOutcome::Stream => {
-                let Some(call) = self.call() else {
+                let Some(translator) = self.translator.take() else {
                     return Step::Continue;
                 };
-                let Some(translator) = call.translator.take() else {
-                    return Step::Continue;
-                };
-                call.phase =
-                    Phase::Relaying(Box::new(Relay::new(&head, translator, DEFAULT_MAX_LINE)));
-                call.request = Vec::new();
-                self.status = 200;
-                self.head_sent = true;
-                ctx.scratch.clear();
-                ctx.scratch.extend_from_slice(SSE_HEAD);
+                self.phase =
+                    Phase::Relaying(Box::new(Relay::new(&head, translator, self.max_line)));
+                self.request = Vec::new();
+                self.since = io.now;
+                out.extend_from_slice(SSE_HEAD);
                 // Fed even when empty: an empty body ends on this first feed.
-                match self.feed_relay(&rest, ctx) {
-                    Some(ending) => self.finish_relay(ending, ctx),
-                    None => {
-                        let outcome = self.send_scratch(ctx);
-                        match self.after_write(outcome, ctx) {
-                            Step::Continue => self.relay(ctx),
-                            close => close,
-                        }
-                    }
+                match self.feed(&rest, io, out) {
+                    Some(ending) => self.end_relay(ending, io, out),
+                    None => Step::Continue,
                 }
             }
         }
     }
 
-    /// Reads the upstream while the client keeps up, relaying every chunk.
-    fn relay(&mut self, ctx: &mut Context<'_>) -> Step {
-        // Only a call with a body to relay reads here; the head is `read_head`'s.
-        if self.relay_mut().is_none() {
-            return Step::Continue;
-        }
-        for _ in 0..READS_PER_TURN {
-            if !self.outbox.is_empty() {
-                if let Some(call) = self.call() {
-                    call.paused = true;
-                }
+    /// Reads the upstream until it would block or something is there for the client (the
+    /// connection writes it and comes back when the client has taken it).
+    fn relay(&mut self, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
+        for _ in 0..READS_PER_ADVANCE {
+            if !self.readable || !out.is_empty() {
                 return Step::Continue;
             }
-            let Some(upstream) = self.upstream.as_mut() else {
+            let Some(transport) = self.transport.as_mut() else {
                 return Step::Continue;
             };
-            ctx.read_buf.clear();
-            let outcome = upstream.read(ctx.read_buf, READ_CHUNK);
-            let ending = match outcome {
+            io.read_buf.clear();
+            let ending = match transport.read(io.read_buf, READ_CHUNK) {
                 Ok(ReadOutcome::Data(_)) => {
-                    let now = ctx.now;
-                    if let Some(call) = self.call() {
-                        call.since = now;
-                    }
-                    ctx.scratch.clear();
-                    let input = std::mem::take(ctx.read_buf);
-                    let ending = self.feed_relay(&input, ctx);
-                    *ctx.read_buf = input;
+                    self.since = io.now;
+                    let input = std::mem::take(io.read_buf);
+                    let ending = self.feed(&input, io, out);
+                    *io.read_buf = input;
                     ending
                 }
-                Ok(ReadOutcome::WouldBlock) => return Step::Continue,
-                Ok(ReadOutcome::Closed) => {
-                    ctx.scratch.clear();
-                    self.relay_mut().map(Relay::on_eof)
+                Ok(ReadOutcome::WouldBlock) => {
+                    self.readable = false;
+                    // The gap timeout counts upstream silence from now on.
+                    self.since = io.now;
+                    return Step::Continue;
                 }
-                Err(e) => {
-                    ctx.scratch.clear();
-                    Some(broken_mid_answer(&e))
-                }
+                Ok(ReadOutcome::Closed) => match &mut self.phase {
+                    Phase::Relaying(relay) => Some(relay.on_eof()),
+                    _ => None,
+                },
+                Err(e) => Some(broken_mid_answer(&e)),
             };
             if let Some(ending) = ending {
-                return self.finish_relay(ending, ctx);
-            }
-            let outcome = self.send_scratch(ctx);
-            if let Step::Close(ending) = self.after_write(outcome, ctx) {
-                return Step::Close(ending);
+                return self.end_relay(ending, io, out);
             }
         }
-        self.more_to_read(ctx)
+        // Cut short: `readable` stays set and the deadline brings the call back next turn.
+        Step::Continue
     }
 
-    fn relay_mut(&mut self) -> Option<&mut Relay> {
-        match &mut self.call()?.phase {
-            Phase::Relaying(relay) => Some(relay),
-            _ => None,
-        }
-    }
-
-    /// Feeds upstream bytes to the relay, appending client events to `ctx.scratch`.
-    fn feed_relay(&mut self, input: &[u8], ctx: &mut Context<'_>) -> Option<RelayEnding> {
-        let id = self.id;
-        let relay = self.relay_mut()?;
-        let mut sink = EventSink::new(ctx.scratch);
-        let fed = relay.feed(input, ctx.decode_buf, &mut sink);
+    /// Feeds upstream bytes to the relay, appending client events to `out`.
+    fn feed(&mut self, input: &[u8], io: &mut Io<'_>, out: &mut Vec<u8>) -> Option<RelayEnding> {
+        let Phase::Relaying(relay) = &mut self.phase else {
+            return None;
+        };
+        let mut sink = EventSink::new(out);
+        let fed = relay.feed(input, io.decode_buf, &mut sink);
         let events = sink.events();
-        self.events_sent += events;
-        ctx.tally.chunks_sent(events);
+        io.events += events;
+        io.tally.chunks_sent(events);
         for reason in fed.skipped {
-            log::warn!("conn={id} skipped an upstream event: {reason}");
-            ctx.tally.backend_error();
+            log::warn!("conn={} skipped an upstream event: {reason}", io.conn);
+            io.tally.backend_error();
         }
         match fed.step {
             RelayStep::More => None,
@@ -543,92 +560,95 @@ impl Connection {
         }
     }
 
-    /// Appends the client's end by the relay's ending, keeps or closes the upstream
-    /// connection, and writes what is left.
-    fn finish_relay(&mut self, ending: RelayEnding, ctx: &mut Context<'_>) -> Step {
+    /// Appends the client's end by the relay's ending and keeps or closes the upstream
+    /// connection.
+    fn end_relay(&mut self, ending: RelayEnding, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
         // Bytes past the response still inside rustls would be read as the next response.
         let leftover = self
-            .upstream
+            .transport
             .as_mut()
-            .is_some_and(|u| u.has_buffered_plaintext());
-        let reusable = !leftover && self.relay_mut().is_some_and(|relay| relay.is_reusable());
-        let ending = match ending {
+            .is_some_and(Transport::has_buffered_plaintext);
+        let reusable =
+            !leftover && matches!(&self.phase, Phase::Relaying(relay) if relay.is_reusable());
+        self.phase = Phase::Done;
+        let transport = self.transport.take();
+        if let (true, Some(mut transport), Some(upstream)) =
+            (reusable, transport, io.upstream.as_deref_mut())
+        {
+            if transport.deregister(io.registry).is_ok() {
+                upstream.release(transport, io.now);
+            }
+        }
+        let (outcome, error) = match ending {
             RelayEnding::Complete => {
-                sse::done(ctx.scratch);
-                Ending::Completed
+                sse::done(out);
+                (Outcome::Completed, None)
             }
             RelayEnding::Incomplete => {
                 log::info!(
                     "conn={} upstream ended without signalling completion",
-                    self.id
+                    io.conn
                 );
-                Ending::Upstream(UpstreamEnd::Incomplete)
+                (Outcome::UpstreamIncomplete, None)
             }
             RelayEnding::Failed(failure) => {
                 log::warn!(
                     "conn={} upstream stream failed: {}",
-                    self.id,
+                    io.conn,
                     failure.detail
                 );
-                ctx.tally.backend_error();
-                sse::error_event(ctx.scratch, &failure.message);
-                Ending::Upstream(UpstreamEnd::from_reason(failure.reason))
+                io.tally.backend_error();
+                sse::error_event(out, &failure.message);
+                (failure.outcome, Some(failure.detail))
             }
         };
-        let transport = self.upstream.take();
-        if let (true, Some(mut transport), Some(upstream)) =
-            (reusable, transport, ctx.upstream.as_deref_mut())
-        {
-            if transport.deregister(ctx.registry).is_ok() {
-                upstream.release(transport, ctx.now);
-            }
-        }
-        self.state = State::Finishing(ending);
-        let outcome = self.send_scratch(ctx);
-        self.after_write(outcome, ctx)
-    }
-
-    fn more_to_read(&mut self, ctx: &mut Context<'_>) -> Step {
-        let now = ctx.now;
-        if let Some(call) = self.call() {
-            call.more = true;
-            call.since = now;
-        }
-        Step::Continue
-    }
-
-    fn upstream_broke(&mut self, error: io::Error, ctx: &mut Context<'_>) -> Step {
-        let relaying = matches!(self.call().map(|c| &c.phase), Some(Phase::Relaying(_)));
-        if relaying {
-            ctx.scratch.clear();
-            return self.finish_relay(broken_mid_answer(&error), ctx);
-        }
-        let nothing = !matches!(self.call().map(|c| &c.phase), Some(Phase::AwaitingHead(head)) if !head.is_empty());
-        self.closed_before_head(nothing, Some(error), ctx)
+        Step::Ended { outcome, error }
     }
 
     /// A connect failed or timed out: the addresses may be stale, and the client gets 502.
-    fn connect_failed(&mut self, message: &str, ctx: &mut Context<'_>) -> Step {
-        if let Some(upstream) = ctx.upstream.as_deref() {
+    fn unreachable(&mut self, message: &str, io: &mut Io<'_>) -> Step {
+        if let Some(upstream) = io.upstream.as_deref() {
             upstream.refresh();
         }
-        self.fail_before_head(UpstreamEnd::Unreachable, message, ctx)
-    }
-
-    /// Answers the client with 502 when the upstream could not give a head.
-    fn fail_before_head(&mut self, why: UpstreamEnd, message: &str, ctx: &mut Context<'_>) -> Step {
-        self.upstream = None;
-        ctx.tally.backend_error();
-        if self.head_sent {
-            return self.end_with_error(Ending::Upstream(why), message, ctx);
-        }
-        self.respond_error(
+        self.refuse(
             ErrorStatus::BadGateway,
             message,
-            None,
-            Ending::Upstream(why),
-            ctx,
+            Outcome::UpstreamUnreachable,
+            message.to_string(),
+            io,
         )
+    }
+
+    fn refuse(
+        &mut self,
+        status: ErrorStatus,
+        message: &str,
+        outcome: Outcome,
+        error: String,
+        io: &mut Io<'_>,
+    ) -> Step {
+        io.tally.backend_error();
+        self.close_transport();
+        self.phase = Phase::Done;
+        Step::Refused(Refusal {
+            status,
+            message: message.to_string(),
+            retry_after: None,
+            outcome,
+            error,
+        })
+    }
+
+    fn flush_tls(&mut self) -> io::Result<()> {
+        match self.transport.as_mut() {
+            Some(transport) => transport.flush_tls().map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    fn close_transport(&mut self) {
+        self.transport = None;
+        self.readable = false;
     }
 }
 
@@ -637,6 +657,6 @@ fn broken_mid_answer(error: &io::Error) -> RelayEnding {
     RelayEnding::Failed(Failure {
         message: "the upstream connection failed before the answer was complete".to_string(),
         detail: error.to_string(),
-        reason: "upstream_cut",
+        outcome: Outcome::UpstreamCut,
     })
 }

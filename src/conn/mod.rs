@@ -1,102 +1,120 @@
 //! One handed-off request, from Apache's Unix connection to the end of the client's stream.
 //!
-//! | state     | event                                   | next                                   |
-//! |-----------|-----------------------------------------|----------------------------------------|
-//! | Receiving | data or fds, more to come               | Receiving                              |
-//! | Receiving | handoff complete, admitted              | Streaming (head and first events sent) |
-//! | Receiving | handoff complete, bad or not admitted   | Finishing (HTTP error response)        |
-//! | Receiving | rejected with no usable client fd       | closed                                 |
-//! | Receiving | deadline (handoff timeout)              | Finishing (500) or closed (no fd yet)  |
-//! | Receiving | complete, upstream backend              | Calling (see `call.rs` for its phases)  |
-//! | Streaming | event time reached, nothing waiting     | Streaming, or Finishing (`[DONE]` / `event: error`) |
-//! | Streaming | the source asks to run a program        | Streaming (see `command.rs` for the program's run) |
-//! | Streaming | client writable                         | Streaming (flushed; produces if due)   |
-//! | Streaming | client sent EOF or reset                | closed (client gone)                   |
-//! | Streaming, Calling | max stream duration reached    | Finishing (`event: error`, or 504 before a head) |
-//! | Calling   | the relay ended                         | Finishing (`[DONE]`, silent, or `event: error`) |
-//! | Streaming | nothing taken for the write timeout     | closed (write stall)                   |
-//! | Finishing | everything written                      | closed (the outcome it carries)        |
-//! | Finishing | nothing taken for the write timeout     | closed (write stall)                   |
-//! | any       | shutdown deadline                       | one last try to write `event: error` or 503, closed |
+//! The connection composes stages that own what they use: [`receive`] (Apache's connection and
+//! the handoff's pieces), [`local`] (a backend's event source) and [`call`] (the upstream
+//! connection, request, head and relay). It owns only what must survive any of them, a panic
+//! included: the client socket with its output buffer ([`client`]), a program run for a local
+//! source, and when the stream started. Every transition is in [`Connection::advance`]:
 //!
-//! The sockets (and a running program) live in the connection, not in the states, so that a
-//! panic in the middle of a transition still leaves the client socket to answer with a 500, and
-//! the program to be killed and reaped when the reactor closes the connection.
+//! | state     | event                                              | next                                              |
+//! |-----------|----------------------------------------------------|---------------------------------------------------|
+//! | Receiving | Apache: more to come                               | Receiving                                         |
+//! | Receiving | Apache: complete, local backend                    | Streaming (head and first events)                 |
+//! | Receiving | Apache: complete, upstream backend                 | Calling                                           |
+//! | Receiving | Apache: complete, over capacity, draining, bad data or refused by the backend | Finishing (503, 400, 413 or 500) |
+//! | Receiving | Apache: failed                                     | Finishing (413 or 500), or Done with no usable client |
+//! | Receiving | Tick past the handoff timeout                      | Finishing (500), or Done with no client           |
+//! | Receiving | Shutdown                                           | Finishing (503), or Done with no client           |
+//! | Calling   | Upstream or Tick: no head yet                      | Calling                                           |
+//! | Calling   | Upstream or Tick: the upstream answered 200        | Streaming (head and first events)                 |
+//! | Calling   | Upstream or Tick: the call was refused             | Finishing (429, 502 or 504)                       |
+//! | Calling   | Tick past the max stream duration                  | Finishing (504)                                   |
+//! | Calling   | Shutdown                                           | Finishing (503)                                   |
+//! | Streaming | Tick or Child (local), Tick or Upstream (relay)    | Streaming (events appended)                       |
+//! | Streaming | the same: the source ended                         | Finishing (`[DONE]`, `event: error` or nothing)   |
+//! | Streaming | Tick past the max stream duration                  | Finishing (`event: error`)                        |
+//! | Streaming | Shutdown                                           | Finishing (`event: error`)                        |
+//! | Finishing | Tick with nothing left to write                    | Done                                              |
+//! | Finishing | Shutdown                                           | Done                                              |
+//! | Calling, Streaming, Finishing | ClientGone                     | Done (`client_disconnected`, or `other`)          |
+//! | Calling, Streaming, Finishing | WriteStalled                   | Done (`write_timeout`)                            |
+//! | any       | any other event                                    | unchanged                                         |
+//!
+//! Events: `Apache`, `Upstream`, `Child` are socket readiness; `Tick` is time passing or the
+//! client having taken everything written; `ClientGone`, `WriteStalled` and `Shutdown` come
+//! from the client's socket, its write stall deadline and the reactor. After each transition the
+//! bytes a state appended are written to the client; while the client keeps up and something
+//! changed, the connection ticks itself again, a bounded number of rounds per turn.
 
 mod call;
 mod child;
-mod command;
+mod client;
+mod local;
 mod outbox;
 mod receive;
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::mem::{discriminant, replace};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry};
 
-use crate::backends::{Backend, BackendError, EventSource, Next, Start};
-use crate::config::{SocketType, UpstreamTimeouts};
+use crate::backends::{Backend, BackendError, Start};
+use crate::config::UpstreamTimeouts;
+use crate::deadline;
+use crate::end::{EndReason, Outcome, Rejection};
 use crate::handoff::{parse_handoff_data, HandoffError};
 use crate::http::{error_response, ErrorStatus, SSE_HEAD};
-use crate::sse::{self, EventSink};
+use crate::sse;
 use crate::stats::Tally;
-use crate::sys::socket;
-use crate::upstream::transport::Transport;
 use crate::upstream::Upstream;
 
-pub use call::UpstreamEnd;
-pub use child::Reaper;
-pub use outbox::{Flushed, Outbox};
+use call::Call;
+use child::Child;
+use client::{Client, Input};
+use local::Local;
 use receive::{Received, Receiver};
 
-/// Rounds of production for one connection per turn: a source that is always due (no delay)
-/// must neither keep the loop to itself nor recurse.
-const PRODUCTION_ROUNDS_PER_TURN: usize = 64;
-/// TCP keepalive on client sockets, so that dead peers are noticed during long streams.
-const CLIENT_KEEPALIVE: Duration = Duration::from_secs(15);
-/// Bytes a client may send after its request before we stop listening to it. Apache has read
-/// the request; anything more is at best a pipelined request we will not answer.
-const CLIENT_INPUT_LIMIT: usize = 64 * 1024;
+pub use child::Reaper;
+pub use outbox::{Flushed, Outbox};
+pub use receive::Limits;
+
+/// Rounds of work for one connection per event: a source that is always due (no delay) or an
+/// upstream that always has more must neither keep the loop to itself nor recurse.
+const ROUNDS_PER_EVENT: usize = 64;
 
 /// The per-connection settings, derived once from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub socket_type: SocketType,
-    pub max_handoff_bytes: usize,
+    pub handoff: Limits,
     pub handoff_timeout: Duration,
     pub write_timeout: Duration,
     pub max_stream_duration: Option<Duration>,
     pub upstream: UpstreamTimeouts,
+    /// The longest upstream SSE line or event.
+    pub max_line: usize,
 }
 
-/// Whether a completed handoff may start streaming, decided by the reactor.
+/// Whether a handoff completing now may start, decided by the reactor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
     Open,
-    /// The connection limit or the memory budget is reached: 503 with `Retry-After`.
-    Full,
     /// The daemon is draining: 503.
     ShuttingDown,
 }
 
-/// What a handler borrows from the reactor for one call.
+/// Buffers shared by every connection of a reactor, so that an idle connection holds none.
+#[derive(Default)]
+pub struct Buffers {
+    /// What a transition has for the client: heads, events, error responses.
+    pub out: Vec<u8>,
+    /// Handoff data, `max_handoff_bytes + 1` long.
+    pub handoff: Box<[u8]>,
+    /// Bytes read from upstreams, and their decoded bodies.
+    pub read: Vec<u8>,
+    pub decode: Vec<u8>,
+}
+
+/// What a connection's handlers borrow from the reactor for one call.
 pub struct Context<'a> {
     pub now: Instant,
     pub registry: &'a Registry,
-    /// Shared per reactor: handoff data and outgoing frames are built here, so that an idle
-    /// connection holds no buffer.
-    pub scratch: &'a mut Vec<u8>,
-    /// Shared per reactor, `max_handoff_bytes + 1` long.
-    pub handoff_buf: &'a mut [u8],
+    pub settings: &'a Settings,
+    pub buffers: &'a mut Buffers,
     pub backend: &'a mut dyn Backend,
     /// The backend's upstream API, when it has one.
     pub upstream: Option<&'a mut Upstream>,
-    /// Shared per reactor: bytes read from upstreams, and their decoded bodies.
-    pub read_buf: &'a mut Vec<u8>,
-    pub decode_buf: &'a mut Vec<u8>,
-    pub settings: &'a Settings,
     pub admission: Admission,
     pub tally: &'a mut Tally,
     /// Killed programs of local backends, collected by the reactor.
@@ -131,102 +149,80 @@ pub enum Ready {
     Child,
 }
 
-/// How a connection ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    /// The whole answer and `[DONE]` were written.
-    Completed,
-    ClientGone,
-    WriteStalled,
-    MaxDuration,
-    ShutDown,
-    Rejected(HandoffError),
-    /// Refused with a 503 (limit, memory or shutdown) after a good handoff.
-    Refused(Admission),
-    BackendFailed(String),
-    Panicked,
-    /// The client sent far more than a request's worth of bytes after its request.
-    ClientMisbehaved,
-    /// The upstream call did not deliver a complete answer.
-    Upstream(UpstreamEnd),
+/// What the reactor should do after a handler returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Continue,
+    /// The connection is over: close it ([`Connection::end`] says how it ended).
+    Close,
 }
 
-impl Ending {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Ending::Completed => "completed",
-            Ending::ClientGone => "client_disconnected",
-            Ending::WriteStalled => "write_timeout",
-            Ending::MaxDuration => "max_duration",
-            Ending::ShutDown => "shutdown",
-            Ending::Rejected(_) => "handoff_rejected",
-            Ending::Refused(_) => "refused",
-            Ending::BackendFailed(_) => "backend_error",
-            Ending::Panicked => "panic",
-            Ending::ClientMisbehaved => "client_protocol",
-            Ending::Upstream(UpstreamEnd::Unreachable) => "upstream_unreachable",
-            Ending::Upstream(UpstreamEnd::Status(_)) => "upstream_status",
-            Ending::Upstream(UpstreamEnd::Timeout) => "upstream_timeout",
-            Ending::Upstream(UpstreamEnd::Cut) => "upstream_cut",
-            Ending::Upstream(UpstreamEnd::Error) => "upstream_error",
-            Ending::Upstream(UpstreamEnd::Malformed) => "upstream_malformed",
-            Ending::Upstream(UpstreamEnd::Incomplete) => "upstream_incomplete",
+/// How a connection ended, for its log line and the counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct End {
+    pub reason: EndReason,
+    /// What went wrong, for the log's `error=`.
+    pub error: Option<String>,
+}
+
+impl End {
+    fn new(reason: impl Into<EndReason>, error: Option<String>) -> End {
+        End {
+            reason: reason.into(),
+            error,
         }
     }
 }
 
-/// What the reactor should do after a handler returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    Continue,
-    Close(Ending),
-}
-
 enum State {
+    /// Reading Apache's message: data and the client's fd.
     Receiving(Receiver),
-    Streaming(Streaming),
-    /// Waiting for, or relaying, the backend's upstream API.
-    Calling(Box<call::Call>),
-    /// Writing the last bytes, then closing with the ending it carries.
-    Finishing(Ending),
+    /// The backend's upstream is being asked; nothing written to the client yet.
+    Calling(Box<Call>),
+    /// The success head is out; events come from the source.
+    Streaming(Source),
+    /// The last bytes (an error response, `[DONE]`, `event: error`) are being written.
+    Finishing(End),
+    Done(End),
     /// Only while a transition is in progress (or after a panic interrupted one).
     Transitioning,
 }
 
-struct Streaming {
-    source: Box<dyn EventSource>,
-    /// When the source wants to be asked next; `None` once it is due and waits for the
-    /// client to take what was written.
-    next_at: Option<Instant>,
+enum Source {
+    Local(Box<Local>),
+    Relay(Box<Call>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Apache,
+    Upstream {
+        readable: bool,
+        writable: bool,
+        closed: bool,
+    },
+    Child,
+    /// Time passed, or the client took everything written.
+    Tick,
+    ClientGone(Outcome, Option<String>),
+    WriteStalled,
+    Shutdown,
 }
 
 pub struct Connection {
     pub id: u64,
     accepted_at: Instant,
-    /// The Unix connection from Apache, closed as soon as the handoff is complete.
-    apache: Option<OwnedFd>,
-    client: Option<OwnedFd>,
-    client_token: mio::Token,
-    client_registered: bool,
-    /// The connection to the backend's API, while a call is in progress.
-    upstream: Option<Transport>,
-    upstream_token: mio::Token,
-    /// The program a local source asked for, while it runs.
-    /// Boxed: most connections never run one, and a connection's size is paid 50,000 times.
-    child: Option<Box<child::Child>>,
-    child_token: mio::Token,
-    /// `max_stream_duration` from the stream's start.
-    ends_at: Option<Instant>,
-    outbox: Outbox,
-    state: State,
-    head_sent: bool,
-    streaming_since: Option<Instant>,
-    /// Counted against the connection limit but refused once received.
+    tokens: Tokens,
+    /// Accepted over the connection limit or the memory budget: answered 503 once received.
     over_capacity: bool,
-    client_bytes_read: usize,
-    bytes_sent: u64,
-    events_sent: u32,
-    status: u16,
+    /// Once the handoff delivered it.
+    client: Option<Client>,
+    /// The program a local source asked for, while it runs. Boxed: most connections never run
+    /// one, and a connection's size is paid 50,000 times.
+    program: Option<Box<Child>>,
+    /// When the stream started: for its duration, its max duration and the active count.
+    started: Option<Instant>,
+    state: State,
 }
 
 impl Connection {
@@ -236,339 +232,381 @@ impl Connection {
         apache: OwnedFd,
         tokens: Tokens,
         over_capacity: bool,
-        registry: &Registry,
-        now: Instant,
-    ) -> io::Result<Connection> {
+        ctx: (&Registry, &Settings, Instant),
+    ) -> std::io::Result<Connection> {
+        let (registry, settings, now) = ctx;
         registry.register(
             &mut SourceFd(&apache.as_raw_fd()),
             tokens.apache,
             Interest::READABLE,
         )?;
+        let receiver = Receiver::new(apache, deadline::after(now, settings.handoff_timeout));
         Ok(Connection {
             id,
             accepted_at: now,
-            apache: Some(apache),
-            client: None,
-            client_token: tokens.client,
-            client_registered: false,
-            upstream: None,
-            upstream_token: tokens.upstream,
-            child: None,
-            child_token: tokens.child,
-            ends_at: None,
-            outbox: Outbox::default(),
-            state: State::Receiving(Receiver::default()),
-            head_sent: false,
-            streaming_since: None,
+            tokens,
             over_capacity,
-            client_bytes_read: 0,
-            bytes_sent: 0,
-            events_sent: 0,
-            status: 0,
+            client: None,
+            program: None,
+            started: None,
+            state: State::Receiving(receiver),
         })
-    }
-
-    pub fn is_streaming(&self) -> bool {
-        self.streaming_since.is_some()
     }
 
     pub fn is_receiving(&self) -> bool {
         matches!(self.state, State::Receiving(_))
     }
 
+    /// How long its stream has run, if one started.
+    pub fn streamed(&self, now: Instant) -> Option<Duration> {
+        self.started.map(|t| now.saturating_duration_since(t))
+    }
+
     pub fn held_bytes(&self) -> usize {
-        self.outbox.held_bytes()
-            + self.child.as_ref().map_or(0, |child| child.held_bytes())
+        self.client.as_ref().map_or(0, Client::held_bytes)
+            + self.program.as_ref().map_or(0, |child| child.held_bytes())
             + match &self.state {
                 State::Receiving(receiver) => receiver.held_bytes(),
-                State::Calling(call) => call.held_bytes(),
+                State::Calling(call) | State::Streaming(Source::Relay(call)) => call.held_bytes(),
                 _ => 0,
             }
     }
 
     /// The earliest moment this connection needs attention without any socket event.
     pub fn deadline(&self, settings: &Settings) -> Option<Instant> {
+        let clear = self.client.as_ref().is_none_or(Client::is_clear);
         let stall = self
-            .outbox
-            .stalled_since()
-            .map(|t| t + settings.write_timeout);
+            .client
+            .as_ref()
+            .and_then(|c| c.stall_deadline(settings.write_timeout));
+        let ends_at = self.ends_at(settings);
         let own = match &self.state {
-            State::Receiving(_) => Some(self.accepted_at + settings.handoff_timeout),
-            State::Streaming(streaming) => {
-                let due = if self.outbox.is_empty() {
-                    streaming.next_at
-                } else {
-                    None
-                };
-                earliest(due, self.ends_at)
+            State::Receiving(receiver) => Some(receiver.deadline()),
+            State::Calling(call) | State::Streaming(Source::Relay(call)) => {
+                earliest(call.deadline(&settings.upstream, clear), ends_at)
             }
-            State::Calling(call) => earliest(call.deadline(settings), self.ends_at),
-            State::Finishing(_) | State::Transitioning => None,
+            State::Streaming(Source::Local(local)) => {
+                earliest(local.deadline(clear, self.program.as_deref()), ends_at)
+            }
+            State::Finishing(_) | State::Done(_) | State::Transitioning => None,
         };
-        // A program's timeout runs whether or not the client keeps up, and in any state: a
-        // stream that ends while it runs ends it at the latest then.
-        let child = self.child.as_ref().map(|child| child.deadline());
-        earliest(earliest(own, child), stall)
+        earliest(own, stall)
     }
 
     pub fn on_ready(&mut self, ready: Ready, ctx: &mut Context<'_>) -> Step {
-        match ready {
-            Ready::Apache => self.receive(ctx),
-            Ready::Client {
-                readable,
-                writable,
-                closed,
-            } => {
-                if readable || closed {
-                    if let Some(ending) = self.read_client() {
-                        return Step::Close(ending);
-                    }
-                }
-                if writable {
-                    let outcome = self.flush(ctx);
-                    let step = self.after_write(outcome, ctx);
-                    if step == Step::Continue && self.is_due(ctx.now) {
-                        return self.produce(ctx);
-                    }
-                    return step;
-                }
-                Step::Continue
-            }
+        let event = match ready {
+            Ready::Apache => Event::Apache,
             Ready::Upstream {
                 readable,
                 writable,
                 closed,
-            } => self.on_upstream_ready(readable, writable, closed, ctx),
-            Ready::Child => self.on_child_ready(ctx),
-        }
+            } => Event::Upstream {
+                readable,
+                writable,
+                closed,
+            },
+            Ready::Child => Event::Child,
+            Ready::Client {
+                readable,
+                writable,
+                closed,
+            } => match self.on_client_ready(readable || closed, writable, ctx) {
+                Some(event) => event,
+                None => return Step::Continue,
+            },
+        };
+        self.handle(event, ctx)
     }
 
+    /// A deadline of this connection may have passed.
     pub fn on_timer(&mut self, ctx: &mut Context<'_>) -> Step {
-        let now = ctx.now;
-        if let Some(since) = self.outbox.stalled_since() {
-            if now >= since + ctx.settings.write_timeout {
-                return Step::Close(Ending::WriteStalled);
-            }
-        }
-        match &mut self.state {
-            State::Receiving(receiver)
-                if now >= self.accepted_at + ctx.settings.handoff_timeout =>
-            {
-                self.client = receiver.take_client();
-                self.reject(HandoffError::TimedOut, ctx)
-            }
-            State::Calling(_) if self.ends_at.is_some_and(|t| now >= t) => {
-                self.upstream = None;
-                if self.head_sent {
-                    return self.end_with_error(
-                        Ending::MaxDuration,
-                        "maximum stream duration exceeded",
-                        ctx,
-                    );
-                }
-                let message = "maximum stream duration exceeded before the upstream answered";
-                self.respond_error(
-                    ErrorStatus::GatewayTimeout,
-                    message,
-                    None,
-                    Ending::MaxDuration,
-                    ctx,
-                )
-            }
-            State::Calling(_) => self.on_call_timer(ctx),
-            State::Streaming(_) => {
-                if self.ends_at.is_some_and(|t| now >= t) {
-                    return self.end_with_error(
-                        Ending::MaxDuration,
-                        "maximum stream duration exceeded",
-                        ctx,
-                    );
-                }
-                if self.child.is_some() {
-                    return self.on_child_timer(ctx);
-                }
-                if self.is_due(now) {
-                    return self.produce(ctx);
-                }
-                Step::Continue
-            }
-            _ if self.child.is_some() => self.on_child_timer(ctx),
-            _ => Step::Continue,
-        }
+        let write_timeout = ctx.settings.write_timeout;
+        let stalled = self
+            .client
+            .as_ref()
+            .and_then(|c| c.stall_deadline(write_timeout))
+            .is_some_and(|at| ctx.now >= at);
+        let event = if stalled {
+            Event::WriteStalled
+        } else {
+            Event::Tick
+        };
+        self.handle(event, ctx)
     }
 
     /// The drain deadline passed (or a second signal came): end now, telling the client why.
-    pub fn on_shutdown(&mut self, ctx: &mut Context<'_>) -> Ending {
-        match std::mem::replace(&mut self.state, State::Transitioning) {
-            State::Streaming(_) | State::Calling(_) if self.head_sent => {
-                self.upstream = None;
-                ctx.scratch.clear();
-                sse::error_event(ctx.scratch, "server shutting down");
-                self.send_scratch(ctx);
-                Ending::ShutDown
-            }
-            State::Streaming(_) | State::Calling(_) => {
-                self.upstream = None;
-                let status = ErrorStatus::ServiceUnavailable;
-                self.respond_error(status, "server shutting down", None, Ending::ShutDown, ctx);
-                Ending::ShutDown
-            }
-            State::Finishing(ending) => ending,
-            State::Receiving(mut receiver) => {
-                self.client = receiver.take_client();
-                if self.client.is_some() {
-                    self.respond_error(
-                        ErrorStatus::ServiceUnavailable,
-                        "server shutting down",
-                        None,
-                        Ending::ShutDown,
-                        ctx,
-                    );
-                }
-                Ending::ShutDown
-            }
-            State::Transitioning => Ending::ShutDown,
-        }
+    /// The reactor closes the connection right after, whatever is left unwritten.
+    pub fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
+        self.handle(Event::Shutdown, ctx);
     }
 
-    /// After a panic in this connection's handling: answer 500 if the head was not sent yet.
+    /// After a panic in this connection's handling: answer 500 if no answer had begun. The
+    /// reactor closes the connection right after.
     pub fn on_panic(&mut self, ctx: &mut Context<'_>) {
-        self.state = State::Transitioning;
-        if !self.head_sent && self.client.is_some() {
-            self.outbox = Outbox::default();
-            self.respond_error(
-                ErrorStatus::InternalServerError,
-                "internal error",
-                None,
-                Ending::Panicked,
-                ctx,
-            );
+        self.release_program(ctx);
+        let reason = if self.over_capacity {
+            EndReason::OverCapacity
+        } else if self.client.is_some() {
+            EndReason::Stream(Outcome::Panic)
+        } else {
+            EndReason::Rejected(Rejection::Other)
+        };
+        let end = End::new(reason, Some("a panic in this connection's handling".into()));
+        let unanswered = self.client.as_ref().is_some_and(|c| !c.has_answered());
+        if unanswered {
+            ctx.buffers.out.clear();
+            let message = "internal error";
+            self.respond(ErrorStatus::InternalServerError, message, end.clone(), ctx);
+            // One try: the reactor closes the connection right after.
+            self.write_out(ctx);
+        }
+        self.state = State::Done(end);
+    }
+
+    /// How the connection ended (or would end if closed now).
+    pub fn end(&self) -> End {
+        match &self.state {
+            State::Done(end) | State::Finishing(end) => end.clone(),
+            _ => End::new(Outcome::Canceled, None),
         }
     }
 
     /// The one line an operator sees for each connection.
-    pub fn log_end(&self, ending: &Ending, backend: &str, now: Instant) {
+    pub fn log_end(&self, end: &End, backend: &str, now: Instant) {
         let took = now.saturating_duration_since(self.accepted_at);
-        let error = match ending {
-            Ending::Rejected(error) => error.to_string(),
-            Ending::BackendFailed(reason) => reason.clone(),
-            _ => String::new(),
-        };
+        let (status, bytes, events) = self
+            .client
+            .as_ref()
+            .map_or((0, 0, 0), |c| (c.status(), c.bytes_sent(), c.events()));
         // Key fields: `key=value` after the message in text logs, members in JSON logs.
         log::info!(
             conn = self.id,
             backend = backend,
-            status = self.status,
-            bytes = self.bytes_sent,
-            events = self.events_sent,
+            status = status,
+            bytes = bytes,
+            events = events,
             duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-            outcome = ending.label(),
-            error = error.as_str();
+            outcome = end.reason.to_string(),
+            error = end.error.as_deref().unwrap_or("");
             "connection ended"
         );
     }
 
     /// The connection is being closed: a program still running is killed and left to `reaper`.
     pub fn release_child(&mut self, registry: &Registry, reaper: &mut Reaper) {
-        if let Some(child) = self.child.take() {
+        if let Some(child) = self.program.take() {
             child.abandon(registry, reaper);
         }
     }
 
-    pub fn streaming_duration(&self, now: Instant) -> Option<Duration> {
-        self.streaming_since
-            .map(|t| now.saturating_duration_since(t))
+    /// Applies `event`, writes what it produced, and goes on while the client keeps up and
+    /// something changes (bounded).
+    fn handle(&mut self, event: Event, ctx: &mut Context<'_>) -> Step {
+        let mut event = event;
+        for _ in 0..ROUNDS_PER_EVENT {
+            ctx.buffers.out.clear();
+            let before = discriminant(&self.state);
+            self.advance(event, ctx);
+            if let State::Done(_) = self.state {
+                return Step::Close;
+            }
+            let wrote = !ctx.buffers.out.is_empty();
+            if wrote {
+                match self.write_out(ctx) {
+                    Flushed::Empty => {}
+                    Flushed::Blocked => return Step::Continue,
+                    Flushed::Failed(e) => {
+                        log::debug!("conn={} write failed: {e}", self.id);
+                        event = Event::ClientGone(Outcome::ClientDisconnected, None);
+                        continue;
+                    }
+                }
+            }
+            if !wrote && discriminant(&self.state) == before {
+                return Step::Continue;
+            }
+            // The client took everything: the stage may go on at once.
+            event = Event::Tick;
+        }
+        Step::Continue
     }
 
-    fn receive(&mut self, ctx: &mut Context<'_>) -> Step {
-        let State::Receiving(receiver) = &mut self.state else {
-            return Step::Continue;
-        };
-        let Some(apache) = self.apache.as_ref() else {
-            return Step::Continue;
-        };
-        match receiver.receive(apache.as_fd(), ctx.settings, ctx.handoff_buf) {
-            Received::More => Step::Continue,
-            Received::Failed { error, client } => {
-                self.client = client;
-                self.reject(error, ctx)
+    fn advance(&mut self, event: Event, ctx: &mut Context<'_>) {
+        let now = ctx.now;
+        let ends_at = self.ends_at(ctx.settings);
+        let past_max_duration = ends_at.is_some_and(|at| now >= at);
+        self.state = match (replace(&mut self.state, State::Transitioning), event) {
+            (State::Receiving(mut receiver), Event::Apache) => {
+                match receiver.receive(ctx.settings.handoff, &mut ctx.buffers.handoff) {
+                    Received::More => State::Receiving(receiver),
+                    Received::Failed { error, client } => self.reject(error, client, ctx),
+                    Received::Complete { client, len } => self.start(client, len, ctx),
+                }
             }
-            Received::Complete { client, len } => {
-                self.client = Some(client);
-                self.start(len, ctx)
+            (State::Receiving(receiver), Event::Tick) if now >= receiver.deadline() => {
+                self.reject(HandoffError::TimedOut, receiver.into_client(), ctx)
             }
-        }
-    }
+            (State::Receiving(receiver), Event::Shutdown) => {
+                let end = End::new(
+                    Rejection::Other,
+                    Some("shutting down before the handoff was complete".into()),
+                );
+                self.refuse_unfinished(receiver.into_client(), end, ctx)
+            }
 
-    /// The handoff is complete; its data is the first `len` bytes of `ctx.handoff_buf`.
-    fn start(&mut self, len: usize, ctx: &mut Context<'_>) -> Step {
-        // Apache's connection is never held during the stream.
-        self.apache = None;
-        let took = ctx.now.saturating_duration_since(self.accepted_at);
-        if let Err(error) = self.prepare_client(ctx) {
-            return self.reject(error, ctx);
-        }
-        let request = match parse_handoff_data(&ctx.handoff_buf[..len]) {
-            Ok(request) => request,
-            Err(error) => return self.reject(error, ctx),
-        };
-        ctx.tally.handoff_succeeded(took);
-        let admission = if self.over_capacity {
-            Admission::Full
-        } else {
-            ctx.admission
-        };
-        if admission != Admission::Open {
-            // Over-capacity connections were counted when accepted.
-            if admission == Admission::Full && !self.over_capacity {
-                ctx.tally.connection_rejected();
+            (
+                State::Calling(_) | State::Streaming(_) | State::Finishing(_),
+                Event::ClientGone(outcome, error),
+            ) => {
+                self.release_program(ctx);
+                State::Done(End::new(outcome, error))
             }
-            let (message, retry) = match admission {
-                Admission::ShuttingDown => ("server shutting down; retry shortly", None),
-                _ => ("server at capacity; retry shortly", Some("1")),
-            };
-            return self.respond_error(
-                ErrorStatus::ServiceUnavailable,
-                message,
-                retry,
-                Ending::Refused(admission),
+            (
+                State::Calling(_) | State::Streaming(_) | State::Finishing(_),
+                Event::WriteStalled,
+            ) => {
+                self.release_program(ctx);
+                State::Done(End::new(Outcome::WriteTimeout, None))
+            }
+
+            (State::Calling(_), Event::Tick) if past_max_duration => {
+                let end = End::new(Outcome::MaxDuration, None);
+                let message = "maximum stream duration exceeded before the upstream answered";
+                self.respond(ErrorStatus::GatewayTimeout, message, end, ctx)
+            }
+            (State::Calling(_), Event::Shutdown) => {
+                let end = End::new(Outcome::Canceled, None);
+                self.respond(
+                    ErrorStatus::ServiceUnavailable,
+                    "server shutting down",
+                    end,
+                    ctx,
+                )
+            }
+            (State::Calling(call), event @ (Event::Upstream { .. } | Event::Tick)) => {
+                self.call(call, event, ctx)
+            }
+
+            (State::Streaming(_), Event::Tick) if past_max_duration => self.end_with_error(
+                Outcome::MaxDuration,
+                "maximum stream duration exceeded",
                 ctx,
-            );
+            ),
+            (State::Streaming(_), Event::Shutdown) => {
+                self.end_with_error(Outcome::Canceled, "server shutting down", ctx)
+            }
+            (State::Streaming(Source::Local(local)), Event::Tick) => {
+                self.local(local, local::Event::Tick, ctx)
+            }
+            (State::Streaming(Source::Local(local)), Event::Child) => {
+                self.local(local, local::Event::Child, ctx)
+            }
+            (
+                State::Streaming(Source::Relay(call)),
+                event @ (Event::Upstream { .. } | Event::Tick),
+            ) => self.call(call, event, ctx),
+
+            (State::Finishing(end), Event::Tick) if self.client_clear() => State::Done(end),
+            (State::Finishing(end), Event::Shutdown) => State::Done(end),
+
+            (state, _) => state,
+        };
+    }
+
+    /// The handoff is complete; its data is the first `len` bytes of the handoff buffer.
+    fn start(&mut self, fd: OwnedFd, len: usize, ctx: &mut Context<'_>) -> State {
+        let client = match Client::adopt(fd, ctx.registry, self.tokens.client) {
+            Ok(client) => client,
+            Err(error) => return self.reject(error, None, ctx),
+        };
+        self.client = Some(client);
+        if self.over_capacity {
+            let end = End::new(EndReason::OverCapacity, None);
+            return self.respond_busy("server at capacity; retry shortly", end, ctx);
         }
+        let took = ctx.now.saturating_duration_since(self.accepted_at);
+        ctx.tally.handoff_received(took);
+        if ctx.admission == Admission::ShuttingDown {
+            let end = End::new(Outcome::Canceled, None);
+            return self.respond_busy("server shutting down; retry shortly", end, ctx);
+        }
+        let request = match parse_handoff_data(&ctx.buffers.handoff[..len]) {
+            Ok(request) => request,
+            Err(error) => return self.reject(error, None, ctx),
+        };
         let start = match ctx.backend.start(request, ctx.now) {
             Ok(start) => start,
             Err(error) => return self.refuse_start(error, ctx),
         };
-        self.streaming_since = Some(ctx.now);
-        self.ends_at = ctx.settings.max_stream_duration.map(|d| ctx.now + d);
+        self.started = Some(ctx.now);
         ctx.tally.stream_started();
         match start {
             Start::Local(source) => {
                 ctx.tally.backend_request();
-                self.stream_locally(source, ctx)
+                // Local backends answer at once: the head goes out with the first events.
+                self.answer(200);
+                ctx.buffers.out.extend_from_slice(SSE_HEAD);
+                let local = Box::new(Local::new(source, ctx.now));
+                self.local(local, local::Event::Tick, ctx)
             }
-            Start::Upstream(request) => self.start_call(request, ctx),
+            Start::Upstream(request) => {
+                let call = Call::new(request, ctx.now, ctx.settings.max_line, self.id);
+                State::Calling(Box::new(call))
+            }
         }
     }
 
-    /// Local backends write the success head at once, with their first events.
-    fn stream_locally(&mut self, source: Box<dyn EventSource>, ctx: &mut Context<'_>) -> Step {
-        self.status = 200;
-        self.head_sent = true;
-        self.state = State::Streaming(Streaming {
-            source,
-            next_at: Some(ctx.now),
-        });
-        ctx.scratch.clear();
-        ctx.scratch.extend_from_slice(SSE_HEAD);
-        self.produce_into_scratch(ctx)
+    /// A handoff failed before it could start: the client, when its fd came and is a socket,
+    /// gets the error's status.
+    fn reject(&mut self, error: HandoffError, fd: Option<OwnedFd>, ctx: &mut Context<'_>) -> State {
+        log::warn!("conn={} handoff rejected: {error}", self.id);
+        let reason = if self.over_capacity {
+            EndReason::OverCapacity
+        } else {
+            EndReason::Rejected(error.rejection())
+        };
+        let end = End::new(reason, Some(error.to_string()));
+        if let Some(fd) = fd {
+            match Client::adopt(fd, ctx.registry, self.tokens.client) {
+                Ok(client) => self.client = Some(client),
+                Err(bad) => log::warn!("conn={} cannot answer the client: {bad}", self.id),
+            }
+        }
+        if self.client.is_none() {
+            return State::Done(end);
+        }
+        if self.over_capacity {
+            return self.respond_busy("server at capacity; retry shortly", end, ctx);
+        }
+        let message = error.client_message();
+        self.respond(error.client_status(), &message, end, ctx)
     }
 
-    fn refuse_start(&mut self, error: BackendError, ctx: &mut Context<'_>) -> Step {
-        let (status, message) = match &error {
+    /// Shutdown came before the handoff was complete: 503 if its fd is there.
+    fn refuse_unfinished(&mut self, fd: Option<OwnedFd>, end: End, ctx: &mut Context<'_>) -> State {
+        let Some(fd) = fd else {
+            return State::Done(end);
+        };
+        match Client::adopt(fd, ctx.registry, self.tokens.client) {
+            Ok(client) => {
+                self.client = Some(client);
+                self.respond(
+                    ErrorStatus::ServiceUnavailable,
+                    "server shutting down",
+                    end,
+                    ctx,
+                )
+            }
+            Err(_) => State::Done(end),
+        }
+    }
+
+    fn refuse_start(&mut self, error: BackendError, ctx: &mut Context<'_>) -> State {
+        let (status, message, reason) = match &error {
             BackendError::BadRequest(reason) => (
                 ErrorStatus::BadRequest,
                 format!("invalid request data: {reason}"),
+                EndReason::Rejected(Rejection::BadJson),
             ),
             _ => {
                 log::error!("conn={} backend could not start: {error}", self.id);
@@ -576,233 +614,213 @@ impl Connection {
                 (
                     ErrorStatus::InternalServerError,
                     "the backend could not start".to_string(),
+                    EndReason::Stream(Outcome::Other),
                 )
             }
         };
-        let ending = Ending::BackendFailed(error.to_string());
-        self.respond_error(status, &message, None, ending, ctx)
+        let end = End::new(reason, Some(error.to_string()));
+        self.respond(status, &message, end, ctx)
     }
 
-    /// Validates the client fd and registers it: the rest of the connection's life is there.
-    fn prepare_client(&mut self, ctx: &mut Context<'_>) -> Result<(), HandoffError> {
-        let client = self.client.as_ref().ok_or(HandoffError::NoFd)?;
-        match socket::socket_type(client.as_fd()) {
-            Ok(libc::SOCK_STREAM) => {}
-            Ok(other) => {
-                self.client = None;
-                return Err(HandoffError::BadFd {
-                    reason: format!("socket type {other}, not SOCK_STREAM"),
-                });
-            }
-            Err(e) => {
-                self.client = None;
-                return Err(HandoffError::BadFd {
-                    reason: e.to_string(),
-                });
-            }
-        }
-        let bad_fd = |e: io::Error| HandoffError::BadFd {
-            reason: e.to_string(),
+    /// Runs the local stage on `event`.
+    fn local(
+        &mut self,
+        mut local: Box<Local>,
+        event: local::Event,
+        ctx: &mut Context<'_>,
+    ) -> State {
+        let client_clear = self.client_clear();
+        let mut io = local::Io {
+            now: ctx.now,
+            registry: ctx.registry,
+            program: &mut self.program,
+            program_token: self.tokens.child,
+            reaper: ctx.reaper,
+            tally: ctx.tally,
+            client_clear,
+            events: 0,
+            conn: self.id,
         };
-        if let Err(e) = socket::set_nonblocking(client.as_fd()) {
-            self.client = None;
-            return Err(bad_fd(e));
+        let step = local.advance(event, &mut io, &mut ctx.buffers.out);
+        let events = io.events;
+        self.count_events(events);
+        match step {
+            local::Step::Continue => State::Streaming(Source::Local(local)),
+            local::Step::Ended { outcome, error } => {
+                self.release_program(ctx);
+                State::Finishing(End::new(outcome, error))
+            }
         }
-        // Best effort: a Unix socketpair (tests, benchmarks) has no TCP options.
-        let _ = socket::enable_keepalive(client.as_fd(), CLIENT_KEEPALIVE);
-        if let Err(e) = self.register_client(ctx.registry) {
-            self.client = None;
-            return Err(bad_fd(e));
-        }
-        Ok(())
     }
 
-    /// Readable to notice the client leaving, writable to resume blocked writes. Edge-triggered,
-    /// so this is the only registration the client socket ever needs.
-    fn register_client(&mut self, registry: &Registry) -> io::Result<()> {
-        if self.client_registered {
-            return Ok(());
-        }
-        let Some(client) = self.client.as_ref() else {
-            return Err(io::ErrorKind::NotConnected.into());
+    /// Runs the calling stage on `event`; its state is `Calling` until it has begun the
+    /// client's stream, `Streaming` after.
+    fn call(&mut self, mut call: Box<Call>, event: Event, ctx: &mut Context<'_>) -> State {
+        let event = match event {
+            Event::Upstream {
+                readable,
+                writable,
+                closed,
+            } => call::Event::Upstream {
+                readable,
+                writable,
+                closed,
+            },
+            _ => call::Event::Tick,
         };
-        registry.register(
-            &mut SourceFd(&client.as_raw_fd()),
-            self.client_token,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        self.client_registered = true;
-        Ok(())
-    }
-
-    fn reject(&mut self, error: HandoffError, ctx: &mut Context<'_>) -> Step {
-        self.apache = None;
-        ctx.tally.handoff_failed(&error);
-        log::warn!("conn={} handoff rejected: {error}", self.id);
-        if self.client.is_some() && !self.head_sent {
-            let (status, message) = (error.client_status(), error.client_message());
-            return self.respond_error(status, &message, None, Ending::Rejected(error), ctx);
+        let had_begun = call.has_begun();
+        let mut io = call::Io {
+            now: ctx.now,
+            registry: ctx.registry,
+            token: self.tokens.upstream,
+            upstream: ctx.upstream.as_deref_mut(),
+            read_buf: &mut ctx.buffers.read,
+            decode_buf: &mut ctx.buffers.decode,
+            tally: ctx.tally,
+            client_clear: self.client.as_ref().is_none_or(Client::is_clear),
+            events: 0,
+            conn: self.id,
+        };
+        let step = call.advance(event, &ctx.settings.upstream, &mut io, &mut ctx.buffers.out);
+        let events = io.events;
+        self.count_events(events);
+        if !had_begun && call.has_begun() {
+            self.answer(200);
         }
-        Step::Close(Ending::Rejected(error))
+        match step {
+            call::Step::Continue if call.has_begun() => State::Streaming(Source::Relay(call)),
+            call::Step::Continue => State::Calling(call),
+            call::Step::Ended { outcome, error } => State::Finishing(End::new(outcome, error)),
+            call::Step::Refused(refusal) => {
+                let end = End::new(refusal.outcome, Some(refusal.error));
+                match refusal.retry_after {
+                    Some(retry_after) => self.respond_with(
+                        refusal.status,
+                        &refusal.message,
+                        Some(&retry_after),
+                        end,
+                        ctx,
+                    ),
+                    None => self.respond(refusal.status, &refusal.message, end, ctx),
+                }
+            }
+        }
     }
 
-    /// Writes a complete error response, then ends with `ending` once it is out.
-    fn respond_error(
+    /// Ends a begun stream with `event: error`.
+    fn end_with_error(&mut self, outcome: Outcome, message: &str, ctx: &mut Context<'_>) -> State {
+        // A program still running has no one to answer any more.
+        self.release_program(ctx);
+        sse::error_event(&mut ctx.buffers.out, message);
+        State::Finishing(End::new(outcome, Some(message.to_string())))
+    }
+
+    /// A complete error response before any head.
+    fn respond(
+        &mut self,
+        status: ErrorStatus,
+        message: &str,
+        end: End,
+        ctx: &mut Context<'_>,
+    ) -> State {
+        self.respond_with(status, message, None, end, ctx)
+    }
+
+    /// 503 with `Retry-After: 1`: over capacity, or shutting down.
+    fn respond_busy(&mut self, message: &str, end: End, ctx: &mut Context<'_>) -> State {
+        self.respond_with(
+            ErrorStatus::ServiceUnavailable,
+            message,
+            Some("1"),
+            end,
+            ctx,
+        )
+    }
+
+    fn respond_with(
         &mut self,
         status: ErrorStatus,
         message: &str,
         retry_after: Option<&str>,
-        ending: Ending,
+        end: End,
         ctx: &mut Context<'_>,
-    ) -> Step {
-        self.apache = None;
-        self.status = status.code();
-        self.head_sent = true;
-        let response = error_response(status, message, retry_after);
-        ctx.scratch.clear();
-        ctx.scratch.extend_from_slice(&response);
-        self.state = State::Finishing(ending);
-        let outcome = self.send_scratch(ctx);
-        // What does not fit at once needs writable events to follow.
-        if !self.outbox.is_empty() && self.register_client(ctx.registry).is_err() {
-            return Step::Close(self.finishing_ending());
-        }
-        self.after_write(outcome, ctx)
+    ) -> State {
+        self.answer(status.code());
+        ctx.buffers
+            .out
+            .extend_from_slice(&error_response(status, message, retry_after));
+        State::Finishing(end)
     }
 
-    fn finishing_ending(&mut self) -> Ending {
-        match std::mem::replace(&mut self.state, State::Transitioning) {
-            State::Finishing(ending) => ending,
-            _ => Ending::Completed,
-        }
-    }
-
-    fn produce(&mut self, ctx: &mut Context<'_>) -> Step {
-        ctx.scratch.clear();
-        self.produce_into_scratch(ctx)
-    }
-
-    /// Asks the source for what is due, appends it to whatever `ctx.scratch` already holds,
-    /// and writes the lot; again while the source is due and the client keeps up, a bounded
-    /// number of rounds (the timer brings an always-due source back next turn).
-    fn produce_into_scratch(&mut self, ctx: &mut Context<'_>) -> Step {
-        for _ in 0..PRODUCTION_ROUNDS_PER_TURN {
-            if let Step::Close(ending) = self.produce_once(ctx) {
-                return Step::Close(ending);
-            }
-            if !self.is_due(ctx.now) {
-                return Step::Continue;
-            }
-            ctx.scratch.clear();
-        }
-        Step::Continue
-    }
-
-    /// The source wants to be asked and the client has taken everything written.
-    fn is_due(&self, now: Instant) -> bool {
-        let State::Streaming(streaming) = &self.state else {
-            return false;
-        };
-        self.outbox.is_empty() && streaming.next_at.is_some_and(|t| now >= t)
-    }
-
-    fn produce_once(&mut self, ctx: &mut Context<'_>) -> Step {
-        let State::Streaming(streaming) = &mut self.state else {
-            return Step::Continue;
-        };
-        let mut sink = EventSink::new(ctx.scratch);
-        let next = streaming.source.produce(&mut sink);
-        let events = sink.events();
-        self.events_sent += events;
-        ctx.tally.chunks_sent(events);
-        match next {
-            Next::After(delay) => streaming.next_at = Some(ctx.now + delay),
-            Next::Complete => {
-                sse::done(ctx.scratch);
-                self.state = State::Finishing(Ending::Completed);
-            }
-            Next::Fail(message) => {
-                sse::error_event(ctx.scratch, &message);
-                self.state = State::Finishing(Ending::BackendFailed(message));
-            }
-            Next::Run(command) => {
-                // Not asked again until the program's result is in.
-                streaming.next_at = None;
-                self.run_command(command, ctx);
-            }
-        }
-        let outcome = self.send_scratch(ctx);
-        self.after_write(outcome, ctx)
-    }
-
-    fn end_with_error(&mut self, ending: Ending, message: &str, ctx: &mut Context<'_>) -> Step {
-        // A program still running has no one to answer any more.
-        self.release_child(ctx.registry, ctx.reaper);
-        ctx.scratch.clear();
-        sse::error_event(ctx.scratch, message);
-        self.state = State::Finishing(ending);
-        let outcome = self.send_scratch(ctx);
-        self.after_write(outcome, ctx)
-    }
-
-    /// Writes `ctx.scratch` to the client through the outbox.
-    fn send_scratch(&mut self, ctx: &mut Context<'_>) -> Flushed {
-        let Some(client) = self.client.as_ref() else {
-            return Flushed::Failed(io::ErrorKind::NotConnected.into());
-        };
-        let (outcome, written) = self.outbox.write(client.as_fd(), ctx.scratch, ctx.now);
-        self.count_sent(written, ctx);
-        outcome
-    }
-
-    fn flush(&mut self, ctx: &mut Context<'_>) -> Flushed {
-        let Some(client) = self.client.as_ref() else {
-            return Flushed::Failed(io::ErrorKind::NotConnected.into());
-        };
-        let (outcome, written) = self.outbox.flush(client.as_fd(), ctx.now);
-        self.count_sent(written, ctx);
-        outcome
-    }
-
-    fn count_sent(&mut self, written: usize, ctx: &mut Context<'_>) {
-        self.bytes_sent += written as u64;
-        ctx.tally.bytes_sent(written);
-    }
-
-    /// Decides what follows a write: close when done or failed, produce more when due.
-    fn after_write(&mut self, outcome: Flushed, ctx: &mut Context<'_>) -> Step {
-        if let Flushed::Failed(error) = outcome {
-            log::debug!("conn={} write failed: {error}", self.id);
-            return Step::Close(Ending::ClientGone);
-        }
-        if !self.outbox.is_empty() {
-            return Step::Continue;
-        }
-        match &self.state {
-            State::Finishing(_) => Step::Close(self.finishing_ending()),
-            State::Calling(call) if call.is_paused() => self.resume_call(ctx),
-            _ => Step::Continue,
-        }
-    }
-
-    /// Reads and discards what the client sends; its end of stream means it is gone.
-    fn read_client(&mut self) -> Option<Ending> {
-        let client = self.client.as_ref()?;
-        let mut discard = [0u8; 2048];
-        loop {
-            match socket::recv(client.as_fd(), &mut discard) {
-                Ok(0) => return Some(Ending::ClientGone),
-                Ok(n) => {
-                    self.client_bytes_read += n;
-                    if self.client_bytes_read > CLIENT_INPUT_LIMIT {
-                        return Some(Ending::ClientMisbehaved);
-                    }
+    /// The client's socket is readable or writable: what that means for the connection.
+    fn on_client_ready(
+        &mut self,
+        readable: bool,
+        writable: bool,
+        ctx: &mut Context<'_>,
+    ) -> Option<Event> {
+        let client = self.client.as_mut()?;
+        if readable {
+            match client.read_input() {
+                Input::Quiet => {}
+                Input::Closed | Input::Failed => {
+                    return Some(Event::ClientGone(Outcome::ClientDisconnected, None))
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Some(Ending::ClientGone),
+                Input::Flooded => {
+                    let why = "the client sent more than 64 KiB after its request";
+                    return Some(Event::ClientGone(Outcome::Other, Some(why.into())));
+                }
             }
         }
+        if !writable {
+            return None;
+        }
+        let (flushed, written) = client.flush(ctx.now);
+        ctx.tally.bytes_sent(written);
+        match flushed {
+            Flushed::Empty => Some(Event::Tick),
+            Flushed::Blocked => None,
+            Flushed::Failed(e) => {
+                log::debug!("conn={} write failed: {e}", self.id);
+                Some(Event::ClientGone(Outcome::ClientDisconnected, None))
+            }
+        }
+    }
+
+    /// Writes what the last transition produced.
+    fn write_out(&mut self, ctx: &mut Context<'_>) -> Flushed {
+        let Some(client) = self.client.as_mut() else {
+            return Flushed::Failed(std::io::ErrorKind::NotConnected.into());
+        };
+        let (flushed, written) = client.send(&ctx.buffers.out, ctx.now);
+        ctx.tally.bytes_sent(written);
+        flushed
+    }
+
+    fn answer(&mut self, status: u16) {
+        if let Some(client) = self.client.as_mut() {
+            client.answer(status);
+        }
+    }
+
+    fn count_events(&mut self, events: u32) {
+        if let Some(client) = self.client.as_mut() {
+            client.count_events(events);
+        }
+    }
+
+    fn client_clear(&self) -> bool {
+        self.client.as_ref().is_none_or(Client::is_clear)
+    }
+
+    fn release_program(&mut self, ctx: &mut Context<'_>) {
+        self.release_child(ctx.registry, ctx.reaper);
+    }
+
+    /// `max_stream_duration` from the stream's start.
+    fn ends_at(&self, settings: &Settings) -> Option<Instant> {
+        let limit = settings.max_stream_duration?;
+        self.started.map(|at| deadline::after(at, limit))
     }
 }
 

@@ -1,24 +1,36 @@
-//! Receiving a handoff: data and fds from Apache's Unix connection, read until it is complete.
+//! The receiving stage: data and fds from Apache's Unix connection, read until the handoff is
+//! complete, within the handoff timeout.
 //!
 //! On a stream socket the payload may arrive in several reads (the fd travels with the first),
 //! so everything is collected until end of stream. On a seqpacket socket one message is the
 //! whole handoff. Every fd is owned the moment it arrives; the first is the client, extras are
-//! closed at once.
+//! closed at once. Pieces are appended once each, so a handoff in many small pieces costs
+//! linear time.
 
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
 
-use super::Settings;
 use crate::config::SocketType;
 use crate::handoff::HandoffError;
 use crate::sys::fdpass;
 
-#[derive(Default)]
+/// What the stage needs to know of the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub socket_type: SocketType,
+    pub max_handoff_bytes: usize,
+}
+
 pub struct Receiver {
+    /// The Unix connection from Apache; closed with the receiver, as soon as it is done.
+    apache: OwnedFd,
     /// Data from earlier reads when the handoff arrived in pieces; empty (and unallocated) in
     /// the usual case where one event brings everything.
     partial: Vec<u8>,
     client: Option<OwnedFd>,
+    /// When the handoff must be complete.
+    deadline: Instant,
 }
 
 pub enum Received {
@@ -34,25 +46,33 @@ pub enum Received {
 }
 
 impl Receiver {
+    pub fn new(apache: OwnedFd, deadline: Instant) -> Receiver {
+        Receiver {
+            apache,
+            partial: Vec::new(),
+            client: None,
+            deadline,
+        }
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     pub fn held_bytes(&self) -> usize {
         self.partial.capacity()
     }
 
     /// Reads until the handoff is complete or the socket would block. `buf` is the reactor's
     /// shared handoff buffer, `max_handoff_bytes + 1` long so that excess is detectable.
-    pub fn receive(
-        &mut self,
-        apache: BorrowedFd<'_>,
-        settings: &Settings,
-        buf: &mut [u8],
-    ) -> Received {
-        let limit = settings.max_handoff_bytes;
-        let mut filled = self.partial.len();
-        buf[..filled].copy_from_slice(&self.partial);
-        self.partial = Vec::new();
+    pub fn receive(&mut self, limits: Limits, buf: &mut [u8]) -> Received {
+        let limit = limits.max_handoff_bytes;
+        let mut filled = 0;
         loop {
+            let room = buf.len().saturating_sub(self.partial.len());
             let mut fds = Vec::new();
-            let result = fdpass::recv_with_fds(apache, &mut buf[filled..], &mut fds);
+            let result =
+                fdpass::recv_with_fds(self.apache.as_fd(), &mut buf[filled..room], &mut fds);
             let got_fds = !fds.is_empty();
             self.keep_first(fds);
             match result {
@@ -60,42 +80,43 @@ impl Receiver {
                     self.client = None;
                     return self.fail(HandoffError::ControlTruncated);
                 }
-                Ok(received) => match settings.socket_type {
+                Ok(received) => match limits.socket_type {
                     SocketType::SeqPacket => {
                         if received.truncated || received.bytes > limit {
                             return self.fail(HandoffError::TooLarge { limit });
                         }
-                        return self.complete(received.bytes);
+                        return self.complete(buf, received.bytes);
                     }
                     SocketType::Stream => {
                         if received.bytes == 0 && !got_fds {
-                            return self.complete(filled);
+                            return self.complete(buf, filled);
                         }
                         filled += received.bytes;
-                        if filled > limit {
+                        if self.partial.len() + filled > limit {
                             return self.fail(HandoffError::TooLarge { limit });
                         }
                     }
                 },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if filled > 0 {
-                        self.partial = buf[..filled].to_vec();
-                    }
+                    self.partial.extend_from_slice(&buf[..filled]);
                     return Received::More;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
+                    let reset =
+                        matches!(e.raw_os_error(), Some(libc::ECONNRESET) | Some(libc::EPIPE));
                     return self.fail(HandoffError::Receive {
                         reason: e.to_string(),
-                    })
+                        reset,
+                    });
                 }
             }
         }
     }
 
-    /// Takes the client fd for a reply (a timeout after the fd arrived gets a 500).
-    pub fn take_client(&mut self) -> Option<OwnedFd> {
-        self.client.take()
+    /// Gives up (a timeout, a shutdown): the client fd, if it arrived, for a reply.
+    pub fn into_client(self) -> Option<OwnedFd> {
+        self.client
     }
 
     fn keep_first(&mut self, fds: Vec<OwnedFd>) {
@@ -108,9 +129,20 @@ impl Receiver {
         }
     }
 
-    fn complete(&mut self, len: usize) -> Received {
+    /// The data is what earlier reads kept, then the first `filled` bytes of `buf`: put it all
+    /// at the front of `buf`.
+    fn complete(&mut self, buf: &mut [u8], filled: usize) -> Received {
+        let kept = self.partial.len();
+        if kept > 0 {
+            buf.copy_within(..filled, kept);
+            buf[..kept].copy_from_slice(&self.partial);
+            self.partial = Vec::new();
+        }
         match self.client.take() {
-            Some(client) => Received::Complete { client, len },
+            Some(client) => Received::Complete {
+                client,
+                len: kept + filled,
+            },
             None => Received::Failed {
                 error: HandoffError::NoFd,
                 client: None,

@@ -1,5 +1,7 @@
 use std::fmt;
 
+use crate::end::Rejection;
+
 /// Why a handoff was rejected. Each one closes every fd it brought; the client (when one came)
 /// still gets the HTTP status of [`HandoffError::client_status`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +18,8 @@ pub enum HandoffError {
     BadJson { reason: String },
     /// Apache neither finished nor closed within the handoff timeout.
     TimedOut,
-    /// recvmsg failed.
-    Receive { reason: String },
+    /// recvmsg failed; `reset` when Apache reset or broke the connection.
+    Receive { reason: String, reset: bool },
 }
 
 impl fmt::Display for HandoffError {
@@ -39,7 +41,9 @@ impl fmt::Display for HandoffError {
                 f,
                 "the handoff did not complete within the handoff timeout (Apache neither finished nor closed)"
             ),
-            HandoffError::Receive { reason } => write!(f, "receiving the handoff failed: {reason}"),
+            HandoffError::Receive { reason, .. } => {
+                write!(f, "receiving the handoff failed: {reason}")
+            }
         }
     }
 }
@@ -47,6 +51,19 @@ impl fmt::Display for HandoffError {
 impl std::error::Error for HandoffError {}
 
 impl HandoffError {
+    /// The reason counted and logged for this rejection.
+    pub fn rejection(&self) -> Rejection {
+        match self {
+            HandoffError::TooLarge { .. } => Rejection::TooLarge,
+            HandoffError::ControlTruncated => Rejection::Ctrunc,
+            HandoffError::NoFd => Rejection::NoFd,
+            HandoffError::BadFd { .. } => Rejection::BadFd,
+            HandoffError::BadJson { .. } => Rejection::BadJson,
+            HandoffError::TimedOut => Rejection::Timeout,
+            HandoffError::Receive { reset, .. } => Rejection::Network { reset: *reset },
+        }
+    }
+
     /// The answer a client gets when its fd arrived but the handoff was still rejected.
     pub fn client_status(&self) -> crate::http::ErrorStatus {
         use crate::http::ErrorStatus;

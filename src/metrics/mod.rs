@@ -19,6 +19,6 @@ mod exposition_check;
 mod render_tests;
 
 pub use histogram::BUCKETS;
-pub use labels::{Backend, HandoffErrorReason, LabelValue, StreamErrorReason};
+pub use labels::{Backend, LabelValue};
 pub use process::{parse_stat, ticks_per_second, ProcessStats, StatFields};
-pub use record::{Gauges, Metrics, Totals};
+pub use record::{Gauges, Metrics};

@@ -2,10 +2,11 @@
 //!
 //! The reactor owns one `Metrics` and calls the method named for what just happened, where it
 //! happened. Per Apache connection taken from the listener it calls exactly one of
-//! `connection_accepted` (admitted under `server.max_connections`) and `connection_rejected`
-//! (over the limit or the memory budget: the handoff is still received and the client gets 503),
-//! and, once the handoff ends, exactly one of `handoff_succeeded` and `handoff_failed`. Per
-//! client stream it calls `stream_started` once and `stream_ended` once.
+//! `connection_accepted` (admitted) and `connection_rejected` (over `server.max_connections`
+//! or the memory budget: the handoff is still received and the client gets 503); for an
+//! admitted one, `handoff_received` once the handoff is complete, and `ended` once with how the
+//! connection ended. So the books balance (SPEC §7.3): once idle, `connections` = `handoffs` +
+//! receive-stage rejections, and `handoffs` = Σ outcomes + after-receipt rejections.
 //!
 //! Gauges are not kept here: the reactor already counts its live connections, so it passes its
 //! counts in at render time (`Gauges`) and no second copy can drift.
@@ -13,7 +14,8 @@
 use std::time::Duration;
 
 use super::histogram::Histogram;
-use super::labels::{Backend, HandoffErrorReason, LabelValue, StreamErrorReason};
+use super::labels::{Backend, LabelValue};
+use crate::end::{EndReason, GoCounter, GoReason, Outcome, Rejection};
 
 /// Counts the reactor holds anyway, passed in when rendering.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,15 +28,8 @@ pub struct Gauges {
     pub active_streams: u64,
     /// The highest `active_streams` seen since start-up.
     pub peak_streams: u64,
-}
-
-/// What the `-benchmark` summary prints at exit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub started: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub bytes_sent: u64,
+    /// Bytes held in connection buffers, counted against `server.mem_limit`.
+    pub buffered_bytes: u64,
 }
 
 /// Every counter and histogram of the daemon, as plain numbers.
@@ -46,8 +41,11 @@ pub struct Metrics {
     pub(super) connections: u64,
     pub(super) connections_rejected: u64,
     pub(super) handoffs: u64,
-    pub(super) handoff_errors: [u64; HandoffErrorReason::ALL.len()],
-    pub(super) stream_errors: [u64; StreamErrorReason::ALL.len()],
+    pub(super) handoff_errors: [u64; GoReason::ALL.len()],
+    pub(super) stream_errors: [u64; GoReason::ALL.len()],
+    pub(super) stream_outcomes: [u64; Outcome::ALL.len()],
+    pub(super) handoff_rejections: [u64; Rejection::ALL.len()],
+    pub(super) panics: u64,
     pub(super) bytes_sent: u64,
     pub(super) chunks_sent: u64,
     pub(super) handoff_duration: Histogram,
@@ -56,8 +54,6 @@ pub struct Metrics {
     pub(super) backend_errors: [u64; Backend::ALL.len()],
     pub(super) backend_duration: [Histogram; Backend::ALL.len()],
     pub(super) backend_ttfb: [Histogram; Backend::ALL.len()],
-    streams_started: u64,
-    streams_completed: u64,
 }
 
 /// 0.1 ms: a handoff is one or two `recvmsg` calls.
@@ -79,8 +75,11 @@ impl Metrics {
             connections: 0,
             connections_rejected: 0,
             handoffs: 0,
-            handoff_errors: [0; HandoffErrorReason::ALL.len()],
-            stream_errors: [0; StreamErrorReason::ALL.len()],
+            handoff_errors: [0; GoReason::ALL.len()],
+            stream_errors: [0; GoReason::ALL.len()],
+            stream_outcomes: [0; Outcome::ALL.len()],
+            handoff_rejections: [0; Rejection::ALL.len()],
+            panics: 0,
             bytes_sent: 0,
             chunks_sent: 0,
             handoff_duration: Histogram::doubling_from(HANDOFF_FIRST_BOUND_NANOS),
@@ -91,8 +90,6 @@ impl Metrics {
                 Backend::ALL.len()],
             backend_ttfb: [const { Histogram::doubling_from(TTFB_FIRST_BOUND_NANOS) };
                 Backend::ALL.len()],
-            streams_started: 0,
-            streams_completed: 0,
         }
     }
 
@@ -107,32 +104,38 @@ impl Metrics {
         bump(&mut self.connections_rejected, 1);
     }
 
-    /// The handoff is complete (fd received and validated, data parsed) and Apache's connection
-    /// closed; `duration` runs from accepting Apache's connection.
-    pub fn handoff_succeeded(&mut self, duration: Duration) {
+    /// The handoff is complete: the fd received and validated, Apache's connection closed;
+    /// `duration` runs from accepting Apache's connection. Whatever happens next (bad data,
+    /// a stream) is counted by [`Metrics::ended`].
+    pub fn handoff_received(&mut self, duration: Duration) {
         bump(&mut self.handoffs, 1);
         self.handoff_duration.observe(duration);
     }
 
-    /// The handoff was rejected. Its duration is not observed, as in the Go daemon: the
-    /// histogram describes working handoffs, and 5 s timeouts would swamp it.
-    pub fn handoff_failed(&mut self, reason: HandoffErrorReason) {
-        bump(&mut self.handoff_errors[LabelValue::index(reason)], 1);
-    }
-
-    /// A client stream began: the handoff was accepted and the client will get an answer.
-    pub fn stream_started(&mut self) {
-        bump(&mut self.streams_started, 1);
-    }
-
-    /// The client socket was closed. `error` is `None` only when the whole answer (`[DONE]`
-    /// included) was delivered. Every stream's duration is observed, failed ones too.
-    pub fn stream_ended(&mut self, duration: Duration, error: Option<StreamErrorReason>) {
-        self.stream_duration.observe(duration);
-        match error {
-            None => bump(&mut self.streams_completed, 1),
-            Some(reason) => bump(&mut self.stream_errors[LabelValue::index(reason)], 1),
+    /// An admitted connection ended. `streamed` is how long its stream ran, when one started:
+    /// every stream's duration is observed, failed ones too. A rejected handoff's time is not,
+    /// as in the Go daemon: 5 s timeouts would swamp the histogram.
+    pub fn ended(&mut self, reason: EndReason, streamed: Option<Duration>) {
+        if let Some(duration) = streamed {
+            self.stream_duration.observe(duration);
         }
+        match reason {
+            EndReason::Stream(outcome) => bump(&mut self.stream_outcomes[outcome.index()], 1),
+            EndReason::Rejected(rejection) => {
+                bump(&mut self.handoff_rejections[rejection.index()], 1)
+            }
+            EndReason::OverCapacity => {}
+        }
+        match reason.go_counter() {
+            Some(GoCounter::HandoffErrors(go)) => bump(&mut self.handoff_errors[go.index()], 1),
+            Some(GoCounter::StreamErrors(go)) => bump(&mut self.stream_errors[go.index()], 1),
+            None => {}
+        }
+    }
+
+    /// A panic was caught and confined to one connection or scrape.
+    pub fn panicked(&mut self) {
+        bump(&mut self.panics, 1);
     }
 
     /// Bytes written to a client socket, response heads included.
@@ -166,19 +169,6 @@ impl Metrics {
     pub fn backend_duration(&mut self, backend: Backend, duration: Duration) {
         self.backend_duration[LabelValue::index(backend)].observe(duration);
     }
-
-    pub fn totals(&self) -> Totals {
-        let failed = self
-            .stream_errors
-            .iter()
-            .fold(0u64, |total, &n| total.wrapping_add(n));
-        Totals {
-            started: self.streams_started,
-            completed: self.streams_completed,
-            failed,
-            bytes_sent: self.bytes_sent,
-        }
-    }
 }
 
 fn bump(counter: &mut u64, by: u64) {
@@ -189,37 +179,40 @@ fn bump(counter: &mut u64, by: u64) {
 mod tests {
     use super::*;
 
+    fn sum(counts: &[u64]) -> u64 {
+        counts.iter().sum()
+    }
+
     #[test]
-    fn totals_split_streams_by_outcome() {
+    fn each_ending_lands_on_our_counter_and_on_gos() {
         let mut m = Metrics::new();
-        for _ in 0..3 {
-            m.stream_started();
-        }
-        m.stream_ended(Duration::from_secs(1), None);
-        m.stream_ended(Duration::from_secs(1), Some(StreamErrorReason::Timeout));
-        m.stream_ended(Duration::from_secs(1), Some(StreamErrorReason::Panic));
-        m.bytes_sent(119);
-        assert_eq!(
-            m.totals(),
-            Totals {
-                started: 3,
-                completed: 1,
-                failed: 2,
-                bytes_sent: 119
-            }
+        m.ended(
+            EndReason::Stream(Outcome::Completed),
+            Some(Duration::from_secs(1)),
         );
+        m.ended(
+            EndReason::Stream(Outcome::WriteTimeout),
+            Some(Duration::from_secs(1)),
+        );
+        m.ended(EndReason::Rejected(Rejection::Ctrunc), None);
+        m.ended(EndReason::Rejected(Rejection::BadJson), None);
+        m.ended(EndReason::OverCapacity, None);
+        assert_eq!(m.stream_outcomes[Outcome::Completed.index()], 1);
+        assert_eq!(m.stream_outcomes[Outcome::WriteTimeout.index()], 1);
+        assert_eq!(m.stream_errors[GoReason::Timeout.index()], 1);
+        assert_eq!(m.stream_errors[GoReason::Other.index()], 1);
+        assert_eq!(m.handoff_errors[GoReason::Other.index()], 1);
+        assert_eq!(sum(&m.handoff_rejections), 2);
+        assert_eq!(m.stream_duration.count(), 2);
     }
 
     #[test]
     fn labelled_updates_touch_only_their_slot() {
         let mut m = Metrics::new();
-        m.handoff_failed(HandoffErrorReason::Ctrunc);
+        m.ended(EndReason::Rejected(Rejection::Ctrunc), None);
         m.backend_error(Backend::Langgraph);
-        assert_eq!(m.handoff_errors.iter().sum::<u64>(), 1);
-        assert_eq!(
-            m.handoff_errors[LabelValue::index(HandoffErrorReason::Ctrunc)],
-            1
-        );
+        assert_eq!(sum(&m.handoff_rejections), 1);
+        assert_eq!(m.handoff_rejections[Rejection::Ctrunc.index()], 1);
         assert_eq!(m.backend_errors, [0, 0, 0, 1]);
     }
 }

@@ -4,10 +4,11 @@
 //! dashboards and alerts built on it must keep working.
 
 use super::histogram::Histogram;
-use super::labels::{Backend, HandoffErrorReason, LabelValue, StreamErrorReason};
+use super::labels::{Backend, LabelValue};
 use super::process::ProcessStats;
 use super::record::{Gauges, Metrics};
 use super::text::{self, Family, Kind, Seconds, Value};
+use crate::end::{GoReason, Outcome, Rejection};
 use std::fmt::Write;
 
 const fn family(name: &'static str, kind: Kind, help: &'static str) -> Family {
@@ -95,6 +96,27 @@ pub const CHUNKS_SENT: Family = family(
     "Total SSE chunks sent to clients",
 );
 
+pub const STREAM_OUTCOMES: Family = family(
+    "daemon_stream_outcomes_total",
+    Kind::Counter,
+    "Total number of client streams ended, by outcome",
+);
+pub const HANDOFF_REJECTIONS: Family = family(
+    "daemon_handoff_rejections_total",
+    Kind::Counter,
+    "Total number of handoffs rejected, by reason",
+);
+pub const PANICS: Family = family(
+    "daemon_panics_total",
+    Kind::Counter,
+    "Total number of panics caught and isolated",
+);
+pub const BUFFERED_BYTES: Family = family(
+    "daemon_buffered_bytes",
+    Kind::Gauge,
+    "Bytes held in connection buffers, counted against server.mem_limit",
+);
+
 // The Go client's process collector help texts.
 pub const PROCESS_RESIDENT_MEMORY: Family = family(
     "process_resident_memory_bytes",
@@ -145,8 +167,8 @@ impl Metrics {
             Value::Count(self.connections_rejected),
         );
         single(out, &HANDOFFS, Value::Count(self.handoffs));
-        labelled_counter::<HandoffErrorReason>(out, &HANDOFF_ERRORS, &self.handoff_errors);
-        labelled_counter::<StreamErrorReason>(out, &STREAM_ERRORS, &self.stream_errors);
+        labelled_counter::<GoReason>(out, &HANDOFF_ERRORS, &self.handoff_errors);
+        labelled_counter::<GoReason>(out, &STREAM_ERRORS, &self.stream_errors);
         single(out, &BYTES_SENT, Value::Count(self.bytes_sent));
         text::header(out, &HANDOFF_DURATION);
         histogram(out, HANDOFF_DURATION.name, None, &self.handoff_duration);
@@ -157,6 +179,10 @@ impl Metrics {
         labelled_histogram::<Backend>(out, &BACKEND_DURATION, &self.backend_duration);
         labelled_histogram::<Backend>(out, &BACKEND_TTFB, &self.backend_ttfb);
         single(out, &CHUNKS_SENT, Value::Count(self.chunks_sent));
+        labelled_counter::<Outcome>(out, &STREAM_OUTCOMES, &self.stream_outcomes);
+        labelled_counter::<Rejection>(out, &HANDOFF_REJECTIONS, &self.handoff_rejections);
+        single(out, &PANICS, Value::Count(self.panics));
+        single(out, &BUFFERED_BYTES, Value::Count(gauges.buffered_bytes));
         if let Some(process) = process {
             render_process(out, process);
         }

@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use super::exposition_check::{check, Family};
-use super::{
-    Backend, Gauges, HandoffErrorReason, LabelValue, Metrics, ProcessStats, StreamErrorReason,
-};
+use super::{Backend, Gauges, LabelValue, Metrics, ProcessStats};
+use crate::end::{EndReason, GoReason, Outcome, Rejection};
 
 /// SPEC §7 and the Go client's process collector, letter for letter.
 const CONTRACT: &[(&str, &str, &str)] = &[
@@ -88,6 +87,26 @@ const CONTRACT: &[(&str, &str, &str)] = &[
         "daemon_chunks_sent_total",
         "counter",
         "Total SSE chunks sent to clients",
+    ),
+    (
+        "daemon_stream_outcomes_total",
+        "counter",
+        "Total number of client streams ended, by outcome",
+    ),
+    (
+        "daemon_handoff_rejections_total",
+        "counter",
+        "Total number of handoffs rejected, by reason",
+    ),
+    (
+        "daemon_panics_total",
+        "counter",
+        "Total number of panics caught and isolated",
+    ),
+    (
+        "daemon_buffered_bytes",
+        "gauge",
+        "Bytes held in connection buffers, counted against server.mem_limit",
     ),
     (
         "process_cpu_seconds_total",
@@ -174,7 +193,7 @@ fn names_types_and_help_texts_are_the_contract_exactly() {
 #[test]
 fn without_process_stats_only_the_daemon_series_are_rendered() {
     let (_, families) = checked(&Metrics::new(), None);
-    assert_eq!(families.len(), 16);
+    assert_eq!(families.len(), 20);
     assert!(families.iter().all(|f| f.name.starts_with("daemon_")));
 }
 
@@ -184,11 +203,19 @@ fn a_fresh_daemon_renders_every_label_value_at_zero() {
     let family = |name: &str| families.iter().find(|f| f.name == name).unwrap();
     assert_eq!(
         label_values(family("daemon_handoff_errors_total"), "reason"),
-        names::<HandoffErrorReason>()
+        names::<GoReason>()
     );
     assert_eq!(
         label_values(family("daemon_stream_errors_total"), "reason"),
-        names::<StreamErrorReason>()
+        names::<GoReason>()
+    );
+    assert_eq!(
+        label_values(family("daemon_stream_outcomes_total"), "outcome"),
+        names::<Outcome>()
+    );
+    assert_eq!(
+        label_values(family("daemon_handoff_rejections_total"), "reason"),
+        names::<Rejection>()
     );
     for name in [
         "daemon_backend_requests_total",
@@ -240,17 +267,20 @@ fn a_known_sequence_of_events_renders_exact_numbers() {
     m.connection_accepted();
     m.connection_accepted();
     m.connection_rejected();
-    m.handoff_succeeded(Duration::from_micros(100));
-    m.handoff_succeeded(Duration::from_micros(250));
-    m.handoff_succeeded(Duration::from_secs(3));
-    m.handoff_failed(HandoffErrorReason::BadJson);
-    m.stream_started();
-    m.stream_ended(Duration::from_millis(1500), None);
-    m.stream_started();
-    m.stream_ended(
-        Duration::from_millis(20),
-        Some(StreamErrorReason::ClientDisconnected),
+    m.handoff_received(Duration::from_micros(100));
+    m.handoff_received(Duration::from_micros(250));
+    m.handoff_received(Duration::from_secs(3));
+    m.ended(EndReason::Rejected(Rejection::BadJson), None);
+    m.ended(
+        EndReason::Stream(Outcome::Completed),
+        Some(Duration::from_millis(1500)),
     );
+    m.ended(
+        EndReason::Stream(Outcome::ClientDisconnected),
+        Some(Duration::from_millis(20)),
+    );
+    m.ended(EndReason::Rejected(Rejection::Timeout), None);
+    m.panicked();
     m.bytes_sent(119);
     m.bytes_sent(4000);
     m.chunks_sent(18);
@@ -262,6 +292,7 @@ fn a_known_sequence_of_events_renders_exact_numbers() {
         active_connections: 2,
         active_streams: 1,
         peak_streams: 4,
+        buffered_bytes: 4096,
     };
     let text = render(&m, gauges, None);
     check(&text).unwrap_or_else(|problem| panic!("{problem}\n{text}"));
@@ -273,10 +304,17 @@ fn a_known_sequence_of_events_renders_exact_numbers() {
         "daemon_connections_total 3",
         "daemon_connections_rejected_total 1",
         "daemon_handoffs_total 3",
-        "daemon_handoff_errors_total{reason=\"bad_json\"} 1",
-        "daemon_handoff_errors_total{reason=\"timeout\"} 0",
+        "daemon_handoff_errors_total{reason=\"timeout\"} 1",
+        "daemon_handoff_errors_total{reason=\"other\"} 0",
         "daemon_stream_errors_total{reason=\"client_disconnected\"} 1",
+        "daemon_stream_errors_total{reason=\"other\"} 1",
         "daemon_stream_errors_total{reason=\"canceled\"} 0",
+        "daemon_stream_outcomes_total{outcome=\"completed\"} 1",
+        "daemon_stream_outcomes_total{outcome=\"client_disconnected\"} 1",
+        "daemon_handoff_rejections_total{reason=\"bad_json\"} 1",
+        "daemon_handoff_rejections_total{reason=\"timeout\"} 1",
+        "daemon_panics_total 1",
+        "daemon_buffered_bytes 4096",
         "daemon_bytes_sent_total 4119",
         "daemon_chunks_sent_total 18",
         "daemon_stream_duration_seconds_bucket{le=\"0.01\"} 0",
@@ -349,7 +387,7 @@ fn process_series_render_in_seconds_and_units() {
 fn huge_values_still_pass_the_checker() {
     let mut m = Metrics::new();
     m.bytes_sent(u64::MAX);
-    m.stream_ended(Duration::MAX, Some(StreamErrorReason::Other));
+    m.ended(EndReason::Stream(Outcome::Other), Some(Duration::MAX));
     let process = ProcessStats {
         max_fds: u64::MAX,
         ..PROCESS

@@ -202,6 +202,7 @@ mod tests {
             active_connections: 7,
             active_streams: 5,
             peak_streams: 9,
+            buffered_bytes: 0,
         };
         let mut out = Vec::new();
         respond(

@@ -1,8 +1,9 @@
 //! The event loop: the only owner of `mio::Poll`, the connections, the timers and the counts.
 //!
 //! One [`Reactor::turn`] is one poll plus the dispatch of everything it returned, then of every
-//! deadline that has passed; tests step it turn by turn. Connections never see each other:
-//! each handler borrows what it needs through a [`Context`] and returns a [`Step`].
+//! deadline that has passed; tests step it turn by turn, and [`Reactor::turn_at`] lets them
+//! say what time it is. Connections never see each other: each handler borrows what it needs
+//! through a [`Context`] and returns a [`Step`].
 
 mod listener;
 mod reserve;
@@ -26,7 +27,11 @@ pub use slab::Slab;
 
 use crate::backends::Backend;
 use crate::config::Config;
-use crate::conn::{Admission, Connection, Context, Ending, Ready, Reaper, Settings, Step, Tokens};
+use crate::conn::{
+    Admission, Buffers, Connection, Context, End, Limits, Ready, Reaper, Settings, Step, Tokens,
+};
+use crate::deadline;
+use crate::sse::DEFAULT_MAX_LINE;
 use crate::stats::Tally;
 use crate::sys::signals::{Signal, SignalFd};
 use crate::sys::socket;
@@ -113,11 +118,10 @@ pub struct Reactor {
     max_connections: usize,
     mem_limit: Option<u64>,
     held_bytes: usize,
-    scratch: Vec<u8>,
-    handoff_buf: Box<[u8]>,
+    buffers: Buffers,
     upstream: Option<Upstream>,
-    read_buf: Vec<u8>,
-    decode_buf: Vec<u8>,
+    /// The loop's one waker (mio allows one per `Poll`), shared with the resolver thread.
+    waker: std::sync::Arc<mio::Waker>,
     /// Programs of local backends killed but not yet waited for.
     reaper: Reaper,
     tally: Tally,
@@ -153,16 +157,27 @@ impl Reactor {
                 Interest::READABLE,
             )?;
         }
+        let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), token::WAKER)?);
         let backend_name = backend.name();
         let server = &config.server;
         let settings = Settings {
-            socket_type: server.socket_type,
-            max_handoff_bytes: server.max_handoff_bytes,
+            handoff: Limits {
+                socket_type: server.socket_type,
+                max_handoff_bytes: server.max_handoff_bytes,
+            },
             handoff_timeout: server.handoff_timeout,
             write_timeout: server.write_timeout,
             max_stream_duration: Some(server.max_stream_duration).filter(|d| !d.is_zero()),
             upstream: config.backend.upstream.clone(),
+            max_line: DEFAULT_MAX_LINE,
         };
+        let buffers = Buffers {
+            out: Vec::with_capacity(16 * 1024),
+            handoff: vec![0; server.max_handoff_bytes + 1].into_boxed_slice(),
+            read: Vec::new(),
+            decode: Vec::new(),
+        };
+        let now = Instant::now();
         Ok(Reactor {
             poll,
             events: Events::with_capacity(EVENTS_PER_POLL),
@@ -176,7 +191,7 @@ impl Reactor {
             reserve: FdReserve::new(),
             signals,
             conns: Slab::new(),
-            timers: Timers::new(),
+            timers: Timers::new(now),
             due_timers: Vec::new(),
             backend,
             settings,
@@ -184,11 +199,9 @@ impl Reactor {
             max_connections: server.max_connections,
             mem_limit: server.mem_limit,
             held_bytes: 0,
-            scratch: Vec::with_capacity(16 * 1024),
-            handoff_buf: vec![0; server.max_handoff_bytes + 1].into_boxed_slice(),
+            buffers,
             upstream: None,
-            read_buf: Vec::new(),
-            decode_buf: Vec::new(),
+            waker,
             reaper: Reaper::default(),
             tally: Tally::new(backend_name, !config.benchmark),
             next_id: 1,
@@ -197,11 +210,8 @@ impl Reactor {
     }
 
     /// The one waker of this loop, for the resolver thread.
-    pub fn waker(&self) -> io::Result<std::sync::Arc<mio::Waker>> {
-        Ok(std::sync::Arc::new(mio::Waker::new(
-            self.poll.registry(),
-            token::WAKER,
-        )?))
+    pub fn waker(&self) -> std::sync::Arc<mio::Waker> {
+        self.waker.clone()
     }
 
     /// The backend's upstream API: connections to it are made and pooled by this loop.
@@ -224,15 +234,31 @@ impl Reactor {
         Ok(())
     }
 
-    /// One poll (waiting at most `max_wait`, or until the next deadline) and its dispatch.
+    /// One poll (waiting at most `max_wait`, or until the next deadline) and its dispatch, on
+    /// the real clock: read before the poll to know how long to wait, and again after it.
     pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<Turn> {
-        let timeout = self.poll_timeout(Instant::now(), max_wait);
+        self.poll_once(Instant::now(), max_wait)?;
+        Ok(self.dispatch_at(Instant::now()))
+    }
+
+    /// One turn at a time the caller chooses: the poll waits as if it were `now`, and every
+    /// event and deadline is handled as at `now`. Tests step time with it.
+    pub fn turn_at(&mut self, now: Instant, max_wait: Option<Duration>) -> io::Result<Turn> {
+        self.poll_once(now, max_wait)?;
+        Ok(self.dispatch_at(now))
+    }
+
+    fn poll_once(&mut self, now: Instant, max_wait: Option<Duration>) -> io::Result<()> {
+        let timeout = self.poll_timeout(now, max_wait);
         match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(e),
         }
-        let now = Instant::now();
+    }
+
+    /// Handles what the last poll returned, then every deadline due at `now`.
+    fn dispatch_at(&mut self, now: Instant) -> Turn {
         let ready: Vec<(mio::Token, bool, bool, bool)> = self
             .events
             .iter()
@@ -286,7 +312,7 @@ impl Reactor {
             upstream.sweep(now);
         }
         self.reaper.reap();
-        Ok(self.check_lifecycle(now))
+        self.check_lifecycle(now)
     }
 
     /// Stops accepting and lets streams finish until the shutdown timeout.
@@ -310,7 +336,7 @@ impl Reactor {
             );
         }
         self.lifecycle = Lifecycle::Draining {
-            deadline: now + self.shutdown_timeout,
+            deadline: deadline::after(now, self.shutdown_timeout),
         };
     }
 
@@ -321,12 +347,12 @@ impl Reactor {
             let _ = self.poll.registry().deregister(&mut metrics_listener);
         }
         for key in self.conns.keys() {
-            let mut ending = Ending::ShutDown;
             self.dispatch(key, now, |conn, ctx| {
-                ending = conn.on_shutdown(ctx);
-                Step::Continue
+                conn.on_shutdown(ctx);
+                Step::Close
             });
-            self.close(key, ending, now);
+            // A scrape, or a connection whose handler failed to close it.
+            self.close(key, now);
         }
     }
 
@@ -429,7 +455,7 @@ impl Reactor {
                 // EMFILE rather than spin.
                 Err(e) => {
                     log::warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
-                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    self.accept_paused_until = Some(deadline::after(now, ACCEPT_BACKOFF));
                     return;
                 }
             };
@@ -444,7 +470,7 @@ impl Reactor {
             self.conns.len(),
             ACCEPT_BACKOFF
         );
-        self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+        self.accept_paused_until = Some(deadline::after(now, ACCEPT_BACKOFF));
     }
 
     /// Reads a handoff with the spare descriptor's slot free for the client fd it carries.
@@ -471,8 +497,15 @@ impl Reactor {
             );
             return;
         }
-        let over_capacity = open >= self.max_connections;
-        self.tally.connection_accepted(over_capacity);
+        let over_memory = self
+            .mem_limit
+            .is_some_and(|limit| self.held_bytes as u64 > limit);
+        let over_capacity = open >= self.max_connections || over_memory;
+        if over_capacity {
+            self.tally.connection_rejected();
+        } else {
+            self.tally.connection_accepted();
+        }
         let id = self.next_id;
         self.next_id += 1;
         let key = self.conns.next_key();
@@ -482,7 +515,8 @@ impl Reactor {
             upstream: token::connection_token(key, Side::Upstream),
             child: token::connection_token(key, Side::Child),
         };
-        match Connection::accept(id, apache, tokens, over_capacity, self.poll.registry(), now) {
+        let ctx = (self.poll.registry(), &self.settings, now);
+        match Connection::accept(id, apache, tokens, over_capacity, ctx) {
             Ok(conn) => {
                 let key = self.conns.insert(Entry {
                     occupant: Occupant::Handoff(conn),
@@ -514,13 +548,10 @@ impl Reactor {
         let mut ctx = Context {
             now,
             registry: self.poll.registry(),
-            scratch: &mut self.scratch,
-            handoff_buf: &mut self.handoff_buf,
+            settings: &self.settings,
+            buffers: &mut self.buffers,
             backend: self.backend.as_mut(),
             upstream: self.upstream.as_mut(),
-            read_buf: &mut self.read_buf,
-            decode_buf: &mut self.decode_buf,
-            settings: &self.settings,
             admission,
             tally: &mut self.tally,
             reaper: &mut self.reaper,
@@ -529,11 +560,12 @@ impl Reactor {
             Ok(step) => step,
             Err(_) => {
                 log::error!("conn={} panicked; closing this connection only", conn.id);
+                ctx.tally.panicked();
                 let answered = catch_unwind(AssertUnwindSafe(|| conn.on_panic(&mut ctx)));
                 if answered.is_err() {
                     log::error!("conn={} panicked again while answering with 500", conn.id);
                 }
-                Step::Close(Ending::Panicked)
+                Step::Close
             }
         };
         let held = conn.held_bytes();
@@ -541,25 +573,19 @@ impl Reactor {
         entry.held = held;
         match step {
             Step::Continue => self.rearm(key),
-            Step::Close(ending) => self.close(key, ending, now),
+            Step::Close => self.close(key, now),
         }
     }
 
     fn admission(&self) -> Admission {
         match self.lifecycle {
             Lifecycle::Draining { .. } => Admission::ShuttingDown,
-            Lifecycle::Serving
-                if self
-                    .mem_limit
-                    .is_some_and(|limit| self.held_bytes as u64 > limit) =>
-            {
-                Admission::Full
-            }
             Lifecycle::Serving => Admission::Open,
         }
     }
 
-    fn close(&mut self, key: Key, ending: Ending, now: Instant) {
+    /// Removes a connection, counts how it ended and logs its line.
+    fn close(&mut self, key: Key, now: Instant) {
         let Some(entry) = self.conns.remove(key) else {
             return;
         };
@@ -573,10 +599,9 @@ impl Reactor {
         };
         // Every connection leaves through here, so no program outlives its stream.
         conn.release_child(self.poll.registry(), &mut self.reaper);
-        if let Some(took) = conn.streaming_duration(now) {
-            self.tally.stream_ended(&ending, took);
-        }
-        conn.log_end(&ending, self.backend.name(), now);
+        let end: End = conn.end();
+        self.tally.ended(end.reason, conn.streamed(now));
+        conn.log_end(&end, self.backend.name(), now);
     }
 
     fn accept_scrapes(&mut self, now: Instant) {
@@ -629,8 +654,9 @@ impl Reactor {
         let Occupant::Scrape(scrape) = &mut entry.occupant else {
             return;
         };
-        if scrape.on_ready(now, &mut self.scratch, &self.tally, connections) {
-            self.close(key, Ending::Completed, now);
+        let gauges = self.tally.gauges(connections, self.held_bytes);
+        if scrape.on_ready(now, &mut self.buffers.out, &self.tally, gauges) {
+            self.close(key, now);
         }
     }
 
@@ -667,7 +693,7 @@ impl Reactor {
             let due = entry.deadline(&self.settings).is_some_and(|d| d <= now);
             if due && matches!(entry.occupant, Occupant::Scrape(_)) {
                 log::debug!("metrics scrape timed out");
-                self.close(key, Ending::WriteStalled, now);
+                self.close(key, now);
             } else if due {
                 self.dispatch(key, now, |conn, ctx| conn.on_timer(ctx));
             } else {

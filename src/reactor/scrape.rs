@@ -15,7 +15,7 @@ use mio::net::TcpStream;
 
 use crate::conn::{Flushed, Outbox};
 use crate::metrics::scrape::{self, Snapshot, MAX_HEAD};
-use crate::metrics::{Metrics, ProcessStats};
+use crate::metrics::{Gauges, Metrics, ProcessStats};
 use crate::stats::Tally;
 
 /// The whole life of a scrape, from accept to the last byte written.
@@ -50,7 +50,7 @@ impl Scrape {
         now: Instant,
         scratch: &mut Vec<u8>,
         tally: &Tally,
-        connections: usize,
+        gauges: Gauges,
     ) -> bool {
         if self.responded {
             return !matches!(
@@ -102,7 +102,7 @@ impl Scrape {
         scratch.clear();
         let snapshot = Snapshot {
             metrics,
-            gauges: tally.gauges(connections),
+            gauges,
             process: process.as_ref(),
         };
         scrape::respond(reply, snapshot, scratch);

@@ -27,10 +27,11 @@ pub struct Timers {
 }
 
 impl Timers {
-    pub fn new() -> Self {
+    /// Deadlines before `epoch` are due at once.
+    pub fn new(epoch: Instant) -> Self {
         Timers {
             heap: BinaryHeap::new(),
-            epoch: Instant::now(),
+            epoch,
         }
     }
 
@@ -94,7 +95,7 @@ mod tests {
     #[test]
     fn entries_come_out_in_time_order_when_due() {
         let start = Instant::now();
-        let mut timers = Timers::new();
+        let mut timers = Timers::new(start);
         let a = Key {
             slot: 1,
             generation: 0,

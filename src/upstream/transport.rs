@@ -218,6 +218,12 @@ impl Transport {
         }
     }
 
+    /// The TLS handshake has not finished: a failure now means the upstream could not be
+    /// reached (a refused certificate, say), not that an answer was cut.
+    pub fn is_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+    }
+
     /// Plaintext rustls holds that no epoll event will announce.
     pub fn has_buffered_plaintext(&mut self) -> bool {
         self.tls.as_mut().is_some_and(|tls| {

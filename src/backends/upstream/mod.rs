@@ -52,6 +52,7 @@ pub use relay::{Ending, Fed, Relay, Step};
 pub use status::{status_outcome, StatusOutcome};
 
 use super::BackendError;
+use crate::end::Outcome;
 use crate::http::RequestError;
 use crate::sse::{EventSink, SseItem};
 
@@ -124,9 +125,9 @@ pub struct Failure {
     pub message: String,
     /// For the operator's log at warn: what the upstream said or did, cut to 4 KiB.
     pub detail: String,
-    /// A `daemon_stream_errors_total` reason: `upstream_error` (in-stream error object),
-    /// `upstream_cut` (closed mid-body), `upstream_malformed` (bad framing or event too large).
-    pub reason: &'static str,
+    /// How the stream ends: `UpstreamError` (an in-stream error object, a line or event over
+    /// the limit) or `UpstreamCut` (closed mid-body, broken framing).
+    pub outcome: Outcome,
 }
 
 impl Failure {
@@ -135,7 +136,7 @@ impl Failure {
         Failure {
             message: "the upstream API reported an error during the answer".to_string(),
             detail,
-            reason: "upstream_error",
+            outcome: Outcome::UpstreamError,
         }
     }
 }

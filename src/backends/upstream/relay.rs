@@ -6,7 +6,8 @@
 //! | Relaying | bytes; the body goes on                          | Relaying (client events appended)      |
 //! | Relaying | bytes; the body ends by its framing              | Ended: Complete or Incomplete          |
 //! | Relaying | the translator says `Fail`                       | Ended: Failed (`upstream_error`)       |
-//! | Relaying | bad framing, or a line or event over the limit   | Ended: Failed (`upstream_malformed`)   |
+//! | Relaying | a line or event over the limit                   | Ended: Failed (`upstream_error`)       |
+//! | Relaying | bad framing                                      | Ended: Failed (`upstream_cut`)         |
 //! | Relaying | EOF on a close-delimited body                    | Ended: Complete or Incomplete          |
 //! | Relaying | EOF before the framing's end                     | Ended: Failed (`upstream_cut`)         |
 //! | Ended    | more bytes or EOF                                | Ended (the same ending again)          |
@@ -15,6 +16,7 @@
 //! that, when its `on_clean_end` says so; otherwise `Incomplete`.
 
 use super::{End, Failure, Flow, Translator};
+use crate::end::Outcome;
 use crate::http::{Body, Head};
 use crate::sse::{EventSink, SseParser};
 
@@ -103,8 +105,12 @@ impl Relay {
         });
         let ending = match (failure, parsed, framed) {
             (Some(failure), _, _) => Ending::Failed(failure),
-            (None, Err(error), _) => Ending::Failed(malformed(error.to_string())),
-            (None, Ok(()), Err(error)) => Ending::Failed(malformed(error.to_string())),
+            (None, Err(error), _) => {
+                Ending::Failed(malformed(error.to_string(), Outcome::UpstreamError))
+            }
+            (None, Ok(()), Err(error)) => {
+                Ending::Failed(malformed(error.to_string(), Outcome::UpstreamCut))
+            }
             (None, Ok(()), Ok(used)) if self.body.is_complete() => {
                 self.reusable = self.keep_alive && used == input.len();
                 self.clean_end()
@@ -134,7 +140,7 @@ impl Relay {
                 message: "the upstream connection closed before the answer was complete"
                     .to_string(),
                 detail: error.to_string(),
-                reason: "upstream_cut",
+                outcome: Outcome::UpstreamCut,
             }),
         };
         self.ended = Some(ending.clone());
@@ -156,11 +162,11 @@ impl Relay {
     }
 }
 
-fn malformed(detail: String) -> Failure {
+fn malformed(detail: String, outcome: Outcome) -> Failure {
     Failure {
         message: "the upstream API sent a malformed response".to_string(),
         detail,
-        reason: "upstream_malformed",
+        outcome,
     }
 }
 

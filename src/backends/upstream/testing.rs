@@ -116,7 +116,7 @@ pub fn assert_upstream_error(exchange: &Exchange, contents: &[&str], detail: &st
         panic!("expected a failure, got {:?}", exchange.ending);
     };
     assert!(failure.detail.contains(detail), "{}", failure.detail);
-    assert_eq!(failure.reason, "upstream_error");
+    assert_eq!(failure.outcome, crate::end::Outcome::UpstreamError);
     assert!(!exchange.reusable);
 }
 

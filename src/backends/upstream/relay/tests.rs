@@ -130,7 +130,7 @@ fn cut_after_completion_is_still_a_failure() {
     let run = run(&head(true, None, false), &[body], true, false).unwrap();
     match run.ending {
         Ending::Failed(failure) => {
-            assert_eq!(failure.reason, "upstream_cut");
+            assert_eq!(failure.outcome, Outcome::UpstreamCut);
             assert_eq!(
                 failure.message,
                 "the upstream connection closed before the answer was complete"
@@ -202,7 +202,7 @@ fn skipped_events_are_reported_and_the_stream_goes_on() {
 }
 
 #[test]
-fn malformed_framing_and_oversized_lines_fail() {
+fn broken_framing_is_a_cut_and_an_oversized_line_an_error() {
     let bad = run(
         &head(true, None, false),
         &[b"5\r\ndata:X\r\n"],
@@ -210,7 +210,7 @@ fn malformed_framing_and_oversized_lines_fail() {
         false,
     )
     .unwrap();
-    assert!(matches!(bad.ending, Ending::Failed(ref f) if f.reason == "upstream_malformed"));
+    assert!(matches!(bad.ending, Ending::Failed(ref f) if f.outcome == Outcome::UpstreamCut));
     let mut relay = Relay::new(
         &head(false, None, false),
         Box::new(Words {
@@ -225,7 +225,7 @@ fn malformed_framing_and_oversized_lines_fail() {
         &mut EventSink::new(&mut out),
     );
     assert!(
-        matches!(fed.step, Step::Ended(Ending::Failed(ref f)) if f.reason == "upstream_malformed")
+        matches!(fed.step, Step::Ended(Ending::Failed(ref f)) if f.outcome == Outcome::UpstreamError)
     );
 }
 

@@ -1,0 +1,165 @@
+//! The client's socket once a handoff delivered it: validated, registered, and written through
+//! one outbox. Everything the client is sent (a head, events, an error response) goes through
+//! here, so what has been written is known even after a panic.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+use super::outbox::{Flushed, Outbox};
+use crate::deadline;
+use crate::handoff::HandoffError;
+use crate::sys::socket;
+
+/// TCP keepalive on client sockets, so that dead peers are noticed during long streams.
+const CLIENT_KEEPALIVE: Duration = Duration::from_secs(15);
+/// Bytes a client may send after its request before we stop listening to it. Apache has read
+/// the request; anything more is at best a pipelined request we will not answer.
+const CLIENT_INPUT_LIMIT: usize = 64 * 1024;
+
+pub struct Client {
+    fd: OwnedFd,
+    outbox: Outbox,
+    /// Every byte the socket took: heads, events and error responses.
+    bytes_sent: u64,
+    /// SSE events written (or queued) for this client.
+    events: u32,
+    bytes_read: usize,
+    /// The status of the answer begun (200 for a stream); 0 until one is.
+    status: u16,
+}
+
+/// What reading the client's side said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Nothing more to read for now.
+    Quiet,
+    /// End of file: the client closed (or half-closed) its side.
+    Closed,
+    /// The socket failed: reset, or another error.
+    Failed,
+    /// The client sent far more than a request's worth after its request.
+    Flooded,
+}
+
+impl Client {
+    /// Takes the fd a handoff brought: it must be a stream socket. It is made non-blocking,
+    /// given keepalive (best effort: a socketpair has no TCP options) and registered readable
+    /// (to notice the client leaving) and writable (to resume blocked writes). Edge-triggered,
+    /// so this is the only registration it ever needs.
+    pub fn adopt(fd: OwnedFd, registry: &Registry, token: Token) -> Result<Client, HandoffError> {
+        match socket::socket_type(fd.as_fd()) {
+            Ok(libc::SOCK_STREAM) => {}
+            Ok(other) => {
+                return Err(HandoffError::BadFd {
+                    reason: format!("socket type {other}, not SOCK_STREAM"),
+                })
+            }
+            Err(e) => {
+                return Err(HandoffError::BadFd {
+                    reason: e.to_string(),
+                })
+            }
+        }
+        let bad_fd = |e: io::Error| HandoffError::BadFd {
+            reason: e.to_string(),
+        };
+        socket::set_nonblocking(fd.as_fd()).map_err(bad_fd)?;
+        let _ = socket::enable_keepalive(fd.as_fd(), CLIENT_KEEPALIVE);
+        registry
+            .register(
+                &mut SourceFd(&fd.as_raw_fd()),
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(bad_fd)?;
+        Ok(Client {
+            fd,
+            outbox: Outbox::default(),
+            bytes_sent: 0,
+            events: 0,
+            bytes_read: 0,
+            status: 0,
+        })
+    }
+
+    /// Writes `data` after anything already waiting. Returns how it went and the bytes the
+    /// socket took in this call.
+    pub fn send(&mut self, data: &[u8], now: Instant) -> (Flushed, usize) {
+        let (outcome, written) = self.outbox.write(self.fd.as_fd(), data, now);
+        self.bytes_sent += written as u64;
+        (outcome, written)
+    }
+
+    /// Writes what is waiting, after a writable event.
+    pub fn flush(&mut self, now: Instant) -> (Flushed, usize) {
+        let (outcome, written) = self.outbox.flush(self.fd.as_fd(), now);
+        self.bytes_sent += written as u64;
+        (outcome, written)
+    }
+
+    /// Reads and discards what the client sends.
+    pub fn read_input(&mut self) -> Input {
+        let mut discard = [0u8; 2048];
+        loop {
+            match socket::recv(self.fd.as_fd(), &mut discard) {
+                Ok(0) => return Input::Closed,
+                Ok(n) => {
+                    self.bytes_read += n;
+                    if self.bytes_read > CLIENT_INPUT_LIMIT {
+                        return Input::Flooded;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Input::Quiet,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Input::Failed,
+            }
+        }
+    }
+
+    /// Nothing waits to be written: the client has taken everything.
+    pub fn is_clear(&self) -> bool {
+        self.outbox.is_empty()
+    }
+
+    /// An answer with this status begins: its head is about to be written.
+    pub fn answer(&mut self, status: u16) {
+        self.status = status;
+    }
+
+    /// A head or an error response has begun, so no other answer can be given any more.
+    pub fn has_answered(&self) -> bool {
+        self.status != 0
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// When the client will have taken nothing for `write_timeout`, while bytes wait.
+    pub fn stall_deadline(&self, write_timeout: Duration) -> Option<Instant> {
+        self.outbox
+            .stalled_since()
+            .map(|since| deadline::after(since, write_timeout))
+    }
+
+    pub fn count_events(&mut self, events: u32) {
+        self.events = self.events.saturating_add(events);
+    }
+
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
+    }
+
+    pub fn events(&self) -> u32 {
+        self.events
+    }
+
+    /// Bytes held for the memory budget.
+    pub fn held_bytes(&self) -> usize {
+        self.outbox.held_bytes()
+    }
+}

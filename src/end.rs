@@ -1,0 +1,384 @@
+//! How a handoff or a stream ended: the one vocabulary for the log's `outcome=` and for every
+//! metric label about endings (SPEC §7.2). It imports nothing of ours, so that the connection,
+//! the handoff parser, the counters and the metrics can all speak it without knowing each other.
+//!
+//! Each ending is decided once, where it happens, as an [`EndReason`]; logs print its
+//! `Display`, and metrics derive their labels from it by the total `match`es below, so a new
+//! way of ending does not compile until every reader handles it.
+
+use std::fmt;
+
+/// Every way an Apache connection taken from the listener can end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The handoff was received and answered: a stream, or a 503 while draining. Counted in
+    /// `daemon_stream_outcomes_total`.
+    Stream(Outcome),
+    /// The handoff was rejected. Counted in `daemon_handoff_rejections_total`.
+    Rejected(Rejection),
+    /// Accepted over `max_connections` or the memory budget, answered 503: counted only in
+    /// `daemon_connections_rejected_total` (SPEC §7.3).
+    OverCapacity,
+}
+
+/// How a stream ended (SPEC §7.2); the words are the log's `outcome=` and the label values of
+/// `daemon_stream_outcomes_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The whole answer was delivered: `[DONE]` written (raw output: the body ended cleanly).
+    Completed,
+    /// The client went away: `EPIPE`, `ECONNRESET` or end of file on its socket.
+    ClientDisconnected,
+    /// The client accepted no bytes for `write_timeout`.
+    WriteTimeout,
+    /// The stream ran longer than `max_stream_duration_ms`.
+    MaxDuration,
+    /// Shutdown: the drain deadline or a second signal ended it, or it had not started (503).
+    Canceled,
+    /// Upstream connect refused or reset, no address, TLS handshake or certificate failure.
+    UpstreamUnreachable,
+    /// The upstream answered a status other than 200.
+    UpstreamStatus,
+    /// Upstream connect, response head or body gap timeout.
+    UpstreamTimeout,
+    /// The upstream body ended mid-way (connection closed, broken framing).
+    UpstreamCut,
+    /// An error object in the upstream stream, an unparseable head, an SSE line over the limit.
+    UpstreamError,
+    /// The upstream ended cleanly without signalling completion: no `[DONE]`.
+    UpstreamIncomplete,
+    /// A panic in this connection's handling closed it.
+    Panic,
+    /// Any other socket error writing to the client.
+    Network,
+    /// Anything else; should stay at 0.
+    Other,
+}
+
+/// Why a handoff was rejected (SPEC §7.2); the words are the log's `outcome=` and the label
+/// values of `daemon_handoff_rejections_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Data over `max_handoff_bytes`, or `MSG_TRUNC`.
+    TooLarge,
+    /// Apache's message carried no fd.
+    NoFd,
+    /// The fd is not a stream socket.
+    BadFd,
+    /// `MSG_CTRUNC`: every fd received was closed.
+    Ctrunc,
+    /// Apache neither finished nor closed within the handoff timeout.
+    Timeout,
+    /// `recvmsg` failed; `reset` when the peer reset or broke the connection (`ECONNRESET`,
+    /// `EPIPE`), which Go counts as a client disconnect.
+    Network { reset: bool },
+    /// Anything else during receipt, e.g. a panic; should stay at 0.
+    Other,
+    /// Not JSON, or a value that cannot be converted.
+    BadJson,
+    /// An attachment was refused.
+    BadAttachment,
+    /// An unknown LangGraph profile.
+    UnknownProfile,
+    /// A `backend` the configuration does not allow.
+    UnknownBackend,
+}
+
+/// When a rejection happened, which decides how it is counted (SPEC §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The handoff never arrived whole: not counted in `daemon_handoffs_total`.
+    Receive,
+    /// The handoff arrived and was counted, then refused.
+    AfterReceipt,
+}
+
+/// The Go daemon's label values for its two error counters (its `classifyError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoReason {
+    ClientDisconnected,
+    Timeout,
+    Canceled,
+    Network,
+    Other,
+}
+
+/// Which of the Go daemon's two error counters an ending goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoCounter {
+    /// `daemon_handoff_errors_total`
+    HandoffErrors(GoReason),
+    /// `daemon_stream_errors_total`
+    StreamErrors(GoReason),
+}
+
+impl EndReason {
+    /// The Go error counter this ending adds to, if any.
+    pub fn go_counter(self) -> Option<GoCounter> {
+        match self {
+            EndReason::Stream(outcome) => outcome.go_reason().map(GoCounter::StreamErrors),
+            EndReason::Rejected(rejection) => Some(match rejection.stage() {
+                Stage::Receive => GoCounter::HandoffErrors(rejection.go_reason()),
+                Stage::AfterReceipt => GoCounter::StreamErrors(rejection.go_reason()),
+            }),
+            EndReason::OverCapacity => None,
+        }
+    }
+
+    pub fn is_completed(self) -> bool {
+        self == EndReason::Stream(Outcome::Completed)
+    }
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 14] = [
+        Outcome::Completed,
+        Outcome::ClientDisconnected,
+        Outcome::WriteTimeout,
+        Outcome::MaxDuration,
+        Outcome::Canceled,
+        Outcome::UpstreamUnreachable,
+        Outcome::UpstreamStatus,
+        Outcome::UpstreamTimeout,
+        Outcome::UpstreamCut,
+        Outcome::UpstreamError,
+        Outcome::UpstreamIncomplete,
+        Outcome::Panic,
+        Outcome::Network,
+        Outcome::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::ClientDisconnected => "client_disconnected",
+            Outcome::WriteTimeout => "write_timeout",
+            Outcome::MaxDuration => "max_duration",
+            Outcome::Canceled => "canceled",
+            Outcome::UpstreamUnreachable => "upstream_unreachable",
+            Outcome::UpstreamStatus => "upstream_status",
+            Outcome::UpstreamTimeout => "upstream_timeout",
+            Outcome::UpstreamCut => "upstream_cut",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::UpstreamIncomplete => "upstream_incomplete",
+            Outcome::Panic => "panic",
+            Outcome::Network => "network",
+            Outcome::Other => "other",
+        }
+    }
+
+    /// The position in [`Outcome::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Go's label for a stream that did not complete; `None` for a completed one.
+    pub fn go_reason(self) -> Option<GoReason> {
+        Some(match self {
+            Outcome::Completed => return None,
+            Outcome::ClientDisconnected => GoReason::ClientDisconnected,
+            Outcome::WriteTimeout | Outcome::MaxDuration | Outcome::UpstreamTimeout => {
+                GoReason::Timeout
+            }
+            Outcome::Canceled => GoReason::Canceled,
+            Outcome::UpstreamUnreachable | Outcome::UpstreamCut | Outcome::Network => {
+                GoReason::Network
+            }
+            Outcome::UpstreamStatus
+            | Outcome::UpstreamError
+            | Outcome::UpstreamIncomplete
+            | Outcome::Panic
+            | Outcome::Other => GoReason::Other,
+        })
+    }
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 11] = [
+        Rejection::TooLarge,
+        Rejection::NoFd,
+        Rejection::BadFd,
+        Rejection::Ctrunc,
+        Rejection::Timeout,
+        Rejection::Network { reset: false },
+        Rejection::Other,
+        Rejection::BadJson,
+        Rejection::BadAttachment,
+        Rejection::UnknownProfile,
+        Rejection::UnknownBackend,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::TooLarge => "too_large",
+            Rejection::NoFd => "no_fd",
+            Rejection::BadFd => "bad_fd",
+            Rejection::Ctrunc => "ctrunc",
+            Rejection::Timeout => "timeout",
+            Rejection::Network { .. } => "network",
+            Rejection::Other => "other",
+            Rejection::BadJson => "bad_json",
+            Rejection::BadAttachment => "bad_attachment",
+            Rejection::UnknownProfile => "unknown_profile",
+            Rejection::UnknownBackend => "unknown_backend",
+        }
+    }
+
+    /// The position in [`Rejection::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Rejection::TooLarge => 0,
+            Rejection::NoFd => 1,
+            Rejection::BadFd => 2,
+            Rejection::Ctrunc => 3,
+            Rejection::Timeout => 4,
+            Rejection::Network { .. } => 5,
+            Rejection::Other => 6,
+            Rejection::BadJson => 7,
+            Rejection::BadAttachment => 8,
+            Rejection::UnknownProfile => 9,
+            Rejection::UnknownBackend => 10,
+        }
+    }
+
+    pub fn stage(self) -> Stage {
+        match self {
+            Rejection::TooLarge
+            | Rejection::NoFd
+            | Rejection::BadFd
+            | Rejection::Ctrunc
+            | Rejection::Timeout
+            | Rejection::Network { .. }
+            | Rejection::Other => Stage::Receive,
+            Rejection::BadJson
+            | Rejection::BadAttachment
+            | Rejection::UnknownProfile
+            | Rejection::UnknownBackend => Stage::AfterReceipt,
+        }
+    }
+
+    pub fn go_reason(self) -> GoReason {
+        match self {
+            Rejection::Timeout => GoReason::Timeout,
+            Rejection::Network { reset: true } => GoReason::ClientDisconnected,
+            Rejection::Network { reset: false } => GoReason::Network,
+            Rejection::TooLarge
+            | Rejection::NoFd
+            | Rejection::BadFd
+            | Rejection::Ctrunc
+            | Rejection::Other
+            | Rejection::BadJson
+            | Rejection::BadAttachment
+            | Rejection::UnknownProfile
+            | Rejection::UnknownBackend => GoReason::Other,
+        }
+    }
+}
+
+impl GoReason {
+    pub const ALL: [GoReason; 5] = [
+        GoReason::ClientDisconnected,
+        GoReason::Timeout,
+        GoReason::Canceled,
+        GoReason::Network,
+        GoReason::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GoReason::ClientDisconnected => "client_disconnected",
+            GoReason::Timeout => "timeout",
+            GoReason::Canceled => "canceled",
+            GoReason::Network => "network",
+            GoReason::Other => "other",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndReason::Stream(outcome) => f.write_str(outcome.as_str()),
+            EndReason::Rejected(rejection) => f.write_str(rejection.as_str()),
+            EndReason::OverCapacity => f.write_str("over_capacity"),
+        }
+    }
+}
+
+impl From<Outcome> for EndReason {
+    fn from(outcome: Outcome) -> EndReason {
+        EndReason::Stream(outcome)
+    }
+}
+
+impl From<Rejection> for EndReason {
+    fn from(rejection: Rejection) -> EndReason {
+        EndReason::Rejected(rejection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_list_indexes_itself() {
+        for (i, outcome) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(outcome.index(), i, "{outcome:?}");
+        }
+        for (i, rejection) in Rejection::ALL.iter().enumerate() {
+            assert_eq!(rejection.index(), i, "{rejection:?}");
+        }
+        for (i, reason) in GoReason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn the_go_classification_follows_the_spec_tables() {
+        let stream = |o| EndReason::Stream(o).go_counter();
+        assert_eq!(stream(Outcome::Completed), None);
+        assert_eq!(
+            stream(Outcome::WriteTimeout),
+            Some(GoCounter::StreamErrors(GoReason::Timeout))
+        );
+        assert_eq!(
+            stream(Outcome::UpstreamCut),
+            Some(GoCounter::StreamErrors(GoReason::Network))
+        );
+        assert_eq!(
+            stream(Outcome::Panic),
+            Some(GoCounter::StreamErrors(GoReason::Other))
+        );
+        let rejected = |r| EndReason::Rejected(r).go_counter();
+        assert_eq!(
+            rejected(Rejection::Network { reset: true }),
+            Some(GoCounter::HandoffErrors(GoReason::ClientDisconnected))
+        );
+        assert_eq!(
+            rejected(Rejection::Timeout),
+            Some(GoCounter::HandoffErrors(GoReason::Timeout))
+        );
+        assert_eq!(
+            rejected(Rejection::BadJson),
+            Some(GoCounter::StreamErrors(GoReason::Other))
+        );
+        assert_eq!(EndReason::OverCapacity.go_counter(), None);
+    }
+
+    #[test]
+    fn a_rejections_word_is_its_reason() {
+        assert_eq!(
+            EndReason::Rejected(Rejection::Network { reset: true }).to_string(),
+            "network"
+        );
+        assert_eq!(
+            EndReason::Stream(Outcome::WriteTimeout).to_string(),
+            "write_timeout"
+        );
+    }
+}
