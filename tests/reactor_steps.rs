@@ -1,14 +1,18 @@
-//! Step-the-loop tests: the reactor runs in the test's own thread, one `turn()` at a time,
-//! while the test plays Apache and the client on real sockets.
+//! Step-the-loop tests: the reactor runs in the test's own thread, one turn at a time, while the
+//! test plays Apache and the client on real sockets. The harness keeps the clock: the real one
+//! plus whatever time the test skipped, so that no test waits for a timeout to pass.
 
 mod common;
 
 use std::io::Write;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::upstream::{chunk, delta, gate, Action, FakeUpstream, Kind, SSE_OK_CHUNKED};
 use common::*;
 use streaming_daemon::backends::{
     self, Backend, BackendError, Command, CommandResult, EventSource, Next, Start,
@@ -18,6 +22,7 @@ use streaming_daemon::handoff::HandoffData;
 use streaming_daemon::reactor::{Listener, Reactor, Turn};
 use streaming_daemon::sse::EventSink;
 use streaming_daemon::sys::socket;
+use streaming_daemon::upstream::Upstream;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -25,6 +30,10 @@ struct Harness {
     reactor: Reactor,
     path: PathBuf,
     socket_type: SocketType,
+    /// Time the test has skipped: the reactor's clock runs this far ahead of the real one.
+    skipped: Duration,
+    /// A clock that does not move unless the test moves it, when set.
+    frozen: Option<Instant>,
 }
 
 impl Harness {
@@ -45,11 +54,26 @@ impl Harness {
             reactor,
             path: config.server.socket_path.clone(),
             socket_type: config.server.socket_type,
+            skipped: Duration::ZERO,
+            frozen: None,
         }
     }
 
+    /// What time it is for the reactor.
+    fn now(&self) -> Instant {
+        self.frozen.unwrap_or_else(Instant::now) + self.skipped
+    }
+
+    /// Moves the reactor's clock forward, as if `by` had passed.
+    fn skip(&mut self, by: Duration) {
+        self.skipped += by;
+    }
+
     fn turn(&mut self) -> Turn {
-        self.reactor.turn(Some(Duration::from_millis(5))).unwrap()
+        let now = self.now();
+        self.reactor
+            .turn_at(now, Some(Duration::from_millis(5)))
+            .unwrap()
     }
 
     fn hand_off(&self, data: &[u8], fd: &impl AsFd) {
@@ -269,12 +293,9 @@ fn truncated_control_data_closes_every_fd() {
     }
 }
 
-#[test]
-fn a_handoff_that_never_finishes_times_out_with_500() {
-    let mut h = Harness::new("timeout", |c| {
-        c.server.handoff_timeout = Duration::from_millis(100)
-    });
-    let (mut client, server) = tcp_pair();
+/// Sends the start of a handoff with its fd and keeps Apache's end open: it never completes.
+fn unfinished_handoff(h: &Harness) -> (TcpStream, std::os::fd::OwnedFd) {
+    let (client, server) = tcp_pair();
     let apache = socket::unix_connect(&h.path, SocketType::Stream).unwrap();
     streaming_daemon::sys::fdpass::send_with_fd(
         &apache,
@@ -282,11 +303,50 @@ fn a_handoff_that_never_finishes_times_out_with_500() {
         std::os::fd::AsRawFd::as_raw_fd(&server),
     )
     .unwrap();
-    drop(server);
+    (client, apache)
+}
+
+#[test]
+fn a_handoff_that_never_finishes_times_out_with_500() {
+    let mut h = Harness::new("timeout", |_| {});
+    let (mut client, apache) = unfinished_handoff(&h);
+    h.turn_until(|r| r.connections() == 1);
+    for _ in 0..3 {
+        h.turn();
+    }
+    let mut received = Vec::new();
+    assert!(read_available(&mut client, &mut received).is_some() && received.is_empty());
+    // The default handoff timeout is 5 s.
+    h.skip(Duration::from_millis(4900));
+    h.turn();
+    assert!(read_available(&mut client, &mut received).is_some() && received.is_empty());
+    h.skip(Duration::from_millis(100));
     let response = h.collect(&mut client);
     assert_eq!(status_line(&response), "HTTP/1.1 500 Internal Server Error");
     drop(apache);
     h.turn_until(|r| r.connections() == 0);
+    assert_eq!(h.reactor.tally().rejections, 1);
+}
+
+#[test]
+fn deadlines_that_tie_all_fire_in_the_same_turn() {
+    let mut h = Harness::new("tie", |_| {});
+    h.frozen = Some(Instant::now());
+    // Both handoffs are accepted in the same turn, at the same (frozen) time.
+    let (mut first, first_apache) = unfinished_handoff(&h);
+    let (mut second, second_apache) = unfinished_handoff(&h);
+    h.turn_until(|r| r.connections() == 2);
+    h.skip(Duration::from_secs(5));
+    h.turn();
+    for client in [&mut first, &mut second] {
+        let mut received = Vec::new();
+        read_available(client, &mut received);
+        assert!(
+            String::from_utf8_lossy(&received).starts_with("HTTP/1.1 500 "),
+            "{received:?}"
+        );
+    }
+    drop((first_apache, second_apache));
 }
 
 #[test]
@@ -352,12 +412,14 @@ fn a_client_that_goes_away_is_cleaned_up_at_once() {
 #[test]
 fn the_max_stream_duration_ends_the_stream_with_an_error_event() {
     let mut h = Harness::new("maxdur", |c| {
-        c.backend.mock.message_delay = Duration::from_millis(20);
-        c.server.max_stream_duration = Duration::from_millis(100);
+        c.backend.mock.message_delay = Duration::from_secs(1);
+        c.server.max_stream_duration = Duration::from_secs(60);
     });
     let (mut client, server) = tcp_pair();
     h.hand_off(b"{}", &server);
     drop(server);
+    h.turn_until(|r| r.tally().active_streams == 1);
+    h.skip(Duration::from_secs(60));
     let body = h.collect(&mut client);
     assert!(
         body.ends_with("event: error\ndata: {\"error\":\"maximum stream duration exceeded\"}\n\n"),
@@ -369,20 +431,21 @@ fn the_max_stream_duration_ends_the_stream_with_an_error_event() {
 
 #[test]
 fn a_client_that_reads_nothing_is_dropped_after_the_write_timeout() {
-    let config = {
-        let mut c = Config::default();
-        c.server.write_timeout = Duration::from_millis(200);
-        c
-    };
-    let mut h = Harness::with_backend("stall", config, Box::new(Firehose));
+    let mut h = Harness::with_backend("stall", Config::default(), Box::new(Firehose));
     let (client, server) = socket::unix_pair(SocketType::Stream).unwrap();
     socket::set_send_buffer(server.as_fd(), 4096).unwrap();
     h.hand_off(b"{}", &server);
     drop(server);
     h.turn_until(|r| r.tally().active_streams == 1);
-    let started = Instant::now();
+    for _ in 0..3 {
+        h.turn();
+    }
+    // The default write timeout is 30 s: just short of it, the stream is still there.
+    h.skip(Duration::from_millis(29_900));
+    h.turn();
+    assert_eq!(h.reactor.connections(), 1);
+    h.skip(Duration::from_millis(100));
     h.turn_until(|r| r.connections() == 0);
-    assert!(started.elapsed() >= Duration::from_millis(150));
     assert_eq!(h.reactor.tally().streams_failed, 1);
     drop(client);
 }
@@ -482,7 +545,8 @@ fn drain_lets_streams_finish_and_refuses_new_work() {
     h.hand_off(b"{}", &server);
     drop(server);
     h.turn_until(|r| r.tally().active_streams == 1);
-    h.reactor.begin_drain(Instant::now());
+    let now = h.now();
+    h.reactor.begin_drain(now);
     assert!(
         !h.path.exists(),
         "the socket file goes when draining starts"
@@ -496,13 +560,18 @@ fn drain_lets_streams_finish_and_refuses_new_work() {
 fn the_drain_deadline_ends_streams_with_an_error_event() {
     let mut h = Harness::new("deadline", |c| {
         c.backend.mock.message_delay = Duration::from_secs(5);
-        c.server.shutdown_timeout = Duration::from_millis(50);
     });
     let (mut client, server) = tcp_pair();
     h.hand_off(b"{}", &server);
     drop(server);
     h.turn_until(|r| r.tally().active_streams == 1);
-    h.reactor.begin_drain(Instant::now());
+    let now = h.now();
+    h.reactor.begin_drain(now);
+    // The default shutdown timeout is 120 s.
+    h.skip(Duration::from_secs(119));
+    h.turn();
+    assert_eq!(h.reactor.connections(), 1);
+    h.skip(Duration::from_secs(1));
     let body = h.collect(&mut client);
     assert!(
         body.ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"),
@@ -526,7 +595,8 @@ fn a_handoff_completing_during_drain_gets_503() {
     .unwrap();
     drop(server);
     h.turn_until(|r| r.connections() == 1);
-    h.reactor.begin_drain(Instant::now());
+    let now = h.now();
+    h.reactor.begin_drain(now);
     drop(apache);
     let response = h.collect(&mut client);
     assert_eq!(status_line(&response), "HTTP/1.1 503 Service Unavailable");
@@ -706,8 +776,14 @@ fn a_program_is_run_through_the_loop_bounded_in_bytes_and_time() {
         run_shell(&mut h, "printf ok; exec >&-; sleep 0.1"),
         "success=true truncated=false stdout=ok"
     );
+    let (mut client, server) = tcp_pair();
+    h.hand_off(br#"{"prompt":"sleep 5"}"#, &server);
+    drop(server);
+    h.turn_until(|_| !children().trim().is_empty());
+    h.skip(Duration::from_millis(300));
+    let body = h.collect(&mut client);
     assert_eq!(
-        run_shell(&mut h, "sleep 5"),
+        contents(&body).concat(),
         "failed: did not finish in time and was killed"
     );
     h.turn_until(|_| children().trim().is_empty());
@@ -721,10 +797,183 @@ fn a_stream_that_ends_while_its_program_runs_kills_it() {
     let (mut client, server) = tcp_pair();
     h.hand_off(br#"{"prompt":"sleep 5"}"#, &server);
     drop(server);
+    h.turn_until(|_| !children().trim().is_empty());
+    h.skip(Duration::from_millis(100));
     let body = h.collect(&mut client);
     assert!(
         body.ends_with("event: error\ndata: {\"error\":\"maximum stream duration exceeded\"}\n\n"),
         "{body}"
     );
     h.turn_until(|_| children().trim().is_empty());
+}
+
+/// Counts how often its streams are asked for events; always due.
+struct Counted(Arc<AtomicUsize>);
+
+impl Backend for Counted {
+    fn name(&self) -> &'static str {
+        "counted"
+    }
+    fn start(&mut self, _: HandoffData, _: Instant) -> Result<Start, BackendError> {
+        Ok(Start::Local(Box::new(CountedStream(self.0.clone()))))
+    }
+}
+
+struct CountedStream(Arc<AtomicUsize>);
+
+impl EventSource for CountedStream {
+    fn produce(&mut self, sink: &mut EventSink<'_>) -> Next {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        sink.content("c");
+        Next::After(Duration::ZERO)
+    }
+}
+
+#[test]
+fn a_connection_re_armed_for_now_waits_for_the_next_turn() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let backend = Box::new(Counted(asked.clone()));
+    let mut h = Harness::with_backend("rearm", Config::default(), backend);
+    // Time stands still: the source is due at every turn, and only the turn may stop it.
+    h.frozen = Some(Instant::now());
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    h.turn_until(|r| r.tally().active_streams == 1);
+    // The client socket's first writable event (it is writable from the start) is a turn
+    // of its own.
+    h.turn();
+    let mut received = Vec::new();
+    for _ in 0..5 {
+        read_available(&mut client, &mut received);
+        let before = asked.load(Ordering::Relaxed);
+        h.turn();
+        let during = asked.load(Ordering::Relaxed) - before;
+        // One connection's rounds per event; its timer, re-armed for "now" while it ran, is
+        // not run again in the same turn (that would double it, or never end).
+        assert!(
+            (1..=64).contains(&during),
+            "asked {during} times in one turn"
+        );
+    }
+}
+
+#[test]
+fn stale_timer_entries_are_compacted() {
+    let mut h = Harness::new("compact", |c| {
+        c.backend.mock.message_delay = Duration::from_secs(10)
+    });
+    // Each stream waits for its next event with an entry in the timer heap; a client that
+    // leaves closes its stream at once and leaves that entry behind, stale.
+    let mut clients = Vec::new();
+    for n in 1..=1500 {
+        let (client, server) = socket::unix_pair(SocketType::Stream).unwrap();
+        h.hand_off(b"{}", &server);
+        clients.push(client);
+        if n % 100 == 0 {
+            h.turn_until(|r| r.tally().active_streams == n);
+        }
+    }
+    assert!(h.reactor.timer_entries() >= 1500);
+    clients.clear();
+    h.turn_until(|r| r.connections() == 0);
+    h.turn();
+    assert!(
+        h.reactor.timer_entries() <= 1024,
+        "{} stale entries kept",
+        h.reactor.timer_entries()
+    );
+}
+
+/// A reactor with the openai backend, its upstream at `address`.
+fn openai_harness(name: &str, address: SocketAddr) -> Harness {
+    let mut config = Config::default();
+    config.backend.provider = "openai".into();
+    config.backend.openai.api_base = format!("http://{address}/v1");
+    let backend = backends::create(&config).unwrap();
+    let target = backend.upstream().unwrap().clone();
+    let timeouts = config.backend.upstream.clone();
+    let mut h = Harness::with_backend(name, config, backend);
+    h.reactor
+        .attach_upstream(Upstream::new(target, None, timeouts, None, vec![address]));
+    h
+}
+
+fn upstream_address(upstream: &FakeUpstream) -> SocketAddr {
+    upstream.base.trim_start_matches("http://").parse().unwrap()
+}
+
+#[test]
+fn no_upstream_head_within_the_timeout_is_a_504() {
+    let (_gate_open, gate) = gate();
+    let upstream = FakeUpstream::start(Kind::Plain, vec![vec![Action::WaitFor(gate)]]);
+    let mut h = openai_harness("oa-head", upstream_address(&upstream));
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    h.turn_until(|_| upstream.requests().len() == 1);
+    // The default response-head timeout is 60 s.
+    h.skip(Duration::from_secs(59));
+    h.turn();
+    assert_eq!(h.reactor.connections(), 1);
+    h.skip(Duration::from_secs(1));
+    let response = h.collect(&mut client);
+    assert_eq!(status_line(&response), "HTTP/1.1 504 Gateway Timeout");
+}
+
+#[test]
+fn an_upstream_silent_past_the_gap_timeout_ends_with_an_error_event() {
+    let (_gate_open, gate) = gate();
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![vec![
+            Action::Send(format!("{SSE_OK_CHUNKED}{}", chunk(&delta("\"x\""))).into_bytes()),
+            Action::WaitFor(gate),
+        ]],
+    );
+    let mut h = openai_harness("oa-gap", upstream_address(&upstream));
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    let mut received = Vec::new();
+    let started = Instant::now();
+    while !String::from_utf8_lossy(&received).contains("\"x\"") {
+        assert!(started.elapsed() < LIMIT);
+        h.turn();
+        read_available(&mut client, &mut received);
+    }
+    // The default idle gap timeout is 120 s.
+    h.skip(Duration::from_secs(119));
+    h.turn();
+    assert_eq!(h.reactor.connections(), 1);
+    h.skip(Duration::from_secs(1));
+    let rest = h.collect(&mut client);
+    assert!(
+        rest.ends_with("event: error\ndata: {\"error\":\"the upstream API stopped sending\"}\n\n"),
+        "{rest}"
+    );
+}
+
+#[test]
+fn an_upstream_that_never_accepts_the_connection_is_unreachable_after_the_connect_timeout() {
+    use std::os::fd::AsRawFd;
+    // A listener whose accept queue holds one connection, already taken: the kernel drops
+    // the daemon's SYN, so its connect neither succeeds nor fails.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: (test) listen on a valid listening socket only changes its backlog.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let address = listener.local_addr().unwrap();
+    let _filler = TcpStream::connect(address).unwrap();
+    let mut h = openai_harness("oa-connect", address);
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    h.turn_until(|r| r.tally().active_streams == 1);
+    for _ in 0..3 {
+        h.turn();
+    }
+    // The default connect timeout is 10 s.
+    h.skip(Duration::from_secs(10));
+    let response = h.collect(&mut client);
+    assert_eq!(status_line(&response), "HTTP/1.1 502 Bad Gateway");
 }

@@ -6,6 +6,9 @@
 
 use std::io;
 
+use crate::sys::info::page_size;
+pub use crate::sys::info::ticks_per_second;
+
 /// One reading of the process's resource use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcessStats {
@@ -115,36 +118,8 @@ fn malformed(path: &str) -> io::Error {
     )
 }
 
-/// `sysconf(_SC_CLK_TCK)`: the unit of the CPU times in `/proc/<pid>/stat`.
-pub fn ticks_per_second() -> io::Result<u64> {
-    // SAFETY: sysconf only reads a system constant; it has no pointer arguments.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    positive(ticks, "sysconf(_SC_CLK_TCK)")
-}
-
-fn page_size() -> io::Result<u64> {
-    // SAFETY: as above, a constant query without pointers.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    positive(size, "sysconf(_SC_PAGESIZE)")
-}
-
-fn positive(value: libc::c_long, what: &str) -> io::Result<u64> {
-    u64::try_from(value)
-        .ok()
-        .filter(|&v| v > 0)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, format!("{what} gave {value}")))
-}
-
 fn max_fds() -> io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit that outlives the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(limit.rlim_cur)
+    crate::sys::limits::open_files_limit()
 }
 
 #[cfg(test)]

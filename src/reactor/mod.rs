@@ -223,6 +223,12 @@ impl Reactor {
         &self.tally
     }
 
+    /// Entries in the timer heap, stale ones included (for tests: it must stay near one per
+    /// connection).
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
     /// Handoffs in progress plus client streams (scrapes do not count).
     pub fn connections(&self) -> usize {
         self.conns.len() - self.scrapes

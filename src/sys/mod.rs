@@ -3,6 +3,7 @@
 //! spawned program's process group. Every `unsafe` block in the daemon lives here.
 
 pub mod fdpass;
+pub mod info;
 pub mod limits;
 pub mod process;
 pub mod signals;
