@@ -493,6 +493,151 @@ mod tests {
     }
 
     #[test]
+    fn new_keys_of_every_kind() {
+        let text = "server:\n  data_dir: \"\"\n  max_attachment_bytes: 8MiB\n  data_max_age_ms: 0\n  \
+                    workers: 3\n  resume_window_ms: 1500\n  resume_buffer_bytes: 64KiB\nbackend:\n  \
+                    allowed:\n    - typing\n    - openai\n  typing:\n    use_api: false\n    \
+                    default_model: gpt-4o\n  upstream:\n    sse_max_line_bytes: 1MiB\n  langgraph:\n    \
+                    content_format: anthropic\n    output: raw\n";
+        let config = load(text).expect("loads");
+        assert_eq!(config.server.data_dir, None);
+        assert_eq!(config.server.max_attachment_bytes, 8 << 20);
+        assert_eq!(config.server.data_max_age, Duration::ZERO);
+        assert_eq!(config.server.workers, std::num::NonZeroUsize::new(3));
+        assert_eq!(config.server.resume_window, Duration::from_millis(1500));
+        assert_eq!(config.server.resume_buffer_bytes, 64 << 10);
+        assert_eq!(config.backend.allowed, ["typing", "openai"]);
+        assert!(!config.backend.typing.use_api);
+        assert_eq!(
+            config.backend.typing.default_model.as_deref(),
+            Some("gpt-4o")
+        );
+        assert_eq!(config.backend.upstream.sse_max_line_bytes, 1 << 20);
+        assert_eq!(
+            config.backend.langgraph.content_format,
+            crate::config::ContentFormat::Anthropic
+        );
+        assert_eq!(
+            config.backend.langgraph.output,
+            crate::config::LangGraphOutput::Raw
+        );
+        for empty in ["  allowed: []\n", "  allowed:\n"] {
+            let config = load(&format!("backend:\n{empty}")).expect("loads");
+            assert!(config.backend.allowed.is_empty(), "{empty:?}");
+        }
+    }
+
+    #[test]
+    fn profiles_in_block_and_flow_style_are_the_same() {
+        let block = "backend:\n  langgraph:\n    profiles:\n      sales:\n        api_base: http://127.0.0.1:18002\n        \
+                     api_key: sales-key\n        api_socket: \"\"\n      claude:\n        assistant_id: claude-agent\n        \
+                     content_format: anthropic\n        insecure_ssl: true\n      bare:\n";
+        let flow = "backend: {langgraph: {profiles: {sales: {api_base: \"http://127.0.0.1:18002\", api_key: sales-key, \
+                    api_socket: ''}, claude: {assistant_id: claude-agent, content_format: anthropic, insecure_ssl: true}, \
+                    bare: {}}}}\n";
+        let from_block = load(block).expect("block loads");
+        assert_eq!(load(flow), Ok(from_block.clone()));
+        let profiles = &from_block.backend.langgraph.profiles;
+        assert_eq!(
+            profiles.keys().collect::<Vec<_>>(),
+            ["bare", "claude", "sales"]
+        );
+        assert_eq!(profiles["bare"], LangGraphProfileSpec::default());
+        assert_eq!(profiles["sales"].api_socket, Some(None));
+        assert_eq!(profiles["sales"].api_key.as_deref(), Some("sales-key"));
+        assert_eq!(profiles["claude"].insecure_ssl, Some(true));
+        // A later file's section replaces the whole set.
+        let mut config = from_block;
+        apply_text(
+            &mut config,
+            "second.yaml",
+            "backend:\n  langgraph:\n    profiles: {}\n",
+        )
+        .expect("loads");
+        assert!(config.backend.langgraph.profiles.is_empty());
+    }
+
+    #[test]
+    fn profile_and_list_errors_point_at_the_value() {
+        let cases = [
+            (
+                "backend:\n  langgraph:\n    profiles:\n      sales:\n        api_kye: sk-secret\n",
+                "test.yaml:5:9: backend.langgraph.profiles.sales.api_kye: unknown profile key; did you mean \
+                 backend.langgraph.profiles.sales.api_key?",
+            ),
+            (
+                "backend:\n  langgraph:\n    profiles:\n      sales:\n        provider: x\n",
+                "test.yaml:5:9: backend.langgraph.profiles.sales.provider: unknown profile key; a profile may set \
+                 api_base, api_socket, api_key, assistant_id, stream_mode, content_format, output, insecure_ssl, \
+                 ca_file, http2_enabled",
+            ),
+            (
+                "backend:\n  langgraph:\n    profiles:\n      sales: agent\n",
+                "test.yaml:4:14: backend.langgraph.profiles.sales: is a profile: expected keys such as `api_base` \
+                 indented below it",
+            ),
+            (
+                "backend:\n  langgraph:\n    profiles: [sales]\n",
+                "test.yaml:3:15: backend.langgraph.profiles: expected profiles by name, such as `sales:` indented \
+                 below it with its keys",
+            ),
+            (
+                "backend:\n  langgraph:\n    profiles: {sales: {api_socket: lg.sock}}\n",
+                "test.yaml:3:36: backend.langgraph.profiles.sales.api_socket must be an absolute path (starting with /)",
+            ),
+            (
+                "backend:\n  langgraph:\n    profiles: {claude: {content_format: OpenAI}}\n",
+                "test.yaml:3:41: backend.langgraph.profiles.claude.content_format must be \"openai\" or \
+                 \"anthropic\", got \"OpenAI\"",
+            ),
+            (
+                "backend:\n  langgraph:\n    profiles: {'': {}}\n",
+                "test.yaml:3:16: backend.langgraph.profiles.: a profile needs a name (the default profile is \
+                 backend.langgraph itself)",
+            ),
+            (
+                "backend:\n  langgraph:\n    profiles: {sales: {api_key: [sk-secret]}}\n",
+                "test.yaml:3:33: backend.langgraph.profiles.sales.api_key: expected a single value, found a list",
+            ),
+            (
+                "backend:\n  langgraph:\n    profile: {}\n",
+                "test.yaml:3:5: backend.langgraph.profile: unknown key; did you mean backend.langgraph.profiles?",
+            ),
+            (
+                "backend:\n  allowed: [mock, gemini]\n",
+                "test.yaml:2:19: backend.allowed must be one of: langgraph, mock, openai, typing",
+            ),
+            (
+                "backend:\n  allowed: typing\n",
+                "test.yaml:2:12: backend.allowed: expected a list, such as [openai, typing] or one `- name` per \
+                 line below",
+            ),
+            (
+                "backend:\n  allowed:\n    - typing\n    - [openai]\n",
+                "test.yaml:4:7: backend.allowed: expected a single value as a list item",
+            ),
+            (
+                "server:\n  shutdown_timeout_ms: 9223372036855\n",
+                "test.yaml:2:24: server.shutdown_timeout_ms must be at most 9223372036854 (Go's longest duration, \
+                 about 292 years)",
+            ),
+            (
+                "server:\n  data_dir: handoff\n",
+                "test.yaml:2:13: server.data_dir must be an absolute path (starting with /)",
+            ),
+            (
+                "server:\n  workers: 0\n",
+                "test.yaml:2:12: server.workers must be at least 1",
+            ),
+        ];
+        for (text, expected) in cases {
+            let message = error(text);
+            assert_eq!(message, expected, "for {text:?}");
+            assert!(!message.contains("sk-secret"));
+        }
+    }
+
+    #[test]
     fn key_errors_name_file_line_column_and_key() {
         let cases = [
             (

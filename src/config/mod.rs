@@ -475,4 +475,6 @@ impl Default for Config {
 }
 
 #[cfg(test)]
+mod spec_tests;
+#[cfg(test)]
 mod tests;

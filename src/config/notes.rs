@@ -42,13 +42,13 @@ impl Config {
     pub fn startup_notes(&self) -> Vec<StartupNote> {
         let mut notes = Vec::new();
         if !self.go_runtime_vars.is_empty() {
-            let verb = if self.go_runtime_vars.len() == 1 {
-                "is"
+            let verbs = if self.go_runtime_vars.len() == 1 {
+                "is set but has"
             } else {
-                "are"
+                "are set but have"
             };
             notes.push(StartupNote::info(format!(
-                "{} {verb} set but has no effect: this daemon has no garbage collector; \
+                "{} {verbs} no effect: this daemon has no garbage collector; \
                  server.mem_limit (-memlimit) is a budget for connection buffers here",
                 self.go_runtime_vars.join(" and ")
             )));

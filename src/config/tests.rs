@@ -55,10 +55,10 @@ logging:
 ";
 
 /// A file under the system temp directory, removed when dropped.
-struct TempFile(PathBuf);
+pub(super) struct TempFile(pub(super) PathBuf);
 
 impl TempFile {
-    fn new(text: &str) -> TempFile {
+    pub(super) fn new(text: impl AsRef<[u8]>) -> TempFile {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "streaming-daemon-config-test-{}-{}.yaml",
@@ -70,7 +70,7 @@ impl TempFile {
         TempFile(path)
     }
 
-    fn flag(&self) -> String {
+    pub(super) fn flag(&self) -> String {
         format!("-config={}", self.0.display())
     }
 }
@@ -81,7 +81,7 @@ impl Drop for TempFile {
     }
 }
 
-fn run(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+pub(super) fn run(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
     let lookup = |name: &str| {
         vars.iter()
@@ -94,7 +94,7 @@ fn run(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     }
 }
 
-fn messages(config: &Config) -> Vec<String> {
+pub(super) fn messages(config: &Config) -> Vec<String> {
     config
         .startup_notes()
         .into_iter()
@@ -102,7 +102,7 @@ fn messages(config: &Config) -> Vec<String> {
         .collect()
 }
 
-fn from_text(text: &str) -> Result<Config, ConfigError> {
+pub(super) fn from_text(text: &str) -> Result<Config, ConfigError> {
     let mut config = Config::default();
     file::apply_text(&mut config, "example.yaml", text).map(|()| config)
 }
@@ -119,6 +119,13 @@ fn our_example_documents_every_key() {
         assert!(
             EXAMPLE.contains(&format!(" {leaf}:")),
             "config/example.yaml lacks {key}"
+        );
+    }
+    let profiles = &EXAMPLE[EXAMPLE.find("    # profiles:").expect("a profile example")..];
+    for (key, _) in profile::PROFILE_KEYS {
+        assert!(
+            profiles.contains(&format!("#     {key}:")),
+            "config/example.yaml's profile example lacks {key}"
         );
     }
 }

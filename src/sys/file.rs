@@ -24,7 +24,7 @@ impl fmt::Display for ReadError {
             ReadError::Io(error) => write!(f, "{error}"),
             ReadError::TooLarge { limit } => write!(
                 f,
-                "it is larger than {limit} bytes, the most this file may hold; check the path"
+                "it is larger than {limit} bytes, the most this file may hold"
             ),
         }
     }
@@ -77,7 +77,7 @@ mod tests {
             .to_string();
         assert_eq!(
             message,
-            "it is larger than 10 bytes, the most this file may hold; check the path"
+            "it is larger than 10 bytes, the most this file may hold"
         );
     }
 

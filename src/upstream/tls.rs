@@ -234,7 +234,7 @@ mod tests {
                 message,
                 format!(
                     "cannot read CA certificates from /dev/zero: it is larger than {CA_FILE_LIMIT} bytes, \
-                     the most this file may hold; check the path"
+                     the most this file may hold"
                 )
             );
         }
