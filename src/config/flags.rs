@@ -127,7 +127,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "workers",
         value: "int",
-        help: "event-loop threads (default: one per CPU this process may run on)",
+        help: "event-loop threads; by default one per CPU this process may run on",
         action: Action::Set(setting::workers, |c| c.server.worker_count().to_string()),
     },
     Flag {

@@ -1,7 +1,8 @@
 //! Settings: the typed configuration and its built-in defaults.
 //!
 //! Sources, highest first: flags, environment, YAML file, defaults. This module knows nothing of
-//! sockets or files beyond reading the configuration file itself.
+//! sockets; its only I/O is reading the configuration file and, for a relative `-socket`, the
+//! working directory.
 //!
 //! | file | concern |
 //! |---|---|
