@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     for note in config.startup_notes() {
-        log::warn!("{note}");
+        log::log!(note.level, "{note}");
     }
     std::process::exit(streaming_daemon::run(config))
 }

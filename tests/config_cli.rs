@@ -39,12 +39,24 @@ const FLAGS: &[&str] = &[
     "-write-timeout",
     "-shutdown-timeout",
     "-fortune-path",
+    "-data-dir",
+    "-workers",
+    "-resume-window",
 ];
 
 fn daemon(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_streaming-daemon"))
         .args(args)
         .env_clear()
+        .output()
+        .expect("the built binary runs")
+}
+
+fn daemon_with_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_streaming-daemon"))
+        .args(args)
+        .env_clear()
+        .envs(vars.iter().copied())
         .output()
         .expect("the built binary runs")
 }
@@ -164,4 +176,146 @@ fn the_shipped_example_validates_to_the_defaults() {
         Ok(other) => panic!("{other:?}"),
         Err(error) => panic!("config/example.yaml does not load: {error}"),
     }
+}
+
+#[test]
+fn durations_beyond_gos_maximum_exit_2_naming_the_flag() {
+    for (flag, value) in [
+        ("-shutdown-timeout", "3000000000000000h"),
+        ("-handoff-timeout", "9223372036854775807s"),
+        ("-resume-window", "2562047h47m16.854775808s"),
+    ] {
+        let output = daemon(&[flag, value]);
+        assert_eq!(output.status.code(), Some(2), "{flag}");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.starts_with(&format!(
+                "streaming-daemon: invalid value {value:?} for flag {flag}: must be at most \
+                 2562047h47m16.854775807s (Go's longest duration)\nUsage: streaming-daemon"
+            )),
+            "{stderr}"
+        );
+    }
+    let file = TempFile::new("server:\n  handoff_timeout_ms: 9223372036854775\n");
+    let output = daemon(&["-config", &file.0.display().to_string()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "streaming-daemon: {}:2:23: server.handoff_timeout_ms must be at most 9223372036854 (Go's longest \
+             duration, about 292 years)\n",
+            file.0.display()
+        )
+    );
+}
+
+#[test]
+fn a_feature_not_built_yet_exits_2_naming_its_key() {
+    let output = daemon(&["-workers", "4"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stderr),
+        "streaming-daemon: server.workers (-workers) is recognised but not implemented in this version: one event \
+         loop runs; remove the setting or set it to 1\n"
+    );
+    let file = TempFile::new(
+        "backend:\n  provider: langgraph\n  langgraph:\n    profiles:\n      sales:\n        api_key: lgk-must-not-leak\n",
+    );
+    let output = daemon(&["-config", &file.0.display().to_string()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "streaming-daemon: backend.langgraph.profiles is recognised but not implemented in this version: "
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("lgk-must-not-leak"));
+}
+
+#[test]
+fn environment_booleans_are_gos_parse_bool_exactly() {
+    for var in [
+        "OPENAI_INSECURE_SSL",
+        "OPENAI_HTTP2_ENABLED",
+        "LANGGRAPH_HTTP2_ENABLED",
+        "LANGGRAPH_INSECURE_SSL",
+    ] {
+        let output = daemon_with_env(&[], &[(var, "yes")]);
+        assert_eq!(output.status.code(), Some(2), "{var}");
+        assert_eq!(
+            text(&output.stderr),
+            format!(
+                "streaming-daemon: environment variable {var}=\"yes\": expected true or false (also 1/0, t/f, \
+                 TRUE/FALSE, True/False)\n"
+            )
+        );
+    }
+}
+
+#[test]
+fn an_endless_config_file_exits_2_at_once() {
+    let output = daemon(&["-config", "/dev/zero"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stderr),
+        "streaming-daemon: cannot read the configuration file /dev/zero: it is larger than 1048576 bytes, the most \
+         this file may hold; check the -config path\n"
+    );
+}
+
+/// The TLS set-up happens before anything binds, so these runs end there. The notes are
+/// logged first, each at its level.
+#[test]
+fn an_endless_ca_file_exits_2_and_go_runtime_variables_are_noted() {
+    let socket = std::env::temp_dir().join(format!("sd-cli-ca-{}.sock", std::process::id()));
+    let socket = socket.display().to_string();
+    let output = daemon_with_env(
+        &["-backend", "openai", "-socket", &socket, "-metrics-addr="],
+        &[("SSL_CERT_FILE", "/dev/zero"), ("GOGC", "off")],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "cannot read CA certificates from /dev/zero: it is larger than 16777216 bytes, the most this file may hold"
+        ),
+        "{stderr}"
+    );
+    let note = stderr
+        .lines()
+        .find(|line| line.contains("GOGC is set but has no effect"))
+        .unwrap_or_else(|| panic!("no GOGC note in {stderr}"));
+    assert!(note.contains("INFO"), "{note}");
+
+    let file = TempFile::new(
+        "backend:\n  provider: langgraph\n  langgraph:\n    api_base: https://127.0.0.1:1\n    ca_file: /dev/zero\n",
+    );
+    let output = daemon(&[
+        "-config",
+        &file.0.display().to_string(),
+        "-socket",
+        &socket,
+        "-metrics-addr=",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr)
+        .contains("cannot read CA certificates from /dev/zero: it is larger than"));
+    assert!(!std::path::Path::new(&socket).exists(), "nothing was bound");
+}
+
+#[test]
+fn the_newest_go_style_keys_load_in_the_binary() {
+    let file = TempFile::new(
+        "server:\n  data_dir: /run/handoff-data\n  socket_path: /nonexistent-dir/x.sock\nbackend:\n  typing:\n    \
+         use_api: false\n    default_model: gpt-4o-mini\n  langgraph:\n    profiles: {}\n",
+    );
+    // The configuration is valid, so the daemon gets as far as binding, which fails: exit 1, not 2.
+    let output = daemon(&["-config", &file.0.display().to_string(), "-metrics-addr="]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on /nonexistent-dir/x.sock"),
+        "{stderr}"
+    );
 }

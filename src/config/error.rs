@@ -36,6 +36,11 @@ pub enum ConfigError {
     },
     /// Settings that are valid one by one but not together.
     Invalid { message: String },
+    /// Keys set to values whose feature this version does not have yet (`NOT_YET_IMPLEMENTED`):
+    /// each key, and what to do instead.
+    NotImplemented {
+        keys: Vec<(&'static str, &'static str)>,
+    },
 }
 
 impl ConfigError {
@@ -72,7 +77,14 @@ impl fmt::Display for ConfigError {
                 key,
                 message,
             } => {
-                write!(f, "{file}:{line}:{col}: {key}: {message}")
+                // "server.workers must be at least 1" reads as a sentence; other messages
+                // ("unknown key", "expected a whole number") follow the key after a colon.
+                let join = if message.starts_with("must ") {
+                    " "
+                } else {
+                    ": "
+                };
+                write!(f, "{file}:{line}:{col}: {key}{join}{message}")
             }
             ConfigError::Env {
                 var,
@@ -87,6 +99,18 @@ impl fmt::Display for ConfigError {
                 message,
             } => write!(f, "environment variable {var}: {message}"),
             ConfigError::Invalid { message } => f.write_str(message),
+            ConfigError::NotImplemented { keys } => {
+                for (index, (key, instead)) in keys.iter().enumerate() {
+                    if index > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(
+                        f,
+                        "{key} is recognised but not implemented in this version: {instead}"
+                    )?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -67,8 +67,8 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "socket",
         value: "path",
-        help: "Unix socket Apache's mod_socket_handoff connects to",
-        action: Action::Set(setting::socket_path, |c| c.server.socket_path.display().to_string()),
+        help: "Unix socket Apache's mod_socket_handoff connects to; a relative path is taken from the working directory",
+        action: Action::Set(setting::socket_path_flag, |c| c.server.socket_path.display().to_string()),
     },
     Flag {
         name: "socket-mode",
@@ -97,7 +97,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "max-handoff-bytes",
         value: "size",
-        help: "largest handoff data accepted from Apache, e.g. 64KiB (at most 16MiB); more gets 413",
+        help: "largest handoff data accepted from Apache, e.g. 256KiB (at most 16MiB); more gets 413",
         action: Action::Set(setting::max_handoff_bytes, |c| format_size(c.server.max_handoff_bytes as u64)),
     },
     Flag {
@@ -117,6 +117,24 @@ const FLAGS: &[Flag] = &[
         value: "duration",
         help: "on SIGTERM, how long streams in progress may finish; 0 ends them at once",
         action: Action::Set(setting::shutdown_timeout, |c| format_go_duration(c.server.shutdown_timeout)),
+    },
+    Flag {
+        name: "data-dir",
+        value: "path",
+        help: "directory where PHP stages attachment files, absolute; empty (-data-dir=) turns files off",
+        action: Action::Set(setting::data_dir, |c| c.server.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default()),
+    },
+    Flag {
+        name: "workers",
+        value: "int",
+        help: "event-loop threads; by default one per CPU this process may run on",
+        action: Action::Set(setting::workers, |c| c.server.worker_count().to_string()),
+    },
+    Flag {
+        name: "resume-window",
+        value: "duration",
+        help: "how long a stream whose client left stays resumable, e.g. 30s; 0 turns resuming off",
+        action: Action::Set(setting::resume_window, |c| format_go_duration(c.server.resume_window)),
     },
     Flag {
         name: "memlimit",
@@ -443,8 +461,8 @@ mod tests {
             Ok(Some(-1))
         );
         assert_eq!(
-            message(&["-socket", "-backend"]),
-            "invalid value \"-backend\" for flag -socket: must be an absolute path (starting with /)"
+            message(&["-data-dir", "-backend"]),
+            "invalid value \"-backend\" for flag -data-dir: must be an absolute path (starting with /)"
         );
     }
 
@@ -474,8 +492,14 @@ mod tests {
             "-metrics-addr=127.0.0.1:9100",
             "-log-level=debug",
             "-log-format=json",
+            "-data-dir=/srv/handoff",
+            "-workers=3",
+            "-resume-window=1m",
         ])
         .expect("valid");
+        assert_eq!(config.server.data_dir, Some(PathBuf::from("/srv/handoff")));
+        assert_eq!(config.server.workers, std::num::NonZeroUsize::new(3));
+        assert_eq!(config.server.resume_window, Duration::from_secs(60));
         let ms = Duration::from_millis;
         assert_eq!(config.server.socket_path, PathBuf::from("/tmp/d.sock"));
         assert_eq!(config.server.socket_mode, 0o600);
@@ -550,7 +574,7 @@ mod tests {
 
     #[test]
     fn command_line_errors() {
-        let cases: [(&[&str], &str); 8] = [
+        let cases: [(&[&str], &str); 12] = [
             (&["-socekt", "/x"], "flag provided but not defined: -socekt (did you mean -socket?)"),
             (&["-frobnicate"], "flag provided but not defined: -frobnicate"),
             (&["-socket"], "flag needs an argument: -socket"),
@@ -565,6 +589,19 @@ mod tests {
             (&["-benchmark=maybe"], "invalid value \"maybe\" for flag -benchmark: expected true or false (also yes/no, on/off, 1/0)"),
             (&["-backend", "gpt"], "invalid value \"gpt\" for flag -backend: must be one of: langgraph, mock, openai, typing"),
             (&["--", "-socket=/x"], "unexpected argument \"-socket=/x\": every setting is a -flag"),
+            (
+                &["-shutdown-timeout", "3000000000000000h"],
+                "invalid value \"3000000000000000h\" for flag -shutdown-timeout: must be at most 2562047h47m16.854775807s (Go's longest duration)",
+            ),
+            (
+                &["-handoff-timeout", "9223372036854775807s"],
+                "invalid value \"9223372036854775807s\" for flag -handoff-timeout: must be at most 2562047h47m16.854775807s (Go's longest duration)",
+            ),
+            (
+                &["-max-stream-duration-ms", "9223372036855"],
+                "invalid value \"9223372036855\" for flag -max-stream-duration-ms: must be at most 9223372036854 (Go's longest duration, about 292 years)",
+            ),
+            (&["-workers", "0"], "invalid value \"0\" for flag -workers: must be at least 1"),
         ];
         for (list, expected) in cases {
             assert_eq!(message(list), expected, "{list:?}");
@@ -591,11 +628,16 @@ mod tests {
                 flag.name
             );
         }
-        assert!(text.contains("  -socket path\n    \tUnix socket Apache's mod_socket_handoff connects to (default /var/run/streaming-daemon.sock)\n"));
+        assert!(text.contains("  -socket path\n    \tUnix socket Apache's mod_socket_handoff connects to; a relative path is taken from the working directory (default /var/run/streaming-daemon.sock)\n"));
         assert!(text.contains("  -message-delay duration\n    \tpause between the mock backend's events, e.g. 50ms or 1.5s; 0 for none (default 50ms)\n"));
         assert!(text.contains("  -benchmark\n    \tskip metric updates"));
         assert!(text.contains("(default 0660)"));
         assert!(text.contains("(default 2m0s)"));
         assert!(text.contains("(default info)"));
+        assert!(text.contains("  -data-dir path\n"));
+        assert!(text.contains("(default /run/handoff-data)"));
+        assert!(text.contains("  -resume-window duration\n"));
+        assert!(text.contains("  -workers int\n"));
+        assert!(text.contains("(default 128KiB)"));
     }
 }

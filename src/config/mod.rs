@@ -1,7 +1,8 @@
 //! Settings: the typed configuration and its built-in defaults.
 //!
 //! Sources, highest first: flags, environment, YAML file, defaults. This module knows nothing of
-//! sockets or files beyond reading the configuration file itself.
+//! sockets; its only I/O is reading the configuration file and, for a relative `-socket`, the
+//! working directory.
 //!
 //! | file | concern |
 //! |---|---|
@@ -10,26 +11,41 @@
 //! | `env.rs` | environment variables |
 //! | `flags.rs` | Go-style flags and the usage text |
 //! | `setting.rs` | one parse-check-store function per setting, shared by the three sources |
+//! | `profile.rs` | LangGraph profiles: as written, and resolved over the default profile |
 //! | `units.rs` | Go durations, integers with base prefixes, booleans, sizes |
 //! | `validate.rs` | value rules, and the rules across settings |
+//! | `pending.rs` | keys recognised but whose feature is not built yet (`NOT_YET_IMPLEMENTED`) |
+//! | `notes.rs` | what to log at start-up about inert or risky settings |
+//! | `reload.rs` | which keys a reload changed, and the configuration it applies |
 //! | `error.rs` | `ConfigError` |
 
 mod env;
 mod error;
 mod file;
 mod flags;
+mod notes;
+mod pending;
+mod profile;
+mod reload;
 mod setting;
 pub mod units;
 mod validate;
 mod yaml;
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::ConfigError;
 pub use flags::go_style_args;
+pub use notes::StartupNote;
+pub use pending::{Pending, NOT_YET_IMPLEMENTED};
+pub use profile::{LangGraphProfile, LangGraphProfileSpec};
+pub use reload::{plan_reload, ReloadPlan};
+pub use validate::{KNOWN_STREAM_MODES, PROVIDERS};
 
 /// What the command line asks the process to do.
 // Built once per process and moved straight into `run`: boxing the config would buy nothing.
@@ -68,8 +84,30 @@ pub fn load(
     }
     env::apply(&mut config, env)?;
     command_line.apply(&mut config)?;
+    absolute_socket_path(&mut config)?;
     validate::check(&config)?;
+    pending::check(&config)?;
     Ok(Invocation::Run(config))
+}
+
+/// `-socket` may be relative (ours): it is made absolute against the working directory now, so
+/// that the daemon logs and binds the same path whatever it does later. The file's
+/// `socket_path` is absolute already (checked where it is read).
+fn absolute_socket_path(config: &mut Config) -> Result<(), ConfigError> {
+    let path = &config.server.socket_path;
+    if path.is_absolute() {
+        return Ok(());
+    }
+    let cwd = std::env::current_dir().map_err(|error| ConfigError::Invalid {
+        message: format!(
+            "-socket {} is relative and the working directory cannot be read ({error}); give an \
+             absolute path",
+            path.display()
+        ),
+    })?;
+    // Collecting components drops `.` segments, so `./x.sock` is logged as `<cwd>/x.sock`.
+    config.server.socket_path = cwd.join(path).components().collect();
+    Ok(())
 }
 
 /// Which kind of Unix socket Apache's module connects with.
@@ -94,6 +132,42 @@ pub enum LogFormat {
     Json,
 }
 
+/// How a LangGraph profile shapes attachments and images (SPEC §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentFormat {
+    /// OpenAI content parts; PDFs make no part.
+    OpenAi,
+    /// Anthropic content blocks: binary files become `document` parts.
+    Anthropic,
+}
+
+impl ContentFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentFormat::OpenAi => "openai",
+            ContentFormat::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// What a LangGraph profile sends the client (SPEC §4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LangGraphOutput {
+    /// Our content events and `[DONE]`.
+    Translate,
+    /// The upstream's SSE events, byte for byte.
+    Raw,
+}
+
+impl LangGraphOutput {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LangGraphOutput::Translate => "translate",
+            LangGraphOutput::Raw => "raw",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub server: ServerConfig,
@@ -102,6 +176,9 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// `-benchmark`: skip metric updates and print a summary at exit.
     pub benchmark: bool,
+    /// `GOMEMLIMIT` and `GOGC`, those found set: they have no effect here, which a start-up note
+    /// says once. Not a key: a reload never reports it.
+    pub go_runtime_vars: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,11 +201,39 @@ pub struct ServerConfig {
     pub pprof_addr: Option<String>,
     /// Accepted for compatibility with the Go daemon; has no effect.
     pub gc_percent: Option<i64>,
+    /// Where PHP stages attachment files; absolute. `None` (`data_dir: ""`) turns files off:
+    /// a handoff that names any gets 400.
+    pub data_dir: Option<PathBuf>,
+    /// Most bytes of files plus decoded inline images one handoff may send.
+    pub max_attachment_bytes: u64,
+    /// Files in `data_dir` older than this are swept; zero means no sweep.
+    pub data_max_age: Duration,
+    /// Reactor threads; `None` means one per CPU this process may run on
+    /// (see `ServerConfig::worker_count`).
+    pub workers: Option<NonZeroUsize>,
+    /// How long a stream whose client left stays resumable; zero turns resuming off.
+    pub resume_window: Duration,
+    /// Most encoded event bytes kept for one detached stream.
+    pub resume_buffer_bytes: usize,
+}
+
+impl ServerConfig {
+    /// The number of reactor threads to run: `workers`, else the CPUs this process may run on
+    /// (its affinity mask and cgroup quota), at least 1.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            Some(workers) => workers.get(),
+            None => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendConfig {
     pub provider: String,
+    /// Backends a handoff may pick with its `backend` key, besides the provider, which is
+    /// always allowed (see `BackendConfig::allowed_backends`). Known names, no duplicates.
+    pub allowed: Vec<String>,
     pub default_model: String,
     pub openai: OpenAiConfig,
     pub langgraph: LangGraphConfig,
@@ -148,6 +253,26 @@ pub struct OpenAiConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+impl BackendConfig {
+    /// Every backend a handoff may run on: the provider first, then `allowed` in order.
+    pub fn allowed_backends(&self) -> Vec<&str> {
+        let mut names = vec![self.provider.as_str()];
+        for name in &self.allowed {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// Whether `name` is the provider or listed in `allowed`.
+    pub fn is_allowed(&self, name: &str) -> bool {
+        self.provider == name || self.allowed.iter().any(|allowed| allowed == name)
+    }
+}
+
+/// `backend.langgraph`: the default profile's settings, and the named profiles written under
+/// `profiles`. `LangGraphConfig::profile` resolves a name to its settings (SPEC §4.4).
 /// `Debug` is written by hand so that the API key never reaches a log line.
 #[derive(Clone, PartialEq)]
 pub struct LangGraphConfig {
@@ -155,14 +280,20 @@ pub struct LangGraphConfig {
     pub api_base: String,
     pub api_socket: Option<PathBuf>,
     pub assistant_id: String,
+    /// Any non-empty text: LangGraph knows more modes than we translate, and an unknown one is
+    /// a start-up warning, not an error (SPEC §5).
     pub stream_mode: String,
     pub http2_enabled: bool,
     pub insecure_ssl: bool,
     pub ca_file: Option<PathBuf>,
+    pub content_format: ContentFormat,
+    pub output: LangGraphOutput,
+    /// Named profiles as written, by name (never empty: `""` selects the default profile).
+    pub profiles: BTreeMap<String, LangGraphProfileSpec>,
 }
 
 /// Shows whether a secret is set, never the secret.
-fn redacted(secret: &Option<String>) -> &'static str {
+pub(crate) fn redacted(secret: &Option<String>) -> &'static str {
     match secret {
         Some(_) => "Some(<redacted>)",
         None => "None",
@@ -203,6 +334,9 @@ impl fmt::Debug for LangGraphConfig {
             http2_enabled,
             insecure_ssl,
             ca_file,
+            content_format,
+            output,
+            profiles,
         } = self;
         f.debug_struct("LangGraphConfig")
             .field("api_key", &format_args!("{}", redacted(api_key)))
@@ -213,6 +347,9 @@ impl fmt::Debug for LangGraphConfig {
             .field("http2_enabled", http2_enabled)
             .field("insecure_ssl", insecure_ssl)
             .field("ca_file", ca_file)
+            .field("content_format", content_format)
+            .field("output", output)
+            .field("profiles", profiles)
             .finish()
     }
 }
@@ -226,6 +363,11 @@ pub struct MockConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TypingConfig {
     pub fortune_path: PathBuf,
+    /// Type answers from a chat-completions call with the openai settings instead of fortune.
+    pub use_api: bool,
+    /// The model for `use_api` when the handoff names none; `None` falls back to
+    /// `backend.default_model`.
+    pub default_model: Option<String>,
 }
 
 /// Limits for calls to upstream APIs (ours; the Go daemon had none).
@@ -238,6 +380,8 @@ pub struct UpstreamTimeouts {
     /// How long an unused keep-alive connection stays in the pool.
     pub pool_idle_timeout: Duration,
     pub pool_max_idle_per_origin: usize,
+    /// Longest upstream SSE line, and longest event data; more is an `upstream_error`.
+    pub sse_max_line_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -252,77 +396,6 @@ pub struct LoggingConfig {
     pub format: LogFormat,
 }
 
-impl Config {
-    /// Warnings to log once logging is up: settings accepted for compatibility that do nothing,
-    /// and choices that weaken security or will make every upstream request fail.
-    pub fn startup_notes(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        if let Some(percent) = self.server.gc_percent {
-            notes.push(format!(
-                "server.gc_percent ({percent}) has no effect: this daemon has no garbage collector; \
-                 bound its memory with server.mem_limit"
-            ));
-        }
-        if self.server.pprof_addr.is_some() {
-            notes.push(
-                "server.pprof_addr has no effect: Go's pprof profiler does not exist here; profile with \
-                 perf or similar"
-                    .to_string(),
-            );
-        }
-        let http2_keys: Vec<&str> = [
-            (
-                "backend.openai.http2_enabled",
-                self.backend.openai.http2_enabled,
-            ),
-            (
-                "backend.langgraph.http2_enabled",
-                self.backend.langgraph.http2_enabled,
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(key, on)| on.then_some(key))
-        .collect();
-        if !http2_keys.is_empty() {
-            let verb = if http2_keys.len() == 1 { "has" } else { "have" };
-            notes.push(format!(
-                "{} {verb} no effect: the daemon speaks HTTP/1.1 to upstreams, with a keep-alive pool",
-                http2_keys.join(" and ")
-            ));
-        }
-        let upstream = match self.backend.provider.as_str() {
-            "openai" => Some((
-                "openai",
-                "OPENAI_API_KEY",
-                &self.backend.openai.api_key,
-                self.backend.openai.insecure_ssl,
-            )),
-            "langgraph" => Some((
-                "langgraph",
-                "LANGGRAPH_API_KEY",
-                &self.backend.langgraph.api_key,
-                self.backend.langgraph.insecure_ssl,
-            )),
-            _ => None,
-        };
-        if let Some((name, key_var, api_key, insecure_ssl)) = upstream {
-            if insecure_ssl {
-                notes.push(format!(
-                    "INSECURE: backend.{name}.insecure_ssl is on: the {name} upstream's TLS certificate is \
-                     NOT verified, so anyone on the path can read prompts, answers and the API key"
-                ));
-            }
-            if api_key.is_none() {
-                notes.push(format!(
-                    "no API key for the {name} backend: set {key_var} (or backend.{name}.api_key); \
-                     requests go out without one"
-                ));
-            }
-        }
-        notes
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -332,16 +405,23 @@ impl Default for Config {
                 socket_type: SocketType::Stream,
                 max_connections: 50_000,
                 max_stream_duration: Duration::from_millis(300_000),
-                max_handoff_bytes: 65_536,
+                max_handoff_bytes: 131_072,
                 handoff_timeout: Duration::from_secs(5),
                 write_timeout: Duration::from_secs(30),
                 shutdown_timeout: Duration::from_millis(120_000),
                 mem_limit: None,
                 pprof_addr: None,
                 gc_percent: None,
+                data_dir: Some(PathBuf::from("/run/handoff-data")),
+                max_attachment_bytes: 32 << 20,
+                data_max_age: Duration::ZERO,
+                workers: None,
+                resume_window: Duration::ZERO,
+                resume_buffer_bytes: 256 << 10,
             },
             backend: BackendConfig {
                 provider: "mock".to_string(),
+                allowed: Vec::new(),
                 default_model: "gpt-4o-mini".to_string(),
                 openai: OpenAiConfig {
                     api_key: None,
@@ -360,12 +440,17 @@ impl Default for Config {
                     http2_enabled: false,
                     insecure_ssl: false,
                     ca_file: None,
+                    content_format: ContentFormat::OpenAi,
+                    output: LangGraphOutput::Translate,
+                    profiles: BTreeMap::new(),
                 },
                 mock: MockConfig {
                     message_delay: Duration::from_millis(50),
                 },
                 typing: TypingConfig {
                     fortune_path: PathBuf::from("/usr/games/fortune"),
+                    use_api: false,
+                    default_model: None,
                 },
                 upstream: UpstreamTimeouts {
                     connect_timeout: Duration::from_secs(10),
@@ -373,6 +458,7 @@ impl Default for Config {
                     idle_gap_timeout: Duration::from_secs(120),
                     pool_idle_timeout: Duration::from_secs(90),
                     pool_max_idle_per_origin: 64,
+                    sse_max_line_bytes: 256 << 10,
                 },
             },
             metrics: MetricsConfig {
@@ -384,9 +470,12 @@ impl Default for Config {
                 format: LogFormat::Text,
             },
             benchmark: false,
+            go_runtime_vars: Vec::new(),
         }
     }
 }
 
+#[cfg(test)]
+mod spec_tests;
 #[cfg(test)]
 mod tests;

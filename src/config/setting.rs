@@ -4,16 +4,19 @@
 //! A setter's error says what is expected, never what was found: the caller adds where the text
 //! came from. Setters for API keys accept any text, so a key can never end up in a message.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::units::{
     parse_bool, parse_go_duration, parse_int, parse_millis, parse_mode, parse_size,
 };
-use super::validate::{self, MAX_HANDOFF_BYTES_LIMIT, PROVIDERS, STREAM_MODES};
+use super::validate::{self, MAX_HANDOFF_BYTES_LIMIT, MAX_WORKERS, PROVIDERS};
 use super::{Config, LogFormat, SocketType};
 
 pub type Setter = fn(&mut Config, &str) -> Result<(), String>;
+/// A setting whose value is a list. On error, the index of the item at fault and the message.
+pub type ListSetter = fn(&mut Config, &[&str]) -> Result<(), (usize, String)>;
 type Outcome = Result<(), String>;
 
 fn store<T>(field: &mut T, parsed: Result<T, String>) -> Outcome {
@@ -52,6 +55,15 @@ fn optional_path(field: &mut Option<PathBuf>, text: &str) -> Outcome {
     Ok(())
 }
 
+/// A size in bytes (`256KiB`) that must fit in memory.
+fn size(field: &mut usize, text: &str) -> Outcome {
+    let bytes = parse_size(text)?;
+    store(
+        field,
+        usize::try_from(bytes).map_err(|_| "the size is too large".to_string()),
+    )
+}
+
 fn count(text: &str, minimum: i64) -> Result<usize, String> {
     let value = parse_int(text)?;
     if value < minimum {
@@ -64,6 +76,15 @@ pub fn socket_path(config: &mut Config, text: &str) -> Outcome {
     store(
         &mut config.server.socket_path,
         validate::absolute_path(text),
+    )
+}
+
+/// `-socket` (ours): a relative path is accepted here and made absolute against the working
+/// directory once every source is applied (`config::load`).
+pub fn socket_path_flag(config: &mut Config, text: &str) -> Outcome {
+    store(
+        &mut config.server.socket_path,
+        validate::non_empty(text).map(PathBuf::from),
     )
 }
 
@@ -147,11 +168,63 @@ pub fn gc_percent(config: &mut Config, text: &str) -> Outcome {
     store(&mut config.server.gc_percent, parse_int(text).map(Some))
 }
 
+/// Empty turns attachment files off.
+pub fn data_dir(config: &mut Config, text: &str) -> Outcome {
+    store(
+        &mut config.server.data_dir,
+        validate::optional_absolute_path(text),
+    )
+}
+
+pub fn max_attachment_bytes(config: &mut Config, text: &str) -> Outcome {
+    store(&mut config.server.max_attachment_bytes, parse_size(text))
+}
+
+/// Zero turns the sweep off.
+pub fn data_max_age_ms(config: &mut Config, text: &str) -> Outcome {
+    millis(&mut config.server.data_max_age, text)
+}
+
+pub fn workers(config: &mut Config, text: &str) -> Outcome {
+    let workers = count(text, 1)?;
+    if workers > MAX_WORKERS {
+        return Err(format!("must be at most {MAX_WORKERS}"));
+    }
+    config.server.workers = NonZeroUsize::new(workers);
+    Ok(())
+}
+
+/// Zero turns resuming off.
+pub fn resume_window_ms(config: &mut Config, text: &str) -> Outcome {
+    millis(&mut config.server.resume_window, text)
+}
+
+pub fn resume_window(config: &mut Config, text: &str) -> Outcome {
+    store(&mut config.server.resume_window, parse_go_duration(text))
+}
+
+pub fn resume_buffer_bytes(config: &mut Config, text: &str) -> Outcome {
+    size(&mut config.server.resume_buffer_bytes, text)
+}
+
 pub fn provider(config: &mut Config, text: &str) -> Outcome {
     store(
         &mut config.backend.provider,
         validate::one_of(text, PROVIDERS),
     )
+}
+
+/// `backend.allowed`: known backend names; a name given twice counts once.
+pub fn allowed(config: &mut Config, names: &[&str]) -> Result<(), (usize, String)> {
+    let mut allowed: Vec<String> = Vec::with_capacity(names.len());
+    for (index, name) in names.iter().enumerate() {
+        let name = validate::one_of(name, PROVIDERS).map_err(|message| (index, message))?;
+        if !allowed.contains(&name) {
+            allowed.push(name);
+        }
+    }
+    config.backend.allowed = allowed;
+    Ok(())
 }
 
 pub fn default_model(config: &mut Config, text: &str) -> Outcome {
@@ -207,11 +280,24 @@ pub fn langgraph_assistant_id(config: &mut Config, text: &str) -> Outcome {
     )
 }
 
+/// Any mode LangGraph may know; `Config::startup_notes` warns about one outside
+/// `KNOWN_STREAM_MODES`.
 pub fn langgraph_stream_mode(config: &mut Config, text: &str) -> Outcome {
     store(
         &mut config.backend.langgraph.stream_mode,
-        validate::one_of(text, STREAM_MODES),
+        validate::non_empty(text),
     )
+}
+
+pub fn langgraph_content_format(config: &mut Config, text: &str) -> Outcome {
+    store(
+        &mut config.backend.langgraph.content_format,
+        validate::content_format(text),
+    )
+}
+
+pub fn langgraph_output(config: &mut Config, text: &str) -> Outcome {
+    store(&mut config.backend.langgraph.output, validate::output(text))
 }
 
 pub fn langgraph_http2_enabled(config: &mut Config, text: &str) -> Outcome {
@@ -244,6 +330,15 @@ pub fn fortune_path(config: &mut Config, text: &str) -> Outcome {
     )
 }
 
+pub fn typing_use_api(config: &mut Config, text: &str) -> Outcome {
+    boolean(&mut config.backend.typing.use_api, text)
+}
+
+/// Empty means none: `backend.default_model` applies.
+pub fn typing_default_model(config: &mut Config, text: &str) -> Outcome {
+    optional_text(&mut config.backend.typing.default_model, text)
+}
+
 pub fn connect_timeout_ms(config: &mut Config, text: &str) -> Outcome {
     positive_millis(&mut config.backend.upstream.connect_timeout, text)
 }
@@ -266,6 +361,10 @@ pub fn pool_max_idle_per_origin(config: &mut Config, text: &str) -> Outcome {
         &mut config.backend.upstream.pool_max_idle_per_origin,
         count(text, 0),
     )
+}
+
+pub fn sse_max_line_bytes(config: &mut Config, text: &str) -> Outcome {
+    size(&mut config.backend.upstream.sse_max_line_bytes, text)
 }
 
 pub fn metrics_enabled(config: &mut Config, text: &str) -> Outcome {
@@ -400,6 +499,64 @@ mod tests {
     }
 
     #[test]
+    fn new_server_settings() {
+        assert_eq!(set(data_dir, "").map(|c| c.server.data_dir), Ok(None));
+        assert_eq!(
+            set(data_dir, "/srv/data").map(|c| c.server.data_dir),
+            Ok(Some(PathBuf::from("/srv/data")))
+        );
+        assert_eq!(
+            set(data_dir, "data").err(),
+            Some("must be an absolute path (starting with /)".into())
+        );
+        assert_eq!(
+            set(workers, "4").map(|c| c.server.workers),
+            Ok(NonZeroUsize::new(4))
+        );
+        assert_eq!(set(workers, "0").err(), Some("must be at least 1".into()));
+        assert_eq!(
+            set(workers, "1025").err(),
+            Some("must be at most 1024".into())
+        );
+        assert_eq!(
+            set(resume_window, "2.5s").map(|c| c.server.resume_window),
+            Ok(Duration::from_millis(2500))
+        );
+        assert_eq!(
+            set(resume_buffer_bytes, "1MiB").map(|c| c.server.resume_buffer_bytes),
+            Ok(1 << 20)
+        );
+        assert_eq!(
+            set(max_attachment_bytes, "0").err(),
+            Some("a size must be greater than zero".into())
+        );
+        assert_eq!(
+            set(socket_path_flag, "run/x.sock").map(|c| c.server.socket_path),
+            Ok(PathBuf::from("run/x.sock"))
+        );
+        assert_eq!(
+            set(socket_path_flag, "").err(),
+            Some("must not be empty".into())
+        );
+    }
+
+    #[test]
+    fn allowed_backends_are_known_names_without_repeats() {
+        let mut config = Config::default();
+        assert_eq!(
+            allowed(&mut config, &["typing", "openai", "typing"]),
+            Ok(())
+        );
+        assert_eq!(config.backend.allowed, ["typing", "openai"]);
+        assert_eq!(
+            allowed(&mut config, &["mock", "gemini"]),
+            Err((1, "must be one of: langgraph, mock, openai, typing".into()))
+        );
+        assert_eq!(allowed(&mut config, &[]), Ok(()));
+        assert!(config.backend.allowed.is_empty());
+    }
+
+    #[test]
     fn metrics_address_flag_toggles_metrics() {
         let off = set(metrics_addr_flag, "").expect("accepted");
         assert!(!off.metrics.enabled);
@@ -416,8 +573,29 @@ mod tests {
             Some("must be one of: langgraph, mock, openai, typing".into())
         );
         assert_eq!(
-            set(langgraph_stream_mode, "events").err(),
-            Some("must be one of: messages-tuple, messages, values, updates".into())
+            set(langgraph_stream_mode, "my-mode").map(|c| c.backend.langgraph.stream_mode),
+            Ok("my-mode".into()),
+            "an unknown mode is a start-up warning, not an error"
+        );
+        assert_eq!(
+            set(langgraph_stream_mode, "").err(),
+            Some("must not be empty".into())
+        );
+        assert_eq!(
+            set(langgraph_content_format, "OpenAI").err(),
+            Some("must be \"openai\" or \"anthropic\", got \"OpenAI\"".into())
+        );
+        assert_eq!(
+            set(langgraph_content_format, "anthropic").map(|c| c.backend.langgraph.content_format),
+            Ok(super::super::ContentFormat::Anthropic)
+        );
+        assert_eq!(
+            set(langgraph_output, "Raw").err(),
+            Some("must be \"translate\" or \"raw\", got \"Raw\"".into())
+        );
+        assert_eq!(
+            set(langgraph_output, "raw").map(|c| c.backend.langgraph.output),
+            Ok(super::super::LangGraphOutput::Raw)
         );
         assert_eq!(
             set(log_level, "WARNING").map(|c| c.logging.level),

@@ -55,10 +55,10 @@ logging:
 ";
 
 /// A file under the system temp directory, removed when dropped.
-struct TempFile(PathBuf);
+pub(super) struct TempFile(pub(super) PathBuf);
 
 impl TempFile {
-    fn new(text: &str) -> TempFile {
+    pub(super) fn new(text: impl AsRef<[u8]>) -> TempFile {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "streaming-daemon-config-test-{}-{}.yaml",
@@ -70,7 +70,7 @@ impl TempFile {
         TempFile(path)
     }
 
-    fn flag(&self) -> String {
+    pub(super) fn flag(&self) -> String {
         format!("-config={}", self.0.display())
     }
 }
@@ -81,7 +81,7 @@ impl Drop for TempFile {
     }
 }
 
-fn run(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+pub(super) fn run(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
     let lookup = |name: &str| {
         vars.iter()
@@ -94,7 +94,15 @@ fn run(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     }
 }
 
-fn from_text(text: &str) -> Result<Config, ConfigError> {
+pub(super) fn messages(config: &Config) -> Vec<String> {
+    config
+        .startup_notes()
+        .into_iter()
+        .map(|note| note.message)
+        .collect()
+}
+
+pub(super) fn from_text(text: &str) -> Result<Config, ConfigError> {
     let mut config = Config::default();
     file::apply_text(&mut config, "example.yaml", text).map(|()| config)
 }
@@ -113,6 +121,13 @@ fn our_example_documents_every_key() {
             "config/example.yaml lacks {key}"
         );
     }
+    let profiles = &EXAMPLE[EXAMPLE.find("    # profiles:").expect("a profile example")..];
+    for (key, _) in profile::PROFILE_KEYS {
+        assert!(
+            profiles.contains(&format!("#     {key}:")),
+            "config/example.yaml's profile example lacks {key}"
+        );
+    }
 }
 
 #[test]
@@ -124,7 +139,7 @@ fn the_go_daemons_example_loads_unchanged() {
     expected.backend.langgraph.http2_enabled = true;
     assert_eq!(config, expected);
     assert_eq!(
-        config.startup_notes(),
+        messages(&config),
         [
             "backend.openai.http2_enabled and backend.langgraph.http2_enabled have no effect: the daemon speaks \
              HTTP/1.1 to upstreams, with a keep-alive pool",
@@ -228,7 +243,8 @@ fn help_and_version() {
 fn every_error_path_has_one_clear_message() {
     let bad_key = TempFile::new("server:\n  socket_path: /run/x.sock\n  max_conections: 10\n");
     let no_metrics_address = TempFile::new("metrics:\n  listen_addr: ''\n");
-    let bad_syntax = TempFile::new("server:\n  socket_path: [/a, /b]\n");
+    let bad_syntax = TempFile::new("server:\n  socket_path: [/a, /b\n");
+    let a_list = TempFile::new("server:\n  socket_path: [/a, /b]\n");
     // (arguments, environment, the whole message)
     type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, String);
     let cases: Vec<Case> = vec![
@@ -244,8 +260,17 @@ fn every_error_path_has_one_clear_message() {
             vec![bad_syntax.flag()],
             vec![],
             format!(
-                "{}:2:16: flow lists with content are not supported; write one `- item` per line (only [] is allowed)",
+                "{}:2:16: this flow collection does not close on its line; write it on one line, or use one \
+                 `key: value` or `- item` per line",
                 bad_syntax.0.display()
+            ),
+        ),
+        (
+            vec![a_list.flag()],
+            vec![],
+            format!(
+                "{}:2:16: server.socket_path: expected a single value, found a list",
+                a_list.0.display()
             ),
         ),
         (
@@ -264,15 +289,29 @@ fn every_error_path_has_one_clear_message() {
         ),
         (
             vec![],
-            vec![("LANGGRAPH_STREAM_MODE", "debug")],
-            "environment variable LANGGRAPH_STREAM_MODE=\"debug\": must be one of: messages-tuple, messages, values, \
-             updates"
+            vec![("LANGGRAPH_API_BASE", "lg.example")],
+            "environment variable LANGGRAPH_API_BASE=\"lg.example\": must be a URL starting with http:// or https:// \
+             and a host"
                 .into(),
         ),
         (
-            vec!["-socket=relative.sock".into()],
+            vec!["-data-dir=relative".into()],
             vec![],
-            "invalid value \"relative.sock\" for flag -socket: must be an absolute path (starting with /)".into(),
+            "invalid value \"relative\" for flag -data-dir: must be an absolute path (starting with /)".into(),
+        ),
+        (
+            vec!["-workers=4".into()],
+            vec![],
+            "server.workers (-workers) is recognised but not implemented in this version: one event loop runs; \
+             remove the setting or set it to 1"
+                .into(),
+        ),
+        (
+            vec![],
+            vec![("OPENAI_HTTP2_ENABLED", "yes")],
+            "environment variable OPENAI_HTTP2_ENABLED=\"yes\": expected true or false (also 1/0, t/f, TRUE/FALSE, \
+             True/False)"
+                .into(),
         ),
     ];
     for (args, vars, expected) in cases {
@@ -318,7 +357,11 @@ fn startup_notes_explain_inert_and_risky_settings() {
     config.backend.langgraph.insecure_ssl = true;
     config.backend.langgraph.api_key = Some("lgk-secret".into());
     config.backend.openai.insecure_ssl = true; // not the selected backend: no effect, no note
-    let notes = config.startup_notes();
+    let notes = messages(&config);
+    assert!(config
+        .startup_notes()
+        .iter()
+        .all(|note| note.level == log::Level::Warn));
     assert_eq!(
         notes,
         [

@@ -62,13 +62,38 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
-/// A whole number of milliseconds, as the `*_ms` keys hold.
+/// Go's `strconv.ParseBool`, exactly: what environment variables take (SPEC §5).
+pub fn parse_go_bool(text: &str) -> Result<bool, String> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err("expected true or false (also 1/0, t/f, TRUE/FALSE, True/False)".to_string()),
+    }
+}
+
+/// Go's longest duration, `time.Duration(math.MaxInt64)`: 2562047h47m16.854775807s. No
+/// configured duration may be longer, so none can overflow a deadline (SPEC §3.1, §5).
+pub const MAX_DURATION: Duration = Duration::new(9_223_372_036, 854_775_807);
+
+/// The most milliseconds a `*_ms` key may hold: whole milliseconds of `MAX_DURATION`.
+pub const MAX_MILLIS: u64 = 9_223_372_036_854;
+
+/// A whole number of milliseconds, as the `*_ms` keys hold, at most `MAX_MILLIS`.
 pub fn parse_millis(text: &str) -> Result<Duration, String> {
-    let value =
-        parse_int(text).map_err(|_| "expected a whole number of milliseconds".to_string())?;
-    u64::try_from(value)
-        .map(Duration::from_millis)
-        .map_err(|_| "a duration cannot be negative".to_string())
+    let too_long =
+        || format!("must be at most {MAX_MILLIS} (Go's longest duration, about 292 years)");
+    let value = parse_int(text).map_err(|message| {
+        if message == "the number is too large" {
+            too_long()
+        } else {
+            "expected a whole number of milliseconds".to_string()
+        }
+    })?;
+    let millis = u64::try_from(value).map_err(|_| "a duration cannot be negative".to_string())?;
+    if millis > MAX_MILLIS {
+        return Err(too_long());
+    }
+    Ok(Duration::from_millis(millis))
 }
 
 /// Go's `time.ParseDuration` syntax: `0`, or a sequence of decimal numbers with units
@@ -89,6 +114,12 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     if rest.is_empty() {
         return Err(EXPECTED.to_string());
     }
+    let too_long = || {
+        format!(
+            "must be at most {} (Go's longest duration)",
+            format_go_duration(MAX_DURATION)
+        )
+    };
     let mut total_nanos: u128 = 0;
     while !rest.is_empty() {
         let number_len = rest
@@ -108,35 +139,48 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
             "h" => 3_600_000_000_000,
             _ => return Err(EXPECTED.to_string()),
         };
-        total_nanos += decimal_times(number, unit_nanos).ok_or_else(|| EXPECTED.to_string())?;
+        let nanos = decimal_times(number, unit_nanos).map_err(|overflow| {
+            if overflow {
+                too_long()
+            } else {
+                EXPECTED.to_string()
+            }
+        })?;
+        total_nanos = total_nanos.saturating_add(nanos);
         rest = after_unit;
     }
-    let secs = u64::try_from(total_nanos / 1_000_000_000)
-        .map_err(|_| "the duration is too long".to_string())?;
+    if total_nanos > MAX_DURATION.as_nanos() {
+        return Err(too_long());
+    }
+    let secs = u64::try_from(total_nanos / 1_000_000_000).map_err(|_| too_long())?;
     // The remainder is below 10^9, so it always fits.
     let subsec = (total_nanos % 1_000_000_000) as u32;
     Ok(Duration::new(secs, subsec))
 }
 
-/// `number` (digits with at most one `.`) times `unit`, truncated to whole nanoseconds as Go does.
-fn decimal_times(number: &str, unit: u128) -> Option<u128> {
+/// `number` (digits with at most one `.`) times `unit`, truncated to whole nanoseconds as Go
+/// does. Fails with `true` when the product overflows, `false` when `number` is malformed.
+fn decimal_times(number: &str, unit: u128) -> Result<u128, bool> {
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
-        return None;
+        return Err(false);
     }
+    // Only digits are left: a parse failure is an overflow.
     let whole_value: u128 = if whole.is_empty() {
         0
     } else {
-        whole.parse().ok()?
+        whole.parse().map_err(|_| true)?
     };
-    let mut result = whole_value.checked_mul(unit)?;
+    let mut result = whole_value.checked_mul(unit).ok_or(true)?;
     // Digits past the 18th cannot add a nanosecond for any unit up to an hour.
     let mut scale = unit;
     for digit in fraction.bytes().take(18) {
         scale /= 10;
-        result = result.checked_add(u128::from(digit - b'0') * scale)?;
+        result = result
+            .checked_add(u128::from(digit - b'0') * scale)
+            .ok_or(true)?;
     }
-    Some(result)
+    Ok(result)
 }
 
 /// Formats a duration as Go's `Duration.String` would for the values our defaults use
@@ -311,6 +355,48 @@ mod tests {
                 parse_go_duration(bad).is_err(),
                 "{bad:?} should be rejected"
             );
+        }
+    }
+
+    #[test]
+    fn durations_stop_at_gos_maximum() {
+        let max = "2562047h47m16.854775807s";
+        assert_eq!(parse_go_duration(max), Ok(MAX_DURATION));
+        assert_eq!(parse_go_duration("9223372036854775807ns"), Ok(MAX_DURATION));
+        assert_eq!(format_go_duration(MAX_DURATION), max);
+        let refused = Err(format!("must be at most {max} (Go's longest duration)"));
+        for text in [
+            "2562047h47m16.854775808s",
+            "9223372036854775808ns",
+            "9223372036854775807s",
+            "3000000000000000h",
+            "99999999999999999999999999999999999999999h",
+            "2562047h2562047h",
+        ] {
+            assert_eq!(parse_go_duration(text), refused, "{text}");
+        }
+        assert_eq!(
+            parse_millis("9223372036854"),
+            Ok(Duration::from_millis(MAX_MILLIS))
+        );
+        let refused = Err(
+            "must be at most 9223372036854 (Go's longest duration, about 292 years)".to_string(),
+        );
+        assert_eq!(parse_millis("9223372036855"), refused);
+        assert_eq!(parse_millis("9223372036854775807"), refused);
+        assert_eq!(parse_millis("99999999999999999999"), refused);
+    }
+
+    #[test]
+    fn go_booleans_are_exactly_strconv_parse_bool() {
+        for word in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_go_bool(word), Ok(true), "{word}");
+        }
+        for word in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_go_bool(word), Ok(false), "{word}");
+        }
+        for word in ["yes", "no", "on", "off", "tRUE", "FaLsE", " true", "", "2"] {
+            assert!(parse_go_bool(word).is_err(), "{word:?}");
         }
     }
 

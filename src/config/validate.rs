@@ -6,20 +6,33 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, ContentFormat, LangGraphOutput};
 
 /// The backends the daemon registers. Kept here as plain names because configuration knows
 /// nothing of the backends themselves; a test in the backends module can check the two agree.
 pub const PROVIDERS: &[&str] = &["langgraph", "mock", "openai", "typing"];
 
-/// LangGraph stream modes the langgraph backend can read. `messages-tuple` and `messages` carry
-/// the answer's text; `values` and `updates` are accepted because the Go daemon passed them
-/// through, though they stream no content (SPEC §4.4).
-pub const STREAM_MODES: &[&str] = &["messages-tuple", "messages", "values", "updates"];
+/// LangGraph's stream modes. Any non-empty mode is accepted (a server may know more); one
+/// outside this list is a start-up warning (SPEC §5). Only `messages-tuple` and `messages`
+/// carry text the translator relays; the backend warns about the others.
+pub const KNOWN_STREAM_MODES: &[&str] = &[
+    "values",
+    "messages",
+    "messages-tuple",
+    "updates",
+    "events",
+    "debug",
+    "custom",
+    "tasks",
+    "checkpoints",
+];
 
 /// Apache's handoff data is one HTTP header value; 16 MiB is far beyond any header Apache accepts
 /// and still keeps one handoff from pinning much memory.
 pub const MAX_HANDOFF_BYTES_LIMIT: u64 = 16 << 20;
+
+/// Reactor threads beyond this are a typo, not a plan: each holds its own buffers and pool.
+pub const MAX_WORKERS: usize = 1024;
 
 pub fn absolute_path(text: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(text);
@@ -57,6 +70,24 @@ pub fn one_of(text: &str, choices: &[&str]) -> Result<String, String> {
         Ok(text.to_string())
     } else {
         Err(format!("must be one of: {}", choices.join(", ")))
+    }
+}
+
+/// `content_format`: exactly `openai` or `anthropic`, in that case (SPEC §5).
+pub fn content_format(text: &str) -> Result<ContentFormat, String> {
+    match text {
+        "openai" => Ok(ContentFormat::OpenAi),
+        "anthropic" => Ok(ContentFormat::Anthropic),
+        _ => Err(format!("must be \"openai\" or \"anthropic\", got {text:?}")),
+    }
+}
+
+/// `output`: exactly `translate` or `raw`.
+pub fn output(text: &str) -> Result<LangGraphOutput, String> {
+    match text {
+        "translate" => Ok(LangGraphOutput::Translate),
+        "raw" => Ok(LangGraphOutput::Raw),
+        _ => Err(format!("must be \"translate\" or \"raw\", got {text:?}")),
     }
 }
 

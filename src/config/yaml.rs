@@ -7,8 +7,8 @@
 //! | nested block mappings by indentation, any consistent width | indentation that matches no open block |
 //! | plain scalars, `'single'` (`''` escapes a quote), `"double"` with escapes | multi-line scalars, `\|` and `>` blocks |
 //! | `~`, `null` and an empty value as null | anchors `&`, aliases `*`, tags `!`, complex keys `?` |
-//! | `{}` and `[]` as empty collections | flow collections with content |
-//! | block lists of single values, indented or level with their key | lists of mappings, nested lists |
+//! | flow collections on one line, nested: `[a, 'b']`, `{k: v, l: [x]}`, `{}`, `[]` | flow collections spanning lines, more than 16 levels deep |
+//! | block lists of single values or flow collections, indented or level with their key | block lists of block mappings, nested block lists |
 //! | one leading `---`, a byte-order mark, CRLF line ends | more documents, `...`, `%` directives, duplicate keys |
 //!
 //! Scalars stay text: whether `0660` is a number or `yes` a boolean is decided by the setting
@@ -217,8 +217,6 @@ fn unsupported_indicator(indicator: char) -> Option<&'static str> {
         '*' => "aliases (*) are not supported; repeat the value instead",
         '!' => "tags (!) are not supported; remove the tag",
         '|' | '>' => "block scalars (| and >) are not supported; write the value on one line, quoted if needed",
-        '{' => "flow mappings with content are not supported; write one `key: value` per line (only {} is allowed)",
-        '[' => "flow lists with content are not supported; write one `- item` per line (only [] is allowed)",
         '?' => "complex keys (?) are not supported",
         '@' | '`' => "'@' and '`' cannot start a plain value; quote the value",
         _ => return None,
@@ -322,7 +320,7 @@ impl<'a> Parser<'a> {
             if is_list_item(item) {
                 return Err(line.error(offset, "nested lists are not supported"));
             }
-            if !item.starts_with(['"', '\''])
+            if !item.starts_with(['"', '\'', '[', '{'])
                 && key_colon(&item[..comment_start(item).unwrap_or(item.len())]).is_some()
             {
                 return Err(line.error(
@@ -353,6 +351,9 @@ fn split_key(line: &Line<'_>) -> Result<(String, usize), YamlError> {
     } else {
         if let Some(message) = unsupported_indicator(first) {
             return Err(line.error(0, message));
+        }
+        if matches!(first, '[' | '{') {
+            return Err(line.error(0, "a key cannot start with '[' or '{'; quote the key"));
         }
         let searchable = &text[..comment_start(text).unwrap_or(text.len())];
         let colon = key_colon(searchable).ok_or_else(|| {
@@ -385,14 +386,12 @@ fn inline_value(line: &Line<'_>, offset: usize) -> Result<Node, YamlError> {
             scalar(Value::Scalar(value))
         }
         '{' | '[' => {
-            let close = if first == '{' { '}' } else { ']' };
-            let inner = text[1..].trim_start_matches([' ', '\t']);
-            match inner.strip_prefix(close) {
-                Some(rest) if ends_cleanly(rest) => {
-                    scalar(if first == '{' { Value::Map(Vec::new()) } else { Value::List(Vec::new()) })
-                }
-                _ => Err(line.error(offset, unsupported_indicator(first).unwrap_or_default())),
+            let mut flow = Flow { line, at: offset };
+            let node = flow.node(0)?;
+            if !ends_cleanly(&line.text[flow.at..]) {
+                return Err(line.error(flow.at, "unexpected text after the closing bracket"));
             }
+            Ok(node)
         }
         '-' if is_list_item(text) => Err(line.error(
             offset,
@@ -411,6 +410,199 @@ fn inline_value(line: &Line<'_>, offset: usize) -> Result<Node, YamlError> {
                 _ => scalar(Value::Scalar(plain.to_string())),
             }
         }
+    }
+}
+
+/// Flow collections nest at most this deep: no configuration needs more, and the parser
+/// recurses once per level.
+const MAX_FLOW_DEPTH: usize = 16;
+
+/// A flow collection (`[a, b]`, `{k: v, l: [x]}`) that opens and closes on one line, read from
+/// `at` on.
+struct Flow<'l, 'a> {
+    line: &'l Line<'a>,
+    /// Byte offset into the line's text.
+    at: usize,
+}
+
+impl<'a> Flow<'_, 'a> {
+    fn peek(&self) -> Option<u8> {
+        self.line.text.as_bytes().get(self.at).copied()
+    }
+
+    fn skip_spaces(&mut self) {
+        self.at = skip_spaces(self.line.text, self.at);
+    }
+
+    /// One value: a nested collection, a quoted scalar or a plain one.
+    fn node(&mut self, depth: usize) -> Result<Node, YamlError> {
+        self.skip_spaces();
+        let start = self.at;
+        let pos = self.line.pos(start);
+        match self.peek() {
+            Some(open @ (b'[' | b'{')) => {
+                if depth == MAX_FLOW_DEPTH {
+                    return Err(self
+                        .line
+                        .error(start, "flow collections are nested too deeply"));
+                }
+                self.at += 1;
+                let value = if open == b'[' {
+                    Value::List(self.items(depth, start)?)
+                } else {
+                    Value::Map(self.entries(depth, start)?)
+                };
+                Ok(Node { pos, value })
+            }
+            Some(b'"' | b'\'') => {
+                let (text, end) = quoted(self.line, start)?;
+                self.at = end;
+                Ok(Node {
+                    pos,
+                    value: Value::Scalar(text),
+                })
+            }
+            _ => {
+                let text = self.plain(start)?;
+                let value = match text {
+                    "~" | "null" | "Null" | "NULL" => Value::Null,
+                    _ => Value::Scalar(text.to_string()),
+                };
+                Ok(Node { pos, value })
+            }
+        }
+    }
+
+    /// The items of a `[` list whose bracket is at `open`, up to and past its `]`.
+    fn items(&mut self, depth: usize, open: usize) -> Result<Vec<Node>, YamlError> {
+        let mut items = Vec::new();
+        loop {
+            self.skip_spaces();
+            if self.close(b']', open)? {
+                return Ok(items);
+            }
+            items.push(self.node(depth + 1)?);
+            if self.separator(b']', open)? {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// The entries of a `{` mapping whose brace is at `open`, up to and past its `}`.
+    fn entries(&mut self, depth: usize, open: usize) -> Result<Vec<Entry>, YamlError> {
+        let mut entries: Vec<Entry> = Vec::new();
+        loop {
+            self.skip_spaces();
+            if self.close(b'}', open)? {
+                return Ok(entries);
+            }
+            let key_at = self.at;
+            let key = match self.peek() {
+                Some(b'"' | b'\'') => {
+                    let (key, end) = quoted(self.line, key_at)?;
+                    self.at = end;
+                    key
+                }
+                _ => self.plain(key_at)?.to_string(),
+            };
+            self.skip_spaces();
+            if self.peek() != Some(b':') {
+                return Err(self.line.error(
+                    self.at,
+                    "expected ':' after the key (write `{key: value, other: value}`)",
+                ));
+            }
+            self.at += 1;
+            if entries.iter().any(|entry| entry.key == key) {
+                return Err(self
+                    .line
+                    .error(key_at, format!("duplicate key \"{key}\" in this mapping")));
+            }
+            self.skip_spaces();
+            let node = match self.peek() {
+                Some(b',' | b'}') => Node {
+                    pos: self.line.pos(self.at),
+                    value: Value::Null,
+                },
+                _ => self.node(depth + 1)?,
+            };
+            entries.push(Entry {
+                key,
+                key_pos: self.line.pos(key_at),
+                node,
+            });
+            if self.separator(b'}', open)? {
+                return Ok(entries);
+            }
+        }
+    }
+
+    /// Consumes `close` if it is next; fails when the line ends first.
+    fn close(&mut self, close: u8, open: usize) -> Result<bool, YamlError> {
+        match self.peek() {
+            Some(byte) if byte == close => {
+                self.at += 1;
+                Ok(true)
+            }
+            None | Some(b'#') => Err(self.line.error(
+                open,
+                "this flow collection does not close on its line; write it on one line, or use \
+                 one `key: value` or `- item` per line",
+            )),
+            Some(_) => Ok(false),
+        }
+    }
+
+    /// After an item: `,` (more may follow) or the closing bracket (returns true).
+    fn separator(&mut self, close: u8, open: usize) -> Result<bool, YamlError> {
+        self.skip_spaces();
+        if self.peek() == Some(b',') {
+            self.at += 1;
+            return Ok(false);
+        }
+        if self.close(close, open)? {
+            return Ok(true);
+        }
+        Err(self.line.error(
+            self.at,
+            format!("expected ',' or '{}' after the item", close as char),
+        ))
+    }
+
+    /// A plain scalar inside a flow collection: it ends at `,` `[` `]` `{` `}`, at a `:` that
+    /// ends a key, or at a comment.
+    fn plain(&mut self, start: usize) -> Result<&'a str, YamlError> {
+        let all: &'a str = self.line.text;
+        let rest = &all[start..];
+        let first = rest.chars().next().unwrap_or(' ');
+        if let Some(message) = unsupported_indicator(first) {
+            return Err(self.line.error(start, message));
+        }
+        let bytes = rest.as_bytes();
+        let mut end = 0;
+        while end < bytes.len() {
+            match bytes[end] {
+                b',' | b'[' | b']' | b'{' | b'}' => break,
+                b':' if matches!(
+                    bytes.get(end + 1),
+                    None | Some(b' ' | b'\t' | b',' | b']' | b'}')
+                ) =>
+                {
+                    break
+                }
+                b'#' if end > 0 && matches!(bytes[end - 1], b' ' | b'\t') => break,
+                _ => end += 1,
+            }
+        }
+        let text = rest[..end].trim_end_matches([' ', '\t']);
+        if text.is_empty() {
+            return Err(self.line.error(
+                start,
+                "an empty item; write a value, or \"\" for an empty one",
+            ));
+        }
+        self.at = start + text.len();
+        Ok(text)
     }
 }
 
@@ -652,13 +844,30 @@ mod tests {
                 "1:4: block scalars (| and >) are not supported; write the value on one line, quoted if needed",
             ),
             (
-                "a: {b: 1}\n",
-                "1:4: flow mappings with content are not supported; write one `key: value` per line (only {} is allowed)",
+                "a: [1, 2\n",
+                "1:4: this flow collection does not close on its line; write it on one line, or use one `key: value` or `- item` per line",
             ),
             (
-                "x:\n  a: [1, 2]\n",
-                "2:6: flow lists with content are not supported; write one `- item` per line (only [] is allowed)",
+                "a: {b: 1,\n  c: 2}\n",
+                "1:4: this flow collection does not close on its line; write it on one line, or use one `key: value` or `- item` per line",
             ),
+            (
+                "a: [1, 2] # c [\n b: 1\n",
+                "2:2: unexpected indentation (values cannot continue on the next line)",
+            ),
+            (
+                "a: [1, 2 # comment]\n",
+                "1:4: this flow collection does not close on its line; write it on one line, or use one `key: value` or `- item` per line",
+            ),
+            ("a: [1, 2] x\n", "1:10: unexpected text after the closing bracket"),
+            ("a: [1, , 2]\n", "1:8: an empty item; write a value, or \"\" for an empty one"),
+            ("a: [\"x\" y]\n", "1:9: expected ',' or ']' after the item"),
+            ("a: {b 1}\n", "1:8: expected ':' after the key (write `{key: value, other: value}`)"),
+            ("a: {b: 1, b: 2}\n", "1:11: duplicate key \"b\" in this mapping"),
+            ("a: [&x 1]\n", "1:5: anchors (&) are not supported; repeat the value instead"),
+            ("a: [1}\n", "1:6: expected ',' or ']' after the item"),
+            ("{a: 1}\n", "1:1: a key cannot start with '[' or '{'; quote the key"),
+            ("a: [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]\n", "1:20: flow collections are nested too deeply"),
             ("a: 1\nb: 2\na: 3\n", "3:1: duplicate key \"a\" (first set on line 1)"),
             (
                 "a: 1\n---\nb: 2\n",
@@ -701,6 +910,87 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(error(text), expected, "for {text:?}");
         }
+    }
+
+    #[test]
+    fn flow_collections_on_one_line() {
+        let tree = parse(concat!(
+            "allowed: [langgraph, 'typing', \"mock\"]  # c\n",
+            "empty: [ ]\n",
+            "trailing: [a, b, ]\n",
+            "profiles: {sales: {api_base: \"http://127.0.0.1:18002\", api_key: sales-key}, claude: {assistant_id: claude-agent, content_format: anthropic}}\n",
+            "nested: [[1, 2], {k: ~}, x y]\n",
+            "nulls: {a: , b: null, c:}\n",
+            "urls: [http://h:1/p, a#b]\n",
+            "list:\n  - [x]\n  - {k: v}\n",
+        ))
+        .expect("parses");
+        assert_eq!(
+            at(&tree, "allowed"),
+            &Value::List(vec![
+                Node {
+                    pos: Pos { line: 1, col: 11 },
+                    value: scalar("langgraph")
+                },
+                Node {
+                    pos: Pos { line: 1, col: 22 },
+                    value: scalar("typing")
+                },
+                Node {
+                    pos: Pos { line: 1, col: 32 },
+                    value: scalar("mock")
+                },
+            ])
+        );
+        assert_eq!(at(&tree, "empty"), &Value::List(Vec::new()));
+        let Value::List(trailing) = at(&tree, "trailing") else {
+            panic!("a list")
+        };
+        assert_eq!(trailing.len(), 2);
+        assert_eq!(
+            at(&tree, "profiles.sales.api_base"),
+            &scalar("http://127.0.0.1:18002")
+        );
+        assert_eq!(at(&tree, "profiles.sales.api_key"), &scalar("sales-key"));
+        assert_eq!(
+            at(&tree, "profiles.claude.content_format"),
+            &scalar("anthropic")
+        );
+        let Value::Map(profiles) = at(&tree, "profiles") else {
+            panic!("a mapping")
+        };
+        assert_eq!(profiles[1].key_pos, Pos { line: 4, col: 77 });
+        let Value::List(nested) = at(&tree, "nested") else {
+            panic!("a list")
+        };
+        assert_eq!(
+            nested[0].value,
+            Value::List(vec![
+                Node {
+                    pos: Pos { line: 5, col: 11 },
+                    value: scalar("1")
+                },
+                Node {
+                    pos: Pos { line: 5, col: 14 },
+                    value: scalar("2")
+                },
+            ])
+        );
+        assert_eq!(at(&tree, "nested").clone(), Value::List(nested.clone()));
+        assert_eq!(nested[2].value, scalar("x y"));
+        assert_eq!(at(&tree, "nulls.a"), &Value::Null);
+        assert_eq!(at(&tree, "nulls.b"), &Value::Null);
+        assert_eq!(at(&tree, "nulls.c"), &Value::Null);
+        let Value::List(urls) = at(&tree, "urls") else {
+            panic!("a list")
+        };
+        assert_eq!(urls[0].value, scalar("http://h:1/p"));
+        assert_eq!(urls[1].value, scalar("a#b"));
+        let Value::List(list) = at(&tree, "list") else {
+            panic!("a list")
+        };
+        assert!(matches!(list[0].value, Value::List(_)));
+        assert!(matches!(list[1].value, Value::Map(_)));
     }
 
     #[test]

@@ -31,7 +31,6 @@ use crate::conn::{
     Admission, Buffers, Connection, Context, End, Limits, Ready, Reaper, Settings, Step, Tokens,
 };
 use crate::deadline;
-use crate::sse::DEFAULT_MAX_LINE;
 use crate::stats::Tally;
 use crate::sys::signals::{Signal, SignalFd};
 use crate::sys::socket;
@@ -169,7 +168,7 @@ impl Reactor {
             write_timeout: server.write_timeout,
             max_stream_duration: Some(server.max_stream_duration).filter(|d| !d.is_zero()),
             upstream: config.backend.upstream.clone(),
-            max_line: DEFAULT_MAX_LINE,
+            max_line: config.backend.upstream.sse_max_line_bytes,
         };
         let buffers = Buffers {
             out: Vec::with_capacity(16 * 1024),

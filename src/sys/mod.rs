@@ -1,8 +1,10 @@
 //! Thin, safe wrappers over the libc calls that std and mio do not offer: fd passing, Unix
-//! listeners of both socket types, socket options, signals, resource limits and killing a
-//! spawned program's process group. Every `unsafe` block in the daemon lives here.
+//! listeners of both socket types, socket options, signals, resource limits, killing a
+//! spawned program's process group; and bounded whole-file reads. Every `unsafe` block in the
+//! daemon lives here.
 
 pub mod fdpass;
+pub mod file;
 pub mod info;
 pub mod limits;
 pub mod process;

@@ -14,6 +14,13 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::sys::file::read_bounded;
+
+/// The most a CA file (`ca_file`, `SSL_CERT_FILE`, a system bundle) may hold. Distribution
+/// bundles are a few hundred KiB; the bound keeps a path to `/dev/zero` or a huge file from
+/// exhausting memory at start-up.
+pub const CA_FILE_LIMIT: u64 = 16 << 20;
+
 /// Where Linux distributions keep their CA bundle, most common first.
 const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/certs/ca-certificates.crt",
@@ -99,10 +106,10 @@ fn roots(trust: &Trust) -> Result<RootCertStore, TlsError> {
 }
 
 fn add_pem_file(store: &mut RootCertStore, path: &Path) -> Result<(), TlsError> {
-    let certificates = CertificateDer::pem_file_iter(path)
+    let pem = read_bounded(path, CA_FILE_LIMIT)
         .map_err(|e| TlsError::Read(path.to_path_buf(), e.to_string()))?;
     let mut added = 0;
-    for certificate in certificates {
+    for certificate in CertificateDer::pem_slice_iter(&pem) {
         let certificate =
             certificate.map_err(|e| TlsError::Read(path.to_path_buf(), e.to_string()))?;
         // A bundle may hold the odd certificate webpki cannot parse; skip it, keep the rest.
@@ -206,6 +213,31 @@ mod tests {
             message.starts_with("cannot read CA certificates from"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn endless_or_huge_ca_files_are_refused_not_read_whole() {
+        for (cert_file, ca_file) in [
+            (Some(PathBuf::from("/dev/zero")), None),
+            (
+                Some(certs_dir().join("ca.pem")),
+                Some(PathBuf::from("/dev/zero")),
+            ),
+        ] {
+            let trust = Trust {
+                cert_file,
+                ca_file,
+                insecure: false,
+            };
+            let message = roots(&trust).unwrap_err().to_string();
+            assert_eq!(
+                message,
+                format!(
+                    "cannot read CA certificates from /dev/zero: it is larger than {CA_FILE_LIMIT} bytes, \
+                     the most this file may hold"
+                )
+            );
+        }
     }
 
     #[test]

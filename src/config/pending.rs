@@ -1,0 +1,158 @@
+//! Keys the configuration already reads whose feature is not built yet.
+//!
+//! Every key of SPEC §5 loads, so the newest Go daemon's files and ours load unchanged. But a
+//! value that asks for a missing feature must not be silently ignored: the daemon would then
+//! do something else than the operator asked for (send a profile's requests with the default
+//! profile's key, run one thread where eight were asked for, never resume a stream). Such a
+//! configuration fails at start-up, and a reload to it is refused, with a message that names
+//! the key.
+//!
+//! A key set to its default or to a value that changes nothing loads fine: `data_dir`,
+//! `max_attachment_bytes` and `resume_buffer_bytes` matter only once a feature that is listed
+//! here (or a handoff key) uses them; `typing.default_model` only with `typing.use_api`.
+//!
+//! When a feature is built, its entry is deleted from `NOT_YET_IMPLEMENTED`, and nothing else.
+
+use super::{Config, ConfigError, ContentFormat, LangGraphOutput};
+
+/// A key whose feature is missing, and when a configuration needs that feature.
+pub struct Pending {
+    /// The dotted key (and its flag, where it has one), as the operator writes it.
+    pub key: &'static str,
+    /// What to do instead, for the message: the value that needs nothing missing.
+    pub instead: &'static str,
+    /// Whether `config` sets the key to a value that needs the missing feature.
+    pub needs: fn(&Config) -> bool,
+}
+
+/// Every key whose feature is not built yet. One entry per feature; delete it when the feature
+/// lands.
+pub const NOT_YET_IMPLEMENTED: &[Pending] = &[
+    Pending {
+        key: "server.workers (-workers)",
+        instead: "one event loop runs; remove the setting or set it to 1",
+        // Only an explicit count: the default (one per CPU) runs one loop until workers exist.
+        needs: |config| config.server.workers.is_some_and(|n| n.get() > 1),
+    },
+    Pending {
+        key: "server.resume_window_ms (-resume-window)",
+        instead: "streams cannot be resumed yet; remove the setting or set it to 0",
+        needs: |config| !config.server.resume_window.is_zero(),
+    },
+    Pending {
+        key: "server.data_max_age_ms",
+        instead: "old files in data_dir are not swept yet; remove the setting or set it to 0",
+        needs: |config| !config.server.data_max_age.is_zero(),
+    },
+    Pending {
+        key: "backend.allowed",
+        instead: "handoffs cannot pick a backend yet; list only backend.provider, or remove the \
+                  setting",
+        needs: |config| {
+            let backend = &config.backend;
+            backend.allowed.iter().any(|name| *name != backend.provider)
+        },
+    },
+    Pending {
+        key: "backend.langgraph.profiles",
+        instead: "handoffs cannot pick a profile yet; remove the profiles (profiles: {} loads)",
+        needs: |config| !config.backend.langgraph.profiles.is_empty(),
+    },
+    Pending {
+        key: "backend.langgraph.content_format",
+        instead: "attachments are not sent yet; remove the setting or set it to openai",
+        needs: |config| config.backend.langgraph.content_format != ContentFormat::OpenAi,
+    },
+    Pending {
+        key: "backend.langgraph.output",
+        instead: "raw relaying is not built yet; remove the setting or set it to translate",
+        needs: |config| config.backend.langgraph.output != LangGraphOutput::Translate,
+    },
+    Pending {
+        key: "backend.typing.use_api",
+        instead: "the typing backend types only fortune quotes yet; remove the setting or set \
+                  it to false",
+        needs: |config| config.backend.typing.use_api,
+    },
+];
+
+/// Refuses a configuration that needs a feature listed in `NOT_YET_IMPLEMENTED`, naming every
+/// such key at once.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    let keys: Vec<(&'static str, &'static str)> = NOT_YET_IMPLEMENTED
+        .iter()
+        .filter(|pending| (pending.needs)(config))
+        .map(|pending| (pending.key, pending.instead))
+        .collect();
+    if keys.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::NotImplemented { keys })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LangGraphProfileSpec;
+    use std::num::NonZeroUsize;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn keys(config: &Config) -> Vec<&'static str> {
+        match check(config) {
+            Ok(()) => Vec::new(),
+            Err(ConfigError::NotImplemented { keys }) => {
+                keys.into_iter().map(|(key, _)| key).collect()
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_inert_values_load() {
+        let mut config = Config::default();
+        assert_eq!(keys(&config), Vec::<&str>::new());
+        config.server.workers = NonZeroUsize::new(1);
+        config.server.data_dir = Some(PathBuf::from("/srv/handoff"));
+        config.server.max_attachment_bytes = 1 << 20;
+        config.server.resume_buffer_bytes = 1 << 20;
+        config.backend.provider = "openai".into();
+        config.backend.allowed = vec!["openai".into()];
+        config.backend.typing.default_model = Some("gpt-4o".into());
+        config.backend.upstream.sse_max_line_bytes = 256 << 10;
+        assert_eq!(keys(&config), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn each_missing_feature_is_named() {
+        let mut config = Config::default();
+        config.server.workers = NonZeroUsize::new(2);
+        config.server.resume_window = Duration::from_secs(30);
+        config.server.data_max_age = Duration::from_secs(3600);
+        config.backend.allowed = vec!["mock".into(), "typing".into()];
+        config
+            .backend
+            .langgraph
+            .profiles
+            .insert("sales".into(), LangGraphProfileSpec::default());
+        config.backend.langgraph.content_format = ContentFormat::Anthropic;
+        config.backend.langgraph.output = LangGraphOutput::Raw;
+        config.backend.typing.use_api = true;
+        let named = keys(&config);
+        let every: Vec<&str> = NOT_YET_IMPLEMENTED
+            .iter()
+            .map(|pending| pending.key)
+            .collect();
+        assert_eq!(named, every);
+        let message = check(&config).expect_err("refused").to_string();
+        assert!(
+            message.starts_with(
+                "server.workers (-workers) is recognised but not implemented in this version: one \
+                 event loop runs; remove the setting or set it to 1; server.resume_window_ms"
+            ),
+            "{message}"
+        );
+        assert!(!message.contains('\n'));
+    }
+}
