@@ -7,11 +7,11 @@ mod common;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::harness::{Harness, LIMIT};
 use common::upstream::{chunk, delta, gate, Action, FakeUpstream, Kind, SSE_OK_CHUNKED};
 use common::*;
 use streaming_daemon::backends::{
@@ -19,95 +19,10 @@ use streaming_daemon::backends::{
 };
 use streaming_daemon::config::{Config, SocketType};
 use streaming_daemon::handoff::HandoffData;
-use streaming_daemon::reactor::{Listener, Reactor, Turn};
+use streaming_daemon::reactor::Turn;
 use streaming_daemon::sse::EventSink;
 use streaming_daemon::sys::socket;
 use streaming_daemon::upstream::Upstream;
-
-const LIMIT: Duration = Duration::from_secs(10);
-
-struct Harness {
-    reactor: Reactor,
-    path: PathBuf,
-    socket_type: SocketType,
-    /// Time the test has skipped: the reactor's clock runs this far ahead of the real one.
-    skipped: Duration,
-    /// A clock that does not move unless the test moves it, when set.
-    frozen: Option<Instant>,
-}
-
-impl Harness {
-    fn new(name: &str, adjust: impl FnOnce(&mut Config)) -> Harness {
-        let mut config = Config::default();
-        config.backend.mock.message_delay = Duration::ZERO;
-        adjust(&mut config);
-        let backend = backends::create(&config).unwrap();
-        Harness::with_backend(name, config, backend)
-    }
-
-    fn with_backend(name: &str, mut config: Config, backend: Box<dyn Backend>) -> Harness {
-        config.server.socket_path = temp_socket_path(name);
-        let listener =
-            Listener::bind(&config.server.socket_path, config.server.socket_type, 0o600).unwrap();
-        let reactor = Reactor::new(&config, listener, None, None, backend).unwrap();
-        Harness {
-            reactor,
-            path: config.server.socket_path.clone(),
-            socket_type: config.server.socket_type,
-            skipped: Duration::ZERO,
-            frozen: None,
-        }
-    }
-
-    /// What time it is for the reactor.
-    fn now(&self) -> Instant {
-        self.frozen.unwrap_or_else(Instant::now) + self.skipped
-    }
-
-    /// Moves the reactor's clock forward, as if `by` had passed.
-    fn skip(&mut self, by: Duration) {
-        self.skipped += by;
-    }
-
-    fn turn(&mut self) -> Turn {
-        let now = self.now();
-        self.reactor
-            .turn_at(now, Some(Duration::from_millis(5)))
-            .unwrap()
-    }
-
-    fn hand_off(&self, data: &[u8], fd: &impl AsFd) {
-        hand_off(&self.path, self.socket_type, data, fd);
-    }
-
-    /// Turns the loop until the client's stream ends; returns what the client received.
-    fn collect(&mut self, client: &mut TcpStream) -> String {
-        let started = Instant::now();
-        let mut received = Vec::new();
-        loop {
-            assert!(
-                started.elapsed() < LIMIT,
-                "stream did not end: {:?}",
-                String::from_utf8_lossy(&received)
-            );
-            self.turn();
-            if read_available(client, &mut received).is_none() {
-                return String::from_utf8(received).unwrap();
-            }
-        }
-    }
-
-    fn turn_until(&mut self, mut done: impl FnMut(&Reactor) -> bool) {
-        let started = Instant::now();
-        while !done(&self.reactor) {
-            assert!(
-                started.elapsed() < LIMIT,
-                "condition not reached in {LIMIT:?}"
-            );
-            self.turn();
-        }
-    }
-}
 
 fn status_line(text: &str) -> String {
     parse_response(text).0

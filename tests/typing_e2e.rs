@@ -1,6 +1,7 @@
 //! The typing backend end to end: the real binary typing answers, with fake `fortune` scripts
-//! written here (normal, slow past the timeout, failing, missing, counted for the rate limit),
-//! and the pauses between events kept by the reactor's timers.
+//! written here, and the pauses between events kept by the reactor's timers. A fortune that is
+//! slow past its timeout, fails or is missing, and the rate limit, are step tests on the
+//! reactor's clock (`typing_steps.rs`).
 
 mod common;
 
@@ -16,7 +17,6 @@ const LIMIT: Duration = Duration::from_secs(20);
 const INTRO: &str = "I don't know anything about that, but ";
 /// `sleep`'s arguments in the slow scripts: unusual enough to find their processes by, one per
 /// test because tests run at the same time.
-const SLOW_SLEEP: &str = "30.4321";
 const LEAVE_SLEEP: &str = "30.4322";
 
 /// A directory of this test's own, removed when dropped.
@@ -161,85 +161,6 @@ fn a_quote_is_typed_one_character_at_a_time_with_the_reactors_pauses() {
     }
     let (done_at, _) = frames.last().unwrap();
     assert!(done_at.duration_since(sent) >= due, "[DONE] came early");
-}
-
-#[test]
-fn a_slow_fortune_is_killed_with_what_it_started_and_a_saying_is_typed() {
-    let scratch = Scratch::new("slow");
-    let fortune = scratch.fortune(&format!("sleep {SLOW_SLEEP}\necho 'Too late.'"));
-    let mut d = daemon("ty-slow", &fortune);
-    let (sent, _, frames) = timed_request(&d, b"{}");
-    let events: Vec<String> = frames.iter().map(|(_, f)| f.clone()).collect();
-    let answer = text(&typed(&events));
-    assert!(answer.starts_with(INTRO), "{answer}");
-    assert!(!answer.contains("late"), "{answer}");
-    assert_eq!(events.last().unwrap(), "data: [DONE]\n\n");
-    // Nothing was typed before the 500 ms timeout.
-    assert!(frames[0].0.duration_since(sent) >= Duration::from_millis(500));
-    d.wait_for_log("did not finish in time and was killed", LIMIT);
-    eventually(LIMIT, "the killed fortune to be reaped", || {
-        children(&d).is_empty()
-    });
-    eventually(LIMIT, "the script's sleep to be killed too", || {
-        !sleep_running(SLOW_SLEEP)
-    });
-}
-
-#[test]
-fn a_failing_fortune_types_a_saying() {
-    let scratch = Scratch::new("failing");
-    let fortune = scratch.fortune("echo 'Half a quote'\nexit 1");
-    let mut d = daemon("ty-failing", &fortune);
-    let body = d.request(b"{}");
-    let answer = text(&typed(&data_frames(&body)));
-    assert!(
-        answer.starts_with(INTRO) && !answer.contains("Half"),
-        "{answer}"
-    );
-    assert!(body.ends_with("data: [DONE]\n\n"));
-    d.wait_for_log("exited with a failure status", LIMIT);
-    eventually(LIMIT, "the fortune to be reaped", || {
-        children(&d).is_empty()
-    });
-}
-
-#[test]
-fn a_missing_fortune_types_a_saying() {
-    let scratch = Scratch::new("missing");
-    let mut d = daemon("ty-missing", &scratch.0.join("no-such-fortune"));
-    let body = d.request(b"{}");
-    assert!(text(&typed(&data_frames(&body))).starts_with(INTRO));
-    assert!(body.ends_with("data: [DONE]\n\n"));
-    d.wait_for_log("could not be started", LIMIT);
-}
-
-#[test]
-fn fortune_is_called_at_most_once_per_ten_milliseconds() {
-    let scratch = Scratch::new("rate");
-    let fortune = scratch.fortune("echo 'Go.'");
-    let d = daemon("ty-rate", &fortune);
-    // Twenty handoffs back to back: far less than 200 ms apart in all, so some must share a
-    // 10 ms window and be refused a call.
-    let clients: Vec<_> = (0..20)
-        .map(|_| {
-            let (client, server) = tcp_pair();
-            hand_off(&d.socket, SocketType::Stream, b"{}", &server);
-            client
-        })
-        .collect();
-    let mut quoted = 0;
-    for mut client in clients {
-        let body = read_to_end(&mut client, LIMIT);
-        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
-        let answer = text(&typed(&data_frames(&body)));
-        assert!(answer.starts_with(INTRO), "{answer}");
-        if answer == format!("{INTRO}go.") {
-            quoted += 1;
-        }
-    }
-    let calls = scratch.calls().len();
-    assert!((1..20).contains(&calls), "{calls} calls for 20 streams");
-    assert_eq!(quoted, calls);
 }
 
 #[test]
