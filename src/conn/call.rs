@@ -20,6 +20,8 @@
 //! | Relaying     | Upstream while the client is behind                     | Relaying, not read (backpressure)        |
 //! | Relaying     | end of body, in-stream error, cut, bad framing          | Done: `[DONE]`, nothing, or `event: error` |
 //! | Relaying     | Tick past the idle gap timeout                          | Done: `event: error` (`upstream_timeout`) |
+//! | Connecting   | other events before the connect timeout                 | Connecting                               |
+//! | Sending      | Tick before the response-head timeout                   | Sending                                  |
 //! | Done         | any                                                     | Done                                     |
 //!
 //! The upstream connection goes back to the pool only after a response read to its end; in

@@ -11,7 +11,8 @@
 //! | Receiving | Apache: more to come                               | Receiving                                         |
 //! | Receiving | Apache: complete, local backend                    | Streaming (head and first events)                 |
 //! | Receiving | Apache: complete, upstream backend                 | Calling                                           |
-//! | Receiving | Apache: complete, over capacity, draining, bad data or refused by the backend | Finishing (503, 400, 413 or 500) |
+//! | Receiving | Apache: complete, over capacity, draining, bad data or refused by the backend | Finishing (503, 400 or 500) |
+//! | Receiving | Apache: complete, the fd is not a stream socket    | Done                                              |
 //! | Receiving | Apache: failed                                     | Finishing (413 or 500), or Done with no usable client |
 //! | Receiving | Tick past the handoff timeout                      | Finishing (500), or Done with no client           |
 //! | Receiving | Shutdown                                           | Finishing (503), or Done with no client           |
