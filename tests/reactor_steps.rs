@@ -529,6 +529,12 @@ impl Backend for Fragile {
         if request.prompt == "panic at start" {
             panic!("deliberate panic at start");
         }
+        if request.prompt == "panic at once" {
+            return Ok(Start::Local(Box::new(FragileStream {
+                prompt: request.prompt,
+                produced: 1,
+            })));
+        }
         Ok(Start::Local(Box::new(FragileStream {
             prompt: request.prompt,
             produced: 0,
@@ -544,7 +550,7 @@ struct FragileStream {
 impl EventSource for FragileStream {
     fn produce(&mut self, sink: &mut EventSink<'_>) -> Next {
         self.produced += 1;
-        if self.prompt == "panic later" && self.produced == 2 {
+        if self.prompt.starts_with("panic") && self.produced == 2 {
             panic!("deliberate panic mid-stream");
         }
         sink.content("tick");
@@ -568,8 +574,15 @@ fn a_panic_closes_only_its_own_connection() {
     let (mut later, server) = tcp_pair();
     h.hand_off(br#"{"prompt":"panic later"}"#, &server);
     drop(server);
+    // The first events are asked for right after the head is prepared, before anything is
+    // written: a panic there still gets the 500.
+    let (mut at_once, server) = tcp_pair();
+    h.hand_off(br#"{"prompt":"panic at once"}"#, &server);
+    drop(server);
 
     let response = h.collect(&mut at_start);
+    assert_eq!(status_line(&response), "HTTP/1.1 500 Internal Server Error");
+    let response = h.collect(&mut at_once);
     assert_eq!(status_line(&response), "HTTP/1.1 500 Internal Server Error");
     let cut = h.collect(&mut later);
     assert!(

@@ -130,9 +130,10 @@ impl Client {
         self.status = status;
     }
 
-    /// A head or an error response has begun, so no other answer can be given any more.
+    /// Bytes of an answer have been written or queued, so no other answer can be given any
+    /// more. (A head merely prepared, as when a panic cut the transition short, does not count.)
     pub fn has_answered(&self) -> bool {
-        self.status != 0
+        self.bytes_sent > 0 || !self.outbox.is_empty()
     }
 
     pub fn status(&self) -> u16 {

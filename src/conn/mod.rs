@@ -216,7 +216,10 @@ pub struct Connection {
     tokens: Tokens,
     /// Accepted over the connection limit or the memory budget: answered 503 once received.
     over_capacity: bool,
-    /// Once the handoff delivered it.
+    /// The client's fd as the handoff brought it, until it is checked and becomes `client`.
+    /// Here rather than in the receiving stage, so that a panic still finds it to answer.
+    arrived: Option<OwnedFd>,
+    /// Once the handoff delivered it and it proved a stream socket.
     client: Option<Client>,
     /// The program a local source asked for, while it runs. Boxed: most connections never run
     /// one, and a connection's size is paid 50,000 times.
@@ -247,6 +250,7 @@ impl Connection {
             accepted_at: now,
             tokens,
             over_capacity,
+            arrived: None,
             client: None,
             program: None,
             started: None,
@@ -353,6 +357,9 @@ impl Connection {
             EndReason::Rejected(Rejection::Other)
         };
         let end = End::new(reason, Some("a panic in this connection's handling".into()));
+        if self.arrived.is_some() {
+            let _ = self.adopt_client(ctx);
+        }
         let unanswered = self.client.as_ref().is_some_and(|c| !c.has_answered());
         if unanswered {
             ctx.buffers.out.clear();
@@ -438,21 +445,22 @@ impl Connection {
         let past_max_duration = ends_at.is_some_and(|at| now >= at);
         self.state = match (replace(&mut self.state, State::Transitioning), event) {
             (State::Receiving(mut receiver), Event::Apache) => {
-                match receiver.receive(ctx.settings.handoff, &mut ctx.buffers.handoff) {
+                let limits = ctx.settings.handoff;
+                match receiver.receive(limits, &mut ctx.buffers.handoff, &mut self.arrived) {
                     Received::More => State::Receiving(receiver),
-                    Received::Failed { error, client } => self.reject(error, client, ctx),
-                    Received::Complete { client, len } => self.start(client, len, ctx),
+                    Received::Failed(error) => self.reject(error, ctx),
+                    Received::Complete { len } => self.start(len, ctx),
                 }
             }
             (State::Receiving(receiver), Event::Tick) if now >= receiver.deadline() => {
-                self.reject(HandoffError::TimedOut, receiver.into_client(), ctx)
+                self.reject(HandoffError::TimedOut, ctx)
             }
-            (State::Receiving(receiver), Event::Shutdown) => {
+            (State::Receiving(_), Event::Shutdown) => {
                 let end = End::new(
                     Rejection::Other,
                     Some("shutting down before the handoff was complete".into()),
                 );
-                self.refuse_unfinished(receiver.into_client(), end, ctx)
+                self.refuse_unfinished(end, ctx)
             }
 
             (
@@ -515,12 +523,10 @@ impl Connection {
     }
 
     /// The handoff is complete; its data is the first `len` bytes of the handoff buffer.
-    fn start(&mut self, fd: OwnedFd, len: usize, ctx: &mut Context<'_>) -> State {
-        let client = match Client::adopt(fd, ctx.registry, self.tokens.client) {
-            Ok(client) => client,
-            Err(error) => return self.reject(error, None, ctx),
-        };
-        self.client = Some(client);
+    fn start(&mut self, len: usize, ctx: &mut Context<'_>) -> State {
+        if let Err(error) = self.adopt_client(ctx) {
+            return self.reject(error, ctx);
+        }
         if self.over_capacity {
             let end = End::new(EndReason::OverCapacity, None);
             return self.respond_busy("server at capacity; retry shortly", end, ctx);
@@ -533,7 +539,7 @@ impl Connection {
         }
         let request = match parse_handoff_data(&ctx.buffers.handoff[..len]) {
             Ok(request) => request,
-            Err(error) => return self.reject(error, None, ctx),
+            Err(error) => return self.reject(error, ctx),
         };
         let start = match ctx.backend.start(request, ctx.now) {
             Ok(start) => start,
@@ -557,9 +563,19 @@ impl Connection {
         }
     }
 
+    /// The fd the handoff brought becomes the client, if it is a stream socket.
+    fn adopt_client(&mut self, ctx: &mut Context<'_>) -> Result<(), HandoffError> {
+        if self.client.is_some() {
+            return Ok(());
+        }
+        let fd = self.arrived.take().ok_or(HandoffError::NoFd)?;
+        self.client = Some(Client::adopt(fd, ctx.registry, self.tokens.client)?);
+        Ok(())
+    }
+
     /// A handoff failed before it could start: the client, when its fd came and is a socket,
     /// gets the error's status.
-    fn reject(&mut self, error: HandoffError, fd: Option<OwnedFd>, ctx: &mut Context<'_>) -> State {
+    fn reject(&mut self, error: HandoffError, ctx: &mut Context<'_>) -> State {
         log::warn!("conn={} handoff rejected: {error}", self.id);
         let reason = if self.over_capacity {
             EndReason::OverCapacity
@@ -567,10 +583,9 @@ impl Connection {
             EndReason::Rejected(error.rejection())
         };
         let end = End::new(reason, Some(error.to_string()));
-        if let Some(fd) = fd {
-            match Client::adopt(fd, ctx.registry, self.tokens.client) {
-                Ok(client) => self.client = Some(client),
-                Err(bad) => log::warn!("conn={} cannot answer the client: {bad}", self.id),
+        if self.arrived.is_some() {
+            if let Err(bad) = self.adopt_client(ctx) {
+                log::warn!("conn={} cannot answer the client: {bad}", self.id);
             }
         }
         if self.client.is_none() {
@@ -584,20 +599,14 @@ impl Connection {
     }
 
     /// Shutdown came before the handoff was complete: 503 if its fd is there.
-    fn refuse_unfinished(&mut self, fd: Option<OwnedFd>, end: End, ctx: &mut Context<'_>) -> State {
-        let Some(fd) = fd else {
-            return State::Done(end);
-        };
-        match Client::adopt(fd, ctx.registry, self.tokens.client) {
-            Ok(client) => {
-                self.client = Some(client);
-                self.respond(
-                    ErrorStatus::ServiceUnavailable,
-                    "server shutting down",
-                    end,
-                    ctx,
-                )
-            }
+    fn refuse_unfinished(&mut self, end: End, ctx: &mut Context<'_>) -> State {
+        match self.adopt_client(ctx) {
+            Ok(()) => self.respond(
+                ErrorStatus::ServiceUnavailable,
+                "server shutting down",
+                end,
+                ctx,
+            ),
             Err(_) => State::Done(end),
         }
     }

@@ -3,9 +3,9 @@
 //!
 //! On a stream socket the payload may arrive in several reads (the fd travels with the first),
 //! so everything is collected until end of stream. On a seqpacket socket one message is the
-//! whole handoff. Every fd is owned the moment it arrives; the first is the client, extras are
-//! closed at once. Pieces are appended once each, so a handoff in many small pieces costs
-//! linear time.
+//! whole handoff. Every fd is owned the moment it arrives; the first is the client, kept in the
+//! connection's slot (so that a panic here still finds it to answer), extras are closed at
+//! once. Pieces are appended once each, so a handoff in many small pieces costs linear time.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -28,7 +28,6 @@ pub struct Receiver {
     /// Data from earlier reads when the handoff arrived in pieces; empty (and unallocated) in
     /// the usual case where one event brings everything.
     partial: Vec<u8>,
-    client: Option<OwnedFd>,
     /// When the handoff must be complete.
     deadline: Instant,
 }
@@ -36,13 +35,11 @@ pub struct Receiver {
 pub enum Received {
     /// Waiting for more.
     More,
-    /// Complete: the data is the first `len` bytes of the handoff buffer.
-    Complete { client: OwnedFd, len: usize },
-    /// Rejected; the client fd, when one arrived and may still be answered.
-    Failed {
-        error: HandoffError,
-        client: Option<OwnedFd>,
-    },
+    /// Complete, with the client's fd in the slot: the data is the first `len` bytes of the
+    /// handoff buffer.
+    Complete { len: usize },
+    /// Rejected; the client's fd stays in the slot when one arrived and may still be answered.
+    Failed(HandoffError),
 }
 
 impl Receiver {
@@ -50,7 +47,6 @@ impl Receiver {
         Receiver {
             apache,
             partial: Vec::new(),
-            client: None,
             deadline,
         }
     }
@@ -64,8 +60,14 @@ impl Receiver {
     }
 
     /// Reads until the handoff is complete or the socket would block. `buf` is the reactor's
-    /// shared handoff buffer, `max_handoff_bytes + 1` long so that excess is detectable.
-    pub fn receive(&mut self, limits: Limits, buf: &mut [u8]) -> Received {
+    /// shared handoff buffer, `max_handoff_bytes + 1` long so that excess is detectable;
+    /// `client` is the connection's slot for the client's fd.
+    pub fn receive(
+        &mut self,
+        limits: Limits,
+        buf: &mut [u8],
+        client: &mut Option<OwnedFd>,
+    ) -> Received {
         let limit = limits.max_handoff_bytes;
         let mut filled = 0;
         loop {
@@ -74,26 +76,26 @@ impl Receiver {
             let result =
                 fdpass::recv_with_fds(self.apache.as_fd(), &mut buf[filled..room], &mut fds);
             let got_fds = !fds.is_empty();
-            self.keep_first(fds);
+            keep_first(fds, client);
             match result {
                 Ok(received) if received.control_truncated => {
-                    self.client = None;
-                    return self.fail(HandoffError::ControlTruncated);
+                    *client = None;
+                    return Received::Failed(HandoffError::ControlTruncated);
                 }
                 Ok(received) => match limits.socket_type {
                     SocketType::SeqPacket => {
                         if received.truncated || received.bytes > limit {
-                            return self.fail(HandoffError::TooLarge { limit });
+                            return Received::Failed(HandoffError::TooLarge { limit });
                         }
-                        return self.complete(buf, received.bytes);
+                        return self.complete(buf, received.bytes, client);
                     }
                     SocketType::Stream => {
                         if received.bytes == 0 && !got_fds {
-                            return self.complete(buf, filled);
+                            return self.complete(buf, filled, client);
                         }
                         filled += received.bytes;
                         if self.partial.len() + filled > limit {
-                            return self.fail(HandoffError::TooLarge { limit });
+                            return Received::Failed(HandoffError::TooLarge { limit });
                         }
                     }
                 },
@@ -105,7 +107,7 @@ impl Receiver {
                 Err(e) => {
                     let reset =
                         matches!(e.raw_os_error(), Some(libc::ECONNRESET) | Some(libc::EPIPE));
-                    return self.fail(HandoffError::Receive {
+                    return Received::Failed(HandoffError::Receive {
                         reason: e.to_string(),
                         reset,
                     });
@@ -114,46 +116,29 @@ impl Receiver {
         }
     }
 
-    /// Gives up (a timeout, a shutdown): the client fd, if it arrived, for a reply.
-    pub fn into_client(self) -> Option<OwnedFd> {
-        self.client
-    }
-
-    fn keep_first(&mut self, fds: Vec<OwnedFd>) {
-        for fd in fds {
-            if self.client.is_none() {
-                self.client = Some(fd);
-            } else {
-                log::warn!("handoff carried more than one fd; closing the extra ones");
-            }
-        }
-    }
-
     /// The data is what earlier reads kept, then the first `filled` bytes of `buf`: put it all
     /// at the front of `buf`.
-    fn complete(&mut self, buf: &mut [u8], filled: usize) -> Received {
+    fn complete(&mut self, buf: &mut [u8], filled: usize, client: &Option<OwnedFd>) -> Received {
+        if client.is_none() {
+            return Received::Failed(HandoffError::NoFd);
+        }
         let kept = self.partial.len();
         if kept > 0 {
             buf.copy_within(..filled, kept);
             buf[..kept].copy_from_slice(&self.partial);
             self.partial = Vec::new();
         }
-        match self.client.take() {
-            Some(client) => Received::Complete {
-                client,
-                len: kept + filled,
-            },
-            None => Received::Failed {
-                error: HandoffError::NoFd,
-                client: None,
-            },
-        }
+        Received::Complete { len: kept + filled }
     }
+}
 
-    fn fail(&mut self, error: HandoffError) -> Received {
-        Received::Failed {
-            error,
-            client: self.client.take(),
+/// The first fd is the client's; extras are closed at once.
+fn keep_first(fds: Vec<OwnedFd>, client: &mut Option<OwnedFd>) {
+    for fd in fds {
+        if client.is_none() {
+            *client = Some(fd);
+        } else {
+            log::warn!("handoff carried more than one fd; closing the extra ones");
         }
     }
 }
