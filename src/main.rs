@@ -3,6 +3,7 @@
 //! runtime error (from `run`).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use streaming_daemon::config::{self, Invocation};
 use streaming_daemon::logging;
@@ -33,5 +34,9 @@ fn main() -> ExitCode {
     for note in config.startup_notes() {
         log::warn!("{note}");
     }
-    std::process::exit(streaming_daemon::run(config))
+    let code = streaming_daemon::run(config);
+    // Lines still queued for stderr (the reason for a failed start among them) are written
+    // by the log thread, which `exit` would cut short.
+    logging::flush(Duration::from_secs(1));
+    std::process::exit(code)
 }
