@@ -202,11 +202,13 @@ fn write_to_stderr() {
     // where its default action would end the process with no drain.
     drop(SignalFd::new());
     let mut batch = Vec::new();
+    // Not `stderr().lock()`: that would hold stderr while waiting for lines, and a panic
+    // message or an `eprintln!` elsewhere would then wait forever. `Stderr` locks for each
+    // `write_all`.
+    let mut stderr = io::stderr();
     loop {
         // A failed write (stderr closed) loses its batch; there is nowhere to report it.
-        let _ = LOGGER
-            .queue
-            .write_batch(&mut io::stderr().lock(), &mut batch);
+        let _ = LOGGER.queue.write_batch(&mut stderr, &mut batch);
     }
 }
 
