@@ -31,6 +31,15 @@ fn main() -> ExitCode {
         eprintln!("streaming-daemon: {error}");
         return ExitCode::from(2);
     }
+    // Masked in every log line, whatever an upstream echoes them inside.
+    let backends = &config.backend;
+    logging::set_secrets(
+        [&backends.openai.api_key, &backends.langgraph.api_key]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+    );
     for note in config.startup_notes() {
         log::warn!("{note}");
     }
