@@ -2,6 +2,7 @@
 //! daemon writes. Every wait here is bounded.
 #![allow(dead_code)]
 
+pub mod slog;
 pub mod upstream;
 
 use std::io::{self, Read};
