@@ -3,6 +3,7 @@
 //! runtime error (from `run`).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use streaming_daemon::config::{self, Invocation};
 use streaming_daemon::logging;
@@ -30,8 +31,21 @@ fn main() -> ExitCode {
         eprintln!("streaming-daemon: {error}");
         return ExitCode::from(2);
     }
+    // Masked in every log line, whatever an upstream echoes them inside.
+    let backends = &config.backend;
+    logging::set_secrets(
+        [&backends.openai.api_key, &backends.langgraph.api_key]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+    );
     for note in config.startup_notes() {
         log::log!(note.level, "{note}");
     }
-    std::process::exit(streaming_daemon::run(config))
+    let code = streaming_daemon::run(config);
+    // Lines still queued for stderr (the reason for a failed start among them) are written
+    // by the log thread, which `exit` would cut short.
+    logging::flush(Duration::from_secs(1));
+    std::process::exit(code)
 }

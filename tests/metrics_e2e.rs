@@ -25,6 +25,7 @@ fn start() -> (Daemon, SocketAddr) {
         .split("http://")
         .nth(1)
         .unwrap()
+        .trim_end_matches('"')
         .trim_end_matches("/metrics")
         .parse()
         .unwrap();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod harness;
+pub mod slog;
 pub mod upstream;
 
 use std::io::{self, Read};
