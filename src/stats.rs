@@ -149,6 +149,7 @@ impl Tally {
             active_streams: self.active_streams as u64,
             peak_streams: self.peak_streams as u64,
             buffered_bytes: buffered as u64,
+            log_lines_dropped: crate::logging::lines_dropped(),
         }
     }
 

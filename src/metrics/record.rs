@@ -30,6 +30,8 @@ pub struct Gauges {
     pub peak_streams: u64,
     /// Bytes held in connection buffers, counted against `server.mem_limit`.
     pub buffered_bytes: u64,
+    /// Log lines dropped because the log queue was full (a counter kept by the logger).
+    pub log_lines_dropped: u64,
 }
 
 /// Every counter and histogram of the daemon, as plain numbers.

@@ -106,6 +106,11 @@ pub const HANDOFF_REJECTIONS: Family = family(
     Kind::Counter,
     "Total number of handoffs rejected, by reason",
 );
+pub const LOG_LINES_DROPPED: Family = family(
+    "daemon_log_lines_dropped_total",
+    Kind::Counter,
+    "Total number of log lines dropped because the log queue was full",
+);
 pub const PANICS: Family = family(
     "daemon_panics_total",
     Kind::Counter,
@@ -181,6 +186,11 @@ impl Metrics {
         single(out, &CHUNKS_SENT, Value::Count(self.chunks_sent));
         labelled_counter::<Outcome>(out, &STREAM_OUTCOMES, &self.stream_outcomes);
         labelled_counter::<Rejection>(out, &HANDOFF_REJECTIONS, &self.handoff_rejections);
+        single(
+            out,
+            &LOG_LINES_DROPPED,
+            Value::Count(gauges.log_lines_dropped),
+        );
         single(out, &PANICS, Value::Count(self.panics));
         single(out, &BUFFERED_BYTES, Value::Count(gauges.buffered_bytes));
         if let Some(process) = process {

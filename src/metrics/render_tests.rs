@@ -99,6 +99,11 @@ const CONTRACT: &[(&str, &str, &str)] = &[
         "Total number of handoffs rejected, by reason",
     ),
     (
+        "daemon_log_lines_dropped_total",
+        "counter",
+        "Total number of log lines dropped because the log queue was full",
+    ),
+    (
         "daemon_panics_total",
         "counter",
         "Total number of panics caught and isolated",
@@ -193,7 +198,7 @@ fn names_types_and_help_texts_are_the_contract_exactly() {
 #[test]
 fn without_process_stats_only_the_daemon_series_are_rendered() {
     let (_, families) = checked(&Metrics::new(), None);
-    assert_eq!(families.len(), 20);
+    assert_eq!(families.len(), 21);
     assert!(families.iter().all(|f| f.name.starts_with("daemon_")));
 }
 
@@ -293,6 +298,7 @@ fn a_known_sequence_of_events_renders_exact_numbers() {
         active_streams: 1,
         peak_streams: 4,
         buffered_bytes: 4096,
+        log_lines_dropped: 3,
     };
     let text = render(&m, gauges, None);
     check(&text).unwrap_or_else(|problem| panic!("{problem}\n{text}"));
@@ -314,6 +320,7 @@ fn a_known_sequence_of_events_renders_exact_numbers() {
         "daemon_handoff_rejections_total{reason=\"bad_json\"} 1",
         "daemon_handoff_rejections_total{reason=\"timeout\"} 1",
         "daemon_panics_total 1",
+        "daemon_log_lines_dropped_total 3",
         "daemon_buffered_bytes 4096",
         "daemon_bytes_sent_total 4119",
         "daemon_chunks_sent_total 18",

@@ -203,6 +203,7 @@ mod tests {
             active_streams: 5,
             peak_streams: 9,
             buffered_bytes: 0,
+            log_lines_dropped: 0,
         };
         let mut out = Vec::new();
         respond(
