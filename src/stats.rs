@@ -26,6 +26,8 @@ pub struct Tally {
     /// Every byte written to clients, heads and error responses included.
     pub bytes_sent: u64,
     pub chunks_sent: u64,
+    /// Panics caught and confined to one connection or scrape.
+    pub panics: u64,
     /// `None` in `-benchmark` mode.
     metrics: Option<Metrics>,
     backend: Option<metrics::Backend>,
@@ -101,6 +103,7 @@ impl Tally {
 
     /// A panic was caught and confined to one connection or scrape.
     pub fn panicked(&mut self) {
+        self.panics += 1;
         if let Some(m) = &mut self.metrics {
             m.panicked();
         }

@@ -905,3 +905,111 @@ fn an_upstream_that_never_accepts_the_connection_is_unreachable_after_the_connec
     let response = h.collect(&mut client);
     assert_eq!(status_line(&response), "HTTP/1.1 502 Bad Gateway");
 }
+
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_its_stream() {
+    let mut h = Harness::new("halfclose", |c| {
+        c.backend.mock.message_delay = Duration::from_millis(1)
+    });
+    let (mut client, server) = tcp_pair();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    let body = h.collect_skipping(&mut client, Duration::from_millis(1));
+    assert_eq!(contents(&body).len(), 18, "{body}");
+    assert!(body.ends_with("data: [DONE]\n\n"));
+}
+
+#[test]
+fn a_client_that_closed_is_noticed_at_the_next_write() {
+    let mut h = Harness::new("closed", |c| {
+        c.backend.mock.message_delay = Duration::from_secs(1)
+    });
+    let (client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    h.turn_until(|r| r.tally().active_streams == 1);
+    drop(client);
+    // End of file alone is not a goodbye; the writes that follow find the client gone.
+    h.turn_until_skipping(Duration::from_secs(1), |r| r.connections() == 0);
+    assert_eq!(h.reactor.tally().streams_failed, 1);
+}
+
+#[test]
+fn past_1024_pending_refusals_the_daemon_stops_accepting_instead_of_dropping() {
+    // Each unfinished handoff costs this process four fds (both ends of Apache's connection and
+    // of the client's): raise the soft limit for the run.
+    streaming_daemon::sys::limits::raise_open_files(12_000).unwrap();
+    let mut h = Harness::new("flood", |c| {
+        c.server.max_connections = 1;
+        c.backend.mock.message_delay = Duration::from_secs(10);
+    });
+    h.frozen = Some(Instant::now());
+    let (_streaming, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    h.turn_until(|r| r.tally().active_streams == 1);
+    // Handoffs whose fd arrives but whose data never ends: each waits for its timeout, so
+    // their 503s stay pending.
+    let flood: Vec<_> = (0..1030).map(|_| unfinished_handoff(&h)).collect();
+    h.turn_until(|r| r.tally().rejected == 1024);
+    for _ in 0..5 {
+        h.turn();
+    }
+    // The other six wait in the backlog, unread but not closed.
+    assert_eq!(h.reactor.tally().rejected, 1024);
+    assert_eq!(h.reactor.connections(), 1025);
+    h.skip(Duration::from_secs(5));
+    h.turn_until(|r| r.tally().rejected == 1030);
+    h.skip(Duration::from_secs(5));
+    h.turn_until(|r| r.connections() == 1);
+    for (mut client, apache) in flood {
+        drop(apache);
+        let response = read_to_end(&mut client, LIMIT);
+        assert_eq!(status_line(&response), "HTTP/1.1 503 Service Unavailable");
+    }
+}
+
+/// A mock whose name panics on demand: the name is asked for the connection's end line, so a
+/// panic there happens while closing, outside any handler.
+struct Nameless {
+    inner: Box<dyn Backend>,
+    panic: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Backend for Nameless {
+    fn name(&self) -> &'static str {
+        if self.panic.load(Ordering::Relaxed) {
+            panic!("deliberate panic in the end line");
+        }
+        "mock"
+    }
+    fn start(&mut self, request: HandoffData, now: Instant) -> Result<Start, BackendError> {
+        self.inner.start(request, now)
+    }
+}
+
+#[test]
+fn a_panic_while_closing_is_confined_and_counted() {
+    let mut config = Config::default();
+    config.backend.mock.message_delay = Duration::ZERO;
+    let panic = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let backend = Box::new(Nameless {
+        inner: backends::create(&config).unwrap(),
+        panic: panic.clone(),
+    });
+    let mut h = Harness::with_backend("close-panic", config, backend);
+    panic.store(true, Ordering::Relaxed);
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    assert!(h.collect(&mut client).ends_with("data: [DONE]\n\n"));
+    h.turn_until(|r| r.connections() == 0);
+    assert_eq!(h.reactor.tally().panics, 1);
+    assert_eq!(h.reactor.tally().streams_completed, 1);
+    panic.store(false, Ordering::Relaxed);
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    assert!(h.collect(&mut client).ends_with("data: [DONE]\n\n"));
+}

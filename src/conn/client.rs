@@ -28,6 +28,9 @@ pub struct Client {
     /// SSE events written (or queued) for this client.
     events: u32,
     bytes_read: usize,
+    /// The client shut its sending side down (end of file): nothing more to read, but the
+    /// stream goes on while it can be written (a half-close is not a goodbye).
+    input_closed: bool,
     /// The status of the answer begun (200 for a stream); 0 until one is.
     status: u16,
 }
@@ -37,7 +40,8 @@ pub struct Client {
 pub enum Input {
     /// Nothing more to read for now.
     Quiet,
-    /// End of file: the client closed (or half-closed) its side.
+    /// End of file: the client shut its sending side. Whether it also went away only a write
+    /// can tell.
     Closed,
     /// The socket failed: reset, or another error.
     Failed,
@@ -82,6 +86,7 @@ impl Client {
             bytes_sent: 0,
             events: 0,
             bytes_read: 0,
+            input_closed: false,
             status: 0,
         })
     }
@@ -103,10 +108,16 @@ impl Client {
 
     /// Reads and discards what the client sends.
     pub fn read_input(&mut self) -> Input {
+        if self.input_closed {
+            return Input::Closed;
+        }
         let mut discard = [0u8; 2048];
         loop {
             match socket::recv(self.fd.as_fd(), &mut discard) {
-                Ok(0) => return Input::Closed,
+                Ok(0) => {
+                    self.input_closed = true;
+                    return Input::Closed;
+                }
                 Ok(n) => {
                     self.bytes_read += n;
                     if self.bytes_read > CLIENT_INPUT_LIMIT {

@@ -258,6 +258,11 @@ impl Connection {
         })
     }
 
+    /// Accepted over capacity: it is answered 503.
+    pub fn is_over_capacity(&self) -> bool {
+        self.over_capacity
+    }
+
     pub fn is_receiving(&self) -> bool {
         matches!(self.state, State::Receiving(_))
     }
@@ -772,10 +777,10 @@ impl Connection {
         let client = self.client.as_mut()?;
         if readable {
             match client.read_input() {
-                Input::Quiet => {}
-                Input::Closed | Input::Failed => {
-                    return Some(Event::ClientGone(Outcome::ClientDisconnected, None))
-                }
+                // A client that shut its sending side (or closed, which looks the same from
+                // here) is written to until a write fails: only then is it known to be gone.
+                Input::Quiet | Input::Closed => {}
+                Input::Failed => return Some(Event::ClientGone(Outcome::ClientDisconnected, None)),
                 Input::Flooded => {
                     let why = "the client sent more than 64 KiB after its request";
                     return Some(Event::ClientGone(Outcome::Other, Some(why.into())));

@@ -31,6 +31,7 @@ use crate::conn::{
     Admission, Buffers, Connection, Context, End, Limits, Ready, Reaper, Settings, Step, Tokens,
 };
 use crate::deadline;
+use crate::end::{EndReason, Outcome};
 use crate::stats::Tally;
 use crate::sys::signals::{Signal, SignalFd};
 use crate::sys::socket;
@@ -40,9 +41,11 @@ use scrape::Scrape;
 use timers::Timers;
 use token::{Key, Side};
 
-/// Handoffs accepted past `max_connections` still get their 503; beyond this many at once, new
-/// ones are closed unread (Apache answers 503 itself) so that a flood cannot exhaust fds.
-const OVER_CAPACITY_ALLOWANCE: usize = 1024;
+/// Handoffs accepted over capacity are received and answered 503; at most this many at once.
+/// Beyond, the daemon stops accepting until the count drops: the backlog fills, Apache's
+/// connect fails and Apache answers 503 itself. A connection is never accepted and then closed
+/// unread (its client would just see the connection die).
+const MAX_PENDING_REFUSALS: usize = 1024;
 /// Accepts per turn, so that a burst of handoffs cannot starve running streams.
 const ACCEPTS_PER_TURN: usize = 512;
 /// Pause before accepting again when the process is out of file descriptors.
@@ -102,6 +105,10 @@ pub struct Reactor {
     events: Events,
     listener: Option<Listener>,
     listener_ready: bool,
+    /// Connections accepted over capacity whose 503 is not done yet.
+    refusing: usize,
+    /// Accepting stopped because `MAX_PENDING_REFUSALS` are pending (logged once per episode).
+    refusals_full: bool,
     accept_paused_until: Option<Instant>,
     metrics_listener: Option<TcpListener>,
     scrapes: usize,
@@ -184,6 +191,8 @@ impl Reactor {
             // Handoffs may have queued before the first poll; edge-triggered polling would
             // not report them.
             listener_ready: true,
+            refusing: 0,
+            refusals_full: false,
             accept_paused_until: None,
             metrics_listener,
             scrapes: 0,
@@ -362,7 +371,8 @@ impl Reactor {
     }
 
     fn poll_timeout(&self, now: Instant, max_wait: Option<Duration>) -> Option<Duration> {
-        let accept_pending = self.listener.is_some() && self.listener_ready;
+        let accept_pending =
+            self.listener.is_some() && self.listener_ready && !self.refusals_full();
         let accept_at = if accept_pending {
             Some(self.accept_paused_until.unwrap_or(now))
         } else {
@@ -433,6 +443,17 @@ impl Reactor {
             let Some(listener) = &self.listener else {
                 return;
             };
+            if self.refusals_full() {
+                if !self.refusals_full {
+                    self.refusals_full = true;
+                    log::warn!(
+                        "over capacity with {MAX_PENDING_REFUSALS} refusals pending: not accepting \
+                         until they are done (Apache answers 503 meanwhile)"
+                    );
+                }
+                return;
+            }
+            self.refusals_full = false;
             if !self.reserve.restore() {
                 self.pause_accepting(now);
                 return;
@@ -464,7 +485,9 @@ impl Reactor {
                     return;
                 }
             };
-            self.admit(apache, now);
+            if caught(|| self.admit(apache, now)).is_err() {
+                self.panicked("accepting a handoff");
+            }
         }
     }
 
@@ -492,22 +515,24 @@ impl Reactor {
         }
     }
 
-    fn admit(&mut self, apache: OwnedFd, now: Instant) {
-        let open = self.connections();
-        if open >= self.max_connections + OVER_CAPACITY_ALLOWANCE {
-            self.tally.connection_rejected();
-            log::warn!(
-                "closing a handoff unread: {open} connections are open (limit {})",
-                self.max_connections
-            );
-            return;
-        }
+    /// Over `max_connections` or the memory budget: new handoffs are answered 503.
+    fn over_capacity(&self) -> bool {
         let over_memory = self
             .mem_limit
             .is_some_and(|limit| self.held_bytes as u64 > limit);
-        let over_capacity = open >= self.max_connections || over_memory;
+        self.connections() >= self.max_connections || over_memory
+    }
+
+    /// Over capacity with as many refusals pending as allowed: accepting waits.
+    fn refusals_full(&self) -> bool {
+        self.refusing >= MAX_PENDING_REFUSALS && self.over_capacity()
+    }
+
+    fn admit(&mut self, apache: OwnedFd, now: Instant) {
+        let over_capacity = self.over_capacity();
         if over_capacity {
             self.tally.connection_rejected();
+            self.refusing += 1;
         } else {
             self.tally.connection_accepted();
         }
@@ -532,7 +557,12 @@ impl Reactor {
                 // already: reading now saves the client a whole turn of the loop.
                 self.receive_handoff(key, now);
             }
-            Err(e) => log::error!("conn={id} could not be registered: {e}"),
+            Err(e) => {
+                log::error!("conn={id} could not be registered: {e}");
+                if over_capacity {
+                    self.refusing -= 1;
+                }
+            }
         }
     }
 
@@ -561,13 +591,20 @@ impl Reactor {
             tally: &mut self.tally,
             reaper: &mut self.reaper,
         };
-        let step = match catch_unwind(AssertUnwindSafe(|| handler(conn, &mut ctx))) {
+        // A panic unwinds out of one connection's handler only. What it shares stays usable:
+        // the pool is changed only by whole `take`/`put` calls (a transport taken and then lost
+        // in the unwind is just closed); counters are single integer updates, and a stream's
+        // end is counted by `close` from what survives in the connection (its start time, its
+        // client), so the books still balance; the backend's own state is changed by plain
+        // assignments (the typing rate limit) that are never left half done; the shared
+        // buffers are cleared before each use. The connection itself is answered (500 if no
+        // byte had gone out) and closed.
+        let step = match caught(|| handler(conn, &mut ctx)) {
             Ok(step) => step,
-            Err(_) => {
+            Err(()) => {
                 log::error!("conn={} panicked; closing this connection only", conn.id);
                 ctx.tally.panicked();
-                let answered = catch_unwind(AssertUnwindSafe(|| conn.on_panic(&mut ctx)));
-                if answered.is_err() {
+                if caught(|| conn.on_panic(&mut ctx)).is_err() {
                     log::error!("conn={} panicked again while answering with 500", conn.id);
                 }
                 Step::Close
@@ -577,8 +614,46 @@ impl Reactor {
         self.held_bytes = self.held_bytes + held - entry.held;
         entry.held = held;
         match step {
-            Step::Continue => self.rearm(key),
+            Step::Continue => self.rearm(key, now),
             Step::Close => self.close(key, now),
+        }
+    }
+
+    /// A panic outside a handler (in a deadline, say): confined to the connection `key`,
+    /// which is answered as after a handler's panic and closed.
+    fn abort(&mut self, key: Key, now: Instant, during: &str) {
+        self.panicked(during);
+        let is_scrape = self
+            .conns
+            .get_mut(key)
+            .is_some_and(|entry| matches!(entry.occupant, Occupant::Scrape(_)));
+        if is_scrape {
+            self.close(key, now);
+            return;
+        }
+        self.dispatch(key, now, |conn, ctx| {
+            conn.on_panic(ctx);
+            Step::Close
+        });
+        // Closed by the handler's step, unless that panicked too.
+        self.close(key, now);
+    }
+
+    fn panicked(&mut self, during: &str) {
+        log::error!("panicked while {during}; the daemon goes on");
+        self.tally.panicked();
+    }
+
+    /// An entry's deadline; a panic computing it closes that entry only.
+    fn deadline_of(&mut self, key: Key, now: Instant) -> Option<Instant> {
+        let entry = self.conns.get_mut(key)?;
+        let settings = &self.settings;
+        match caught(|| entry.deadline(settings)) {
+            Ok(deadline) => deadline,
+            Err(()) => {
+                self.abort(key, now, "computing a connection's deadline");
+                None
+            }
         }
     }
 
@@ -602,11 +677,27 @@ impl Reactor {
                 return;
             }
         };
+        if conn.is_over_capacity() {
+            self.refusing -= 1;
+        }
         // Every connection leaves through here, so no program outlives its stream.
-        conn.release_child(self.poll.registry(), &mut self.reaper);
-        let end: End = conn.end();
-        self.tally.ended(end.reason, conn.streamed(now));
-        conn.log_end(&end, self.backend.name(), now);
+        let registry = self.poll.registry();
+        let reaper = &mut self.reaper;
+        if caught(|| conn.release_child(registry, reaper)).is_err() {
+            self.panicked("ending a connection's program");
+        }
+        let end = caught(|| conn.end()).unwrap_or_else(|()| End {
+            reason: EndReason::Stream(Outcome::Panic),
+            error: Some("a panic while closing".into()),
+        });
+        let tally = &mut self.tally;
+        if caught(|| tally.ended(end.reason, conn.streamed(now))).is_err() {
+            self.panicked("counting a connection's end");
+        }
+        let backend = &*self.backend;
+        if caught(|| conn.log_end(&end, backend.name(), now)).is_err() {
+            self.panicked("logging a connection's end");
+        }
     }
 
     fn accept_scrapes(&mut self, now: Instant) {
@@ -647,7 +738,7 @@ impl Reactor {
                 held: 0,
             });
             self.scrapes += 1;
-            self.rearm(key);
+            self.rearm(key, now);
         }
     }
 
@@ -660,17 +751,20 @@ impl Reactor {
             return;
         };
         let gauges = self.tally.gauges(connections, self.held_bytes);
-        if scrape.on_ready(now, &mut self.buffers.out, &self.tally, gauges) {
-            self.close(key, now);
+        let (out, tally) = (&mut self.buffers.out, &self.tally);
+        match caught(|| scrape.on_ready(now, out, tally, gauges)) {
+            Ok(false) => {}
+            Ok(true) => self.close(key, now),
+            Err(()) => self.abort(key, now, "serving a metrics scrape"),
         }
     }
 
     /// Makes sure the timer heap will wake us for this connection's deadline.
-    fn rearm(&mut self, key: Key) {
-        let Some(entry) = self.conns.get_mut(key) else {
+    fn rearm(&mut self, key: Key, now: Instant) {
+        let Some(deadline) = self.deadline_of(key, now) else {
             return;
         };
-        let Some(deadline) = entry.deadline(&self.settings) else {
+        let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
         if entry.armed.is_none_or(|armed| deadline < armed) {
@@ -695,28 +789,30 @@ impl Reactor {
             if entry.armed == Some(at) {
                 entry.armed = None;
             }
-            let due = entry.deadline(&self.settings).is_some_and(|d| d <= now);
-            if due && matches!(entry.occupant, Occupant::Scrape(_)) {
+            let is_scrape = matches!(entry.occupant, Occupant::Scrape(_));
+            let due = self.deadline_of(key, now).is_some_and(|d| d <= now);
+            if due && is_scrape {
                 log::debug!("metrics scrape timed out");
                 self.close(key, now);
             } else if due {
                 self.dispatch(key, now, |conn, ctx| conn.on_timer(ctx));
             } else {
-                self.rearm(key);
+                self.rearm(key, now);
             }
         }
         self.due_timers = due;
         if self.timers.len() > 2 * self.conns.len() + 1024 {
-            self.compact_timers();
+            self.compact_timers(now);
         }
     }
 
-    fn compact_timers(&mut self) {
+    fn compact_timers(&mut self, now: Instant) {
         let mut live = Vec::with_capacity(self.conns.len());
         for key in self.conns.keys() {
+            let deadline = self.deadline_of(key, now);
             if let Some(entry) = self.conns.get_mut(key) {
-                entry.armed = entry.deadline(&self.settings);
-                if let Some(at) = entry.armed {
+                entry.armed = deadline;
+                if let Some(at) = deadline {
                     live.push((key, at));
                 }
             }
@@ -743,4 +839,10 @@ impl Reactor {
             }
         }
     }
+}
+
+/// Runs `f`, catching a panic: the caller confines it to what `f` was doing for one connection
+/// or scrape. (The panic hook has logged it with its backtrace.)
+fn caught<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| ())
 }
