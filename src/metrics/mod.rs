@@ -3,7 +3,8 @@
 //!
 //! The reactor owns one [`Metrics`], calls its event methods where things happen, and serves
 //! `/metrics` and `/healthz` from a bounded scrape connection that uses [`scrape`]'s pure
-//! functions. Nothing here does I/O except [`ProcessStats::read`], which reads `/proc`.
+//! functions. Nothing here does I/O except [`ProcessReader`], which reads `/proc` (counting
+//! descriptors on a thread of its own).
 
 mod histogram;
 mod labels;
@@ -20,5 +21,5 @@ mod render_tests;
 
 pub use histogram::BUCKETS;
 pub use labels::{Backend, LabelValue};
-pub use process::{parse_stat, ticks_per_second, ProcessStats, StatFields};
+pub use process::{parse_stat, ticks_per_second, ProcessReader, ProcessStats, StatFields};
 pub use record::{Gauges, Metrics};

@@ -6,6 +6,7 @@
 //! through a [`Context`] and returns a [`Step`].
 
 mod listener;
+mod metrics_endpoint;
 mod reserve;
 mod scrape;
 mod slab;
@@ -32,6 +33,7 @@ use crate::conn::{
 };
 use crate::deadline;
 use crate::end::{EndReason, Outcome};
+use crate::metrics::ProcessReader;
 use crate::stats::Tally;
 use crate::sys::signals::{Signal, SignalFd};
 use crate::sys::socket;
@@ -51,8 +53,6 @@ const ACCEPTS_PER_TURN: usize = 512;
 /// Pause before accepting again when the process is out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const EVENTS_PER_POLL: usize = 1024;
-/// Scrapes in progress at once; more are closed at accept. Prometheus sends one at a time.
-const MAX_SCRAPES: usize = 16;
 
 enum Occupant {
     Handoff(Connection),
@@ -111,7 +111,11 @@ pub struct Reactor {
     refusals_full: bool,
     accept_paused_until: Option<Instant>,
     metrics_listener: Option<TcpListener>,
-    scrapes: usize,
+    /// The scrapes in progress, oldest first (at most `MAX_SCRAPES`).
+    scrapes: Vec<Key>,
+    /// Metrics connections turned away, logged in summary.
+    scrape_refusals: metrics_endpoint::Summary,
+    process: ProcessReader,
     reserve: FdReserve,
     signals: Option<SignalFd>,
     conns: Slab<Entry>,
@@ -195,7 +199,9 @@ impl Reactor {
             refusals_full: false,
             accept_paused_until: None,
             metrics_listener,
-            scrapes: 0,
+            scrapes: Vec::new(),
+            scrape_refusals: metrics_endpoint::Summary::new(metrics_endpoint::REFUSAL_LOG_INTERVAL),
+            process: ProcessReader::new(),
             reserve: FdReserve::new(),
             signals,
             conns: Slab::new(),
@@ -239,7 +245,7 @@ impl Reactor {
 
     /// Handoffs in progress plus client streams (scrapes do not count).
     pub fn connections(&self) -> usize {
-        self.conns.len() - self.scrapes
+        self.conns.len() - self.scrapes.len()
     }
 
     /// Runs until drained.
@@ -355,17 +361,18 @@ impl Reactor {
     }
 
     /// Ends every connection now, telling streaming clients why.
+    /// Scrapes are left to finish: the exit closes them (`check_lifecycle`).
     pub fn end_all(&mut self, now: Instant) {
         self.begin_drain(now);
-        if let Some(mut metrics_listener) = self.metrics_listener.take() {
-            let _ = self.poll.registry().deregister(&mut metrics_listener);
-        }
         for key in self.conns.keys() {
+            if self.scrapes.contains(&key) {
+                continue;
+            }
             self.dispatch(key, now, |conn, ctx| {
                 conn.on_shutdown(ctx);
                 Step::Close
             });
-            // A scrape, or a connection whose handler failed to close it.
+            // In case the handler panicked before it could say so.
             self.close(key, now);
         }
     }
@@ -673,7 +680,7 @@ impl Reactor {
         let mut conn = match entry.occupant {
             Occupant::Handoff(conn) => conn,
             Occupant::Scrape(_) => {
-                self.scrapes -= 1;
+                self.scrapes.retain(|&k| k != key);
                 return;
             }
         };
@@ -697,65 +704,6 @@ impl Reactor {
         let backend = &*self.backend;
         if caught(|| conn.log_end(&end, backend.name(), now)).is_err() {
             self.panicked("logging a connection's end");
-        }
-    }
-
-    fn accept_scrapes(&mut self, now: Instant) {
-        loop {
-            let Some(listener) = &self.metrics_listener else {
-                return;
-            };
-            let mut stream = match listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // Out of fds or similar: the backlog keeps the rest, and scrapes are never
-                    // worth spinning for.
-                    log::warn!("metrics accept failed: {e}");
-                    return;
-                }
-            };
-            if self.scrapes >= MAX_SCRAPES {
-                log::warn!(
-                    "closing a metrics connection: {MAX_SCRAPES} scrapes already in progress"
-                );
-                continue;
-            }
-            let key = self.conns.next_key();
-            let registered = self.poll.registry().register(
-                &mut stream,
-                token::connection_token(key, Side::Scrape),
-                Interest::READABLE | Interest::WRITABLE,
-            );
-            if let Err(e) = registered {
-                log::warn!("cannot register a metrics connection: {e}");
-                continue;
-            }
-            let key = self.conns.insert(Entry {
-                occupant: Occupant::Scrape(Scrape::new(stream, now)),
-                armed: None,
-                held: 0,
-            });
-            self.scrapes += 1;
-            self.rearm(key, now);
-        }
-    }
-
-    fn serve_scrape(&mut self, key: Key, now: Instant) {
-        let connections = self.connections();
-        let Some(entry) = self.conns.get_mut(key) else {
-            return;
-        };
-        let Occupant::Scrape(scrape) = &mut entry.occupant else {
-            return;
-        };
-        let gauges = self.tally.gauges(connections, self.held_bytes);
-        let (out, tally) = (&mut self.buffers.out, &self.tally);
-        match caught(|| scrape.on_ready(now, out, tally, gauges)) {
-            Ok(false) => {}
-            Ok(true) => self.close(key, now),
-            Err(()) => self.abort(key, now, "serving a metrics scrape"),
         }
     }
 
@@ -824,14 +772,17 @@ impl Reactor {
         match self.lifecycle {
             Lifecycle::Serving => Turn::Running,
             Lifecycle::Draining { deadline } => {
-                if now >= deadline && !self.conns.is_empty() {
+                if now >= deadline && self.connections() > 0 {
                     log::info!(
                         "shutdown timeout reached: ending {} connection(s) with an error event",
-                        self.conns.len()
+                        self.connections()
                     );
                     self.end_all(now);
                 }
-                if self.conns.is_empty() {
+                // The metrics endpoint answers throughout the drain (operators watch it empty);
+                // open scrapes never hold up the exit.
+                if self.connections() == 0 {
+                    self.close_scrapes(now);
                     Turn::Finished
                 } else {
                     Turn::Running

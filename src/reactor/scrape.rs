@@ -1,23 +1,31 @@
 //! A metrics scrape: one bounded HTTP request on the metrics listener, answered and closed.
 //!
-//! | state      | event                               | next                     |
-//! |------------|-------------------------------------|--------------------------|
-//! | Reading    | bytes, head not complete, under 8 KiB | Reading                |
-//! | Reading    | head complete, malformed or too big | Writing (the response)   |
-//! | Writing    | everything written                  | closed                   |
-//! | any        | peer gone, or 10 s since accept     | closed                   |
+//! | phase   | event                                         | next                            |
+//! |---------|-----------------------------------------------|---------------------------------|
+//! | Reading | bytes, head not complete, under 8 KiB         | Reading                         |
+//! | Reading | head complete (or malformed, or too big)      | Writing (the response)          |
+//! | Reading | end of stream after a whole request           | Writing (a half-close is fine)  |
+//! | Writing | everything written                            | closed                          |
+//! | Reading | 2 s since accept                              | closed                          |
+//! | any     | peer gone, or 10 s since accept               | closed                          |
+//!
+//! A scrape still reading is idle from the daemon's point of view: when all slots are taken,
+//! the oldest idle one is closed to make room, so that half-sent requests cannot keep
+//! Prometheus (or a liveness probe) out.
 
-use std::io::{self, Read};
-use std::os::fd::AsFd;
+use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
 use crate::conn::{Flushed, Outbox};
+use crate::deadline;
 use crate::metrics::scrape::{self, Snapshot, MAX_HEAD};
 use crate::metrics::{Gauges, Metrics, ProcessStats};
 use crate::stats::Tally;
 
+/// Time for the whole request head to arrive.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// The whole life of a scrape, from accept to the last byte written.
 pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -27,6 +35,14 @@ pub struct Scrape {
     outbox: Outbox,
     accepted_at: Instant,
     responded: bool,
+}
+
+/// What the reactor has for a scrape to render.
+pub struct View<'a> {
+    pub tally: &'a Tally,
+    pub gauges: Gauges,
+    /// `None` when `/proc` could not be read: the daemon's own series are rendered anyway.
+    pub process: Option<ProcessStats>,
 }
 
 impl Scrape {
@@ -41,20 +57,32 @@ impl Scrape {
     }
 
     pub fn deadline(&self) -> Instant {
-        self.accepted_at + SCRAPE_TIMEOUT
+        let limit = if self.responded {
+            SCRAPE_TIMEOUT
+        } else {
+            HEAD_TIMEOUT
+        };
+        deadline::after(self.accepted_at, limit)
+    }
+
+    /// Still waiting for its request.
+    pub fn is_idle(&self) -> bool {
+        !self.responded
     }
 
     /// Handles readiness; returns true when the scrape is over and may be closed.
-    pub fn on_ready(
+    /// `view` is asked for only when a response is due.
+    pub fn on_ready<'a>(
         &mut self,
         now: Instant,
-        scratch: &mut Vec<u8>,
-        tally: &Tally,
-        gauges: Gauges,
+        out: &mut Vec<u8>,
+        view: impl FnOnce() -> View<'a>,
     ) -> bool {
         if self.responded {
             return !matches!(
-                self.outbox.flush(self.stream.as_fd(), now).0,
+                self.outbox
+                    .flush(std::os::fd::AsFd::as_fd(&self.stream), now)
+                    .0,
                 Flushed::Blocked
             );
         }
@@ -88,27 +116,37 @@ impl Scrape {
         };
         self.received = Vec::new();
         self.responded = true;
+        let view = view();
         let fallback;
-        let metrics = match tally.metrics() {
+        let metrics = match view.tally.metrics() {
             Some(metrics) => metrics,
             None => {
                 fallback = Metrics::new();
                 &fallback
             }
         };
-        let process = ProcessStats::read()
-            .map_err(|e| log::warn!("cannot read /proc for process metrics: {e}"))
-            .ok();
-        scratch.clear();
+        out.clear();
         let snapshot = Snapshot {
             metrics,
-            gauges,
-            process: process.as_ref(),
+            gauges: view.gauges,
+            process: view.process.as_ref(),
         };
-        scrape::respond(reply, snapshot, scratch);
-        !matches!(
-            self.outbox.write(self.stream.as_fd(), scratch, now).0,
-            Flushed::Blocked
-        )
+        scrape::respond(reply, snapshot, out);
+        self.send(out, now)
+    }
+
+    /// After a panic while serving it: a 500 if nothing was answered yet (one try).
+    pub fn fail(&mut self) {
+        if !self.responded {
+            self.responded = true;
+            let _ = self
+                .stream
+                .write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8], now: Instant) -> bool {
+        let fd = std::os::fd::AsFd::as_fd(&self.stream);
+        !matches!(self.outbox.write(fd, bytes, now).0, Flushed::Blocked)
     }
 }

@@ -2,7 +2,7 @@
 //! and the client on real sockets. The harness keeps the reactor's clock: the real one plus
 //! whatever time the test skipped (or a frozen instant), so that no test waits for a timeout.
 
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -34,11 +34,34 @@ impl Harness {
         Harness::with_backend(name, config, backend)
     }
 
-    pub fn with_backend(name: &str, mut config: Config, backend: Box<dyn Backend>) -> Harness {
+    pub fn with_backend(name: &str, config: Config, backend: Box<dyn Backend>) -> Harness {
+        Harness::build(name, config, backend, None)
+    }
+
+    /// A mock reactor serving metrics too; returns the metrics address.
+    pub fn with_metrics(name: &str, adjust: impl FnOnce(&mut Config)) -> (Harness, SocketAddr) {
+        let mut config = Config::default();
+        config.backend.mock.message_delay = Duration::ZERO;
+        adjust(&mut config);
+        let backend = backends::create(&config).unwrap();
+        let metrics = mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let address = metrics.local_addr().unwrap();
+        (
+            Harness::build(name, config, backend, Some(metrics)),
+            address,
+        )
+    }
+
+    fn build(
+        name: &str,
+        mut config: Config,
+        backend: Box<dyn Backend>,
+        metrics: Option<mio::net::TcpListener>,
+    ) -> Harness {
         config.server.socket_path = temp_socket_path(name);
         let listener =
             Listener::bind(&config.server.socket_path, config.server.socket_type, 0o600).unwrap();
-        let reactor = Reactor::new(&config, listener, None, None, backend).unwrap();
+        let reactor = Reactor::new(&config, listener, metrics, None, backend).unwrap();
         Harness {
             reactor,
             path: config.server.socket_path.clone(),
