@@ -45,6 +45,8 @@ use crate::stats::Tally;
 use crate::upstream::transport::{ReadOutcome, Transport};
 use crate::upstream::Upstream;
 
+use super::repeats::{Repeatable, Repeats};
+
 /// Bytes taken from the upstream per read.
 const READ_CHUNK: usize = 16 * 1024;
 /// Reads per advance before other connections get their turn; the rest waits for the next turn.
@@ -141,6 +143,8 @@ pub struct Io<'a> {
     pub client_clear: bool,
     /// Client events appended, for the connection's count.
     pub events: u32,
+    /// The connection's repeated warnings.
+    pub repeats: &'a mut Repeats,
     pub conn: u64,
 }
 
@@ -148,7 +152,7 @@ impl Call {
     /// A call about to open its connection (on its first event, at once: its deadline is now).
     pub fn new(request: UpstreamRequest, now: Instant, max_line: usize, conn: u64) -> Call {
         for note in &request.notes {
-            log::warn!("conn={conn} {note}");
+            log::warn!(conn = conn, note = note.as_str(); "handoff data partly ignored");
         }
         Call {
             request: request.request,
@@ -220,17 +224,14 @@ impl Call {
             (Phase::Connecting, Event::Tick)
                 if now >= deadline::after(self.since, timeouts.connect_timeout) =>
             {
-                log::warn!("conn={} upstream connect timed out", io.conn);
+                log::warn!(conn = io.conn; "upstream connect timed out");
                 self.unreachable("the upstream API could not be reached in time", io)
             }
             (Phase::Connecting, _) => Step::Continue,
             (Phase::Sending | Phase::AwaitingHead(_), Event::Tick)
                 if now >= deadline::after(self.since, timeouts.response_header_timeout) =>
             {
-                log::warn!(
-                    "conn={} no upstream response head within the timeout",
-                    io.conn
-                );
+                log::warn!(conn = io.conn; "no upstream response head within the timeout");
                 self.refuse(
                     ErrorStatus::GatewayTimeout,
                     "the upstream API did not answer in time",
@@ -256,10 +257,7 @@ impl Call {
                 if !self.readable
                     && now >= deadline::after(self.since, timeouts.idle_gap_timeout) =>
             {
-                log::warn!(
-                    "conn={} upstream sent nothing within the idle gap timeout",
-                    io.conn
-                );
+                log::warn!(conn = io.conn; "upstream silent past the idle gap timeout");
                 io.tally.backend_error();
                 self.close_transport();
                 self.phase = Phase::Done;
@@ -297,15 +295,12 @@ impl Call {
         let (mut transport, reused) = match upstream.open(io.now, fresh) {
             Ok(opened) => opened,
             Err(e) => {
-                log::warn!("conn={} {e}", io.conn);
+                log::warn!(conn = io.conn, error:% = e; "cannot open an upstream connection");
                 return self.unreachable("the upstream API cannot be reached", io);
             }
         };
         if let Err(e) = transport.register(io.registry, io.token) {
-            log::error!(
-                "conn={} cannot register the upstream connection: {e}",
-                io.conn
-            );
+            log::error!(conn = io.conn, error:% = e; "cannot register the upstream connection");
             return self.refuse(
                 ErrorStatus::BadGateway,
                 "the upstream API cannot be reached",
@@ -339,7 +334,7 @@ impl Call {
             }
             Ok(false) => Step::Continue,
             Err(e) => {
-                log::warn!("conn={} upstream connect failed: {e}", io.conn);
+                log::warn!(conn = io.conn, error:% = e; "upstream connect failed");
                 self.unreachable("the upstream API cannot be reached", io)
             }
         }
@@ -392,7 +387,7 @@ impl Call {
                             return self.on_head(parsed, rest, io, out);
                         }
                         Err(e) => {
-                            log::warn!("conn={} bad upstream response head: {e}", io.conn);
+                            log::warn!(conn = io.conn, error:% = e; "bad upstream response head");
                             return self.refuse(
                                 ErrorStatus::BadGateway,
                                 "the upstream API sent a malformed response",
@@ -434,22 +429,20 @@ impl Call {
             .is_some_and(Transport::is_handshaking);
         self.close_transport();
         if nothing_received && self.attempt == Attempt::Pooled {
-            log::debug!(
-                "conn={} pooled upstream connection was closed; retrying on a fresh one",
-                io.conn
-            );
+            log::debug!(conn = io.conn; "pooled upstream connection was closed; retrying on a fresh one");
             self.attempt = Attempt::Retry;
             self.phase = Phase::Opening;
             return self.open(io, out);
         }
         let why = error.map_or_else(|| "closed".to_string(), |e| e.to_string());
         if handshaking {
-            log::warn!("conn={} upstream TLS handshake failed: {why}", io.conn);
+            log::warn!(conn = io.conn, error = why.as_str(); "upstream TLS handshake failed");
             return self.unreachable("the upstream API cannot be reached securely", io);
         }
         log::warn!(
-            "conn={} upstream connection {why} before a complete response head",
-            io.conn
+            conn = io.conn,
+            error = why.as_str();
+            "upstream connection ended before a complete response head"
         );
         self.refuse(
             ErrorStatus::BadGateway,
@@ -468,11 +461,11 @@ impl Call {
                 retry_after,
             } => {
                 log::warn!(
-                    "conn={} upstream answered {} {}: {}",
-                    io.conn,
-                    head.status,
-                    head.reason,
-                    excerpt(&rest)
+                    conn = io.conn,
+                    status = head.status,
+                    reason = head.reason.as_str(),
+                    body = excerpt(&rest).as_str();
+                    "upstream answered an error status"
                 );
                 io.tally.backend_error();
                 self.close_transport();
@@ -553,7 +546,9 @@ impl Call {
         io.events += events;
         io.tally.chunks_sent(events);
         for reason in fed.skipped {
-            log::warn!("conn={} skipped an upstream event: {reason}", io.conn);
+            if io.repeats.first(Repeatable::SkippedEvent) {
+                log::warn!(conn = io.conn, reason = reason.as_str(); "skipped an upstream event");
+            }
             io.tally.backend_error();
         }
         match fed.step {
@@ -587,17 +582,14 @@ impl Call {
                 (Outcome::Completed, None)
             }
             RelayEnding::Incomplete => {
-                log::info!(
-                    "conn={} upstream ended without signalling completion",
-                    io.conn
-                );
+                log::info!(conn = io.conn; "upstream ended without signalling completion");
                 (Outcome::UpstreamIncomplete, None)
             }
             RelayEnding::Failed(failure) => {
                 log::warn!(
-                    "conn={} upstream stream failed: {}",
-                    io.conn,
-                    failure.detail
+                    conn = io.conn,
+                    error = failure.detail.as_str();
+                    "upstream stream failed"
                 );
                 io.tally.backend_error();
                 sse::error_event(out, &failure.message);

@@ -43,6 +43,7 @@ mod client;
 mod local;
 mod outbox;
 mod receive;
+mod repeats;
 
 use std::mem::{discriminant, replace};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -66,6 +67,7 @@ use child::Child;
 use client::{Client, Input};
 use local::Local;
 use receive::{Received, Receiver};
+use repeats::Repeats;
 
 pub use child::Reaper;
 pub use outbox::{Flushed, Outbox};
@@ -226,6 +228,8 @@ pub struct Connection {
     program: Option<Box<Child>>,
     /// When the stream started: for its duration, its max duration and the active count.
     started: Option<Instant>,
+    /// Warnings that may repeat, said once each.
+    repeats: Repeats,
     state: State,
 }
 
@@ -254,6 +258,7 @@ impl Connection {
             client: None,
             program: None,
             started: None,
+            repeats: Repeats::default(),
             state: State::Receiving(receiver),
         })
     }
@@ -391,16 +396,22 @@ impl Connection {
             .client
             .as_ref()
             .map_or((0, 0, 0), |c| (c.status(), c.bytes_sent(), c.events()));
-        // Key fields: `key=value` after the message in text logs, members in JSON logs.
+        let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        let outcome = end.reason.to_string();
+        let error = end.error.as_deref().unwrap_or("");
+        let suppressed = Some(self.repeats.suppressed()).filter(|&n| n > 0);
+        // Key fields: `key=value` after the message in text logs, members in JSON logs; the
+        // logger leaves out an empty `error` and a `None` (`suppressed` when nothing was).
         log::info!(
             conn = self.id,
             backend = backend,
             status = status,
             bytes = bytes,
             events = events,
-            duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-            outcome = end.reason.to_string(),
-            error = end.error.as_deref().unwrap_or("");
+            duration_ms = duration_ms,
+            outcome = outcome.as_str(),
+            error = error,
+            suppressed = suppressed;
             "connection ended"
         );
     }
@@ -694,6 +705,7 @@ impl Connection {
             tally: ctx.tally,
             client_clear: self.client.as_ref().is_none_or(Client::is_clear),
             events: 0,
+            repeats: &mut self.repeats,
             conn: self.id,
         };
         let step = call.advance(event, &ctx.settings.upstream, &mut io, &mut ctx.buffers.out);

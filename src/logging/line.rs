@@ -111,6 +111,10 @@ struct Fields<'a> {
 
 impl<'kvs> VisitSource<'kvs> for Fields<'_> {
     fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        // A field given as `None` is not there (`suppressed` when nothing was).
+        if is_none(&value) {
+            return Ok(());
+        }
         let (text, number) = render(&value);
         if key.as_str() == "error" && text.is_empty() {
             return Ok(());
@@ -139,6 +143,23 @@ impl<'kvs> VisitSource<'kvs> for Fields<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether a field was given as `None`.
+fn is_none(value: &Value<'_>) -> bool {
+    struct Null(bool);
+    impl<'v> log::kv::VisitValue<'v> for Null {
+        fn visit_any(&mut self, _: Value<'_>) -> Result<(), log::kv::Error> {
+            Ok(())
+        }
+        fn visit_null(&mut self) -> Result<(), log::kv::Error> {
+            self.0 = true;
+            Ok(())
+        }
+    }
+    let mut null = Null(false);
+    let _ = value.visit(&mut null);
+    null.0
 }
 
 /// A value's text, and whether JSON writes it bare (a number or a boolean).
@@ -314,9 +335,11 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_error_is_left_out_and_other_empty_values_kept() {
+    fn an_empty_error_and_a_none_are_left_out_and_other_empty_values_kept() {
+        let none: Option<u32> = None;
         let fields: &[(&str, Value<'_>)] = &[
             ("error", Value::from("")),
+            ("suppressed", log::kv::ToValue::to_value(&none)),
             ("note", Value::from("")),
             ("error", Value::from("boom")),
         ];
