@@ -4,6 +4,7 @@
 
 pub mod fdpass;
 pub mod limits;
+pub mod notify;
 pub mod process;
 pub mod signals;
 pub mod socket;
