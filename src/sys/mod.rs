@@ -2,6 +2,7 @@
 //! listeners of both socket types, socket options, signals, resource limits and killing a
 //! spawned program's process group. Every `unsafe` block in the daemon lives here.
 
+pub mod activation;
 pub mod fdpass;
 pub mod limits;
 pub mod notify;
