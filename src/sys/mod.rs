@@ -9,6 +9,7 @@ pub mod notify;
 pub mod process;
 pub mod signals;
 pub mod socket;
+pub mod spawn;
 
 use std::io;
 
