@@ -12,7 +12,6 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +19,7 @@ use std::time::Duration;
 use crate::config::SocketType;
 use crate::sys::activation::{self, Problem};
 use crate::sys::socket::{self, Connecting};
+use crate::sys::umask;
 
 /// `listen()` caps this at the kernel's `somaxconn`; asking for more costs nothing. Apache
 /// turns a full backlog into a 503 at once, so we want the largest we can get.
@@ -35,8 +35,6 @@ pub enum ListenError {
     RemoveStale(PathBuf, io::Error),
     Bind(PathBuf, io::Error),
     Chmod(PathBuf, io::Error),
-    /// The temporary name next to the path does not fit in a socket address.
-    TempName(PathBuf),
     /// A passed listener that is not a listening Unix socket of the configured type.
     Inherited(SocketType, Problem),
     /// `STREAMING_DAEMON_SOCKET_OWNER=1`, but the passed listener is not bound at the path.
@@ -73,12 +71,6 @@ impl fmt::Display for ListenError {
             ListenError::Chmod(path, e) => {
                 write!(f, "cannot set the mode of {}: {e}", path.display())
             }
-            ListenError::TempName(path) => write!(
-                f,
-                "the socket path {} is too long to bind it safely (2 bytes are needed for a \
-                 temporary name); choose a shorter -socket path",
-                path.display()
-            ),
             ListenError::Inherited(socket_type, problem) => write!(
                 f,
                 "the passed handoff listener must be a listening Unix socket of type {}: {problem}",
@@ -111,41 +103,36 @@ impl Listener {
     /// Checks the path (a live daemon there is an error; a stale socket is removed), binds,
     /// gives the socket file exactly `mode` and listens. We own the path.
     ///
-    /// The socket is never reachable with a wider mode: it is bound under a temporary name in
-    /// the same directory, chmodded, set listening, and only then renamed onto the path (and
-    /// until `listen` any connect is refused, whatever the temporary file's mode). The
-    /// other way, binding under a umask of `0777 & !mode`, changes a process-wide setting:
-    /// sound only while no other thread can create a file, which start-up order would have to
-    /// guarantee forever and tests (threads of one process) cannot. The rename also replaces
-    /// the path atomically: it never shows a half-made socket.
+    /// The socket is never reachable with a wider mode: it is bound under a umask of
+    /// `0777 & !mode`, so the file is created with `mode` (a default ACL on the directory
+    /// overrides the umask, hence the chmod that follows when the mode differs), and `listen`
+    /// comes last: until then a connect is refused whatever the mode. The umask is
+    /// process-wide: the daemon binds before it starts any thread, and `sys::umask` serialises
+    /// binds from several threads (tests). The other way the spec allows, binding a temporary
+    /// name and renaming it onto the path, leaves the temporary name as the socket's address
+    /// (`ss -x`, `getsockname`, which an upgraded process checks), and a rename silently
+    /// replaces a socket another daemon bound meanwhile, where `bind` fails.
     pub fn bind(path: &Path, socket_type: SocketType, mode: u32) -> Result<Listener, ListenError> {
         clear_stale(path, socket_type)?;
-        let temp = temp_name(path)?;
-        // A leftover of a start that crashed between bind and rename.
-        if fs::symlink_metadata(&temp).is_ok_and(|m| m.file_type().is_socket()) {
-            let _ = fs::remove_file(&temp);
-        }
-        let fd = socket::unix_bound(&temp, socket_type)
+        let fd = bind_under_umask(path, socket_type, mode)
             .map_err(|e| ListenError::Bind(path.to_path_buf(), e))?;
-        let placed = fs::set_permissions(&temp, fs::Permissions::from_mode(mode))
-            .map_err(|e| ListenError::Chmod(path.to_path_buf(), e))
-            .and_then(|()| {
-                socket::listen(fd.as_fd(), BACKLOG)
-                    .and_then(|()| fs::rename(&temp, path))
-                    .map_err(|e| ListenError::Bind(path.to_path_buf(), e))
-            });
-        if let Err(e) = placed {
-            let _ = fs::remove_file(&temp);
-            return Err(e);
-        }
-        let metadata =
-            fs::symlink_metadata(path).map_err(|e| ListenError::Bind(path.to_path_buf(), e))?;
-        Ok(Listener {
+        let mut listener = Listener {
             fd,
             socket_type,
             path: path.to_path_buf(),
-            owned: Some((metadata.dev(), metadata.ino())),
-        })
+            owned: None,
+        };
+        let metadata =
+            fs::symlink_metadata(path).map_err(|e| ListenError::Bind(path.to_path_buf(), e))?;
+        // Ours from here: a failure below removes the file again (when the listener drops).
+        listener.owned = Some((metadata.dev(), metadata.ino()));
+        if metadata.permissions().mode() & 0o7777 != mode {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                .map_err(|e| ListenError::Chmod(path.to_path_buf(), e))?;
+        }
+        socket::listen(listener.fd.as_fd(), BACKLOG)
+            .map_err(|e| ListenError::Bind(path.to_path_buf(), e))?;
+        Ok(listener)
     }
 
     /// A listener passed to us (socket activation, or an upgrade). Checked to be a listening
@@ -242,24 +229,10 @@ impl Drop for Listener {
     }
 }
 
-/// The name bound before the rename: hidden, in the same directory (a rename cannot cross
-/// file systems), and derived from the path so that two daemons on different paths never meet.
-fn temp_name(path: &Path) -> Result<PathBuf, ListenError> {
-    let (Some(name), Some(dir)) = (path.file_name(), path.parent()) else {
-        return Err(ListenError::Bind(
-            path.to_path_buf(),
-            io::Error::new(io::ErrorKind::InvalidInput, "not a file path"),
-        ));
-    };
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push("~");
-    let temp = dir.join(temp_name);
-    // sun_path holds 108 bytes with the terminating NUL.
-    if temp.as_os_str().as_bytes().len() >= 108 {
-        return Err(ListenError::TempName(path.to_path_buf()));
-    }
-    Ok(temp)
+/// Binds `path` (not listening yet) with the process umask set to `0777 & !mode` for the
+/// duration of the `bind`.
+fn bind_under_umask(path: &Path, socket_type: SocketType, mode: u32) -> io::Result<OwnedFd> {
+    umask::with_umask(0o777 & !mode, || socket::unix_bound(path, socket_type))
 }
 
 /// What the probe of an existing socket file found.
@@ -343,16 +316,35 @@ mod tests {
     }
 
     #[test]
-    fn binding_gives_the_socket_exactly_its_mode_and_leaves_no_temporary_file() {
-        for (name, wanted) in [("m600", 0o600), ("m666", 0o666), ("m660", 0o660)] {
+    fn binding_gives_the_socket_exactly_its_mode_and_restores_the_umask() {
+        let before = umask::current();
+        for (name, wanted) in [
+            ("m600", 0o600),
+            ("m666", 0o666),
+            ("m660", 0o660),
+            ("m777", 0o777),
+        ] {
             let path = temp_path(name);
             let listener = Listener::bind(&path, SocketType::Stream, wanted).unwrap();
             assert_eq!(mode(&path), wanted);
-            assert!(!temp_name(&path).unwrap().exists());
             assert!(listener.owns_path());
             assert_eq!(listener.path(), path);
+            // The socket's own address is the path (what `ss -x` shows).
+            assert_eq!(
+                socket::unix_local_name(listener.fd()).unwrap(),
+                Some(path.clone().into_os_string())
+            );
             assert!(connects(&path, SocketType::Stream));
         }
+        assert_eq!(umask::current(), before);
+    }
+
+    #[test]
+    fn the_file_is_created_with_the_mode_before_any_chmod() {
+        let path = temp_path("umask");
+        let _fd = bind_under_umask(&path, SocketType::Stream, 0o640).unwrap();
+        assert_eq!(mode(&path), 0o640);
+        fs::remove_file(&path).unwrap();
     }
 
     #[test]
@@ -428,15 +420,6 @@ mod tests {
             .unwrap();
         assert!(matches!(error, ListenError::Bind(..)), "{error:?}");
         assert!(error.to_string().contains("does the directory exist"));
-    }
-
-    #[test]
-    fn a_path_too_long_for_the_temporary_name_is_refused_before_binding() {
-        let dir = std::env::temp_dir();
-        let room = 107 - dir.as_os_str().len() - 1;
-        let path = dir.join("x".repeat(room));
-        let error = Listener::bind(&path, SocketType::Stream, 0o660).err();
-        assert!(matches!(error, Some(ListenError::TempName(_))), "{error:?}");
     }
 
     #[test]

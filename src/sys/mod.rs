@@ -1,6 +1,8 @@
 //! Thin, safe wrappers over the libc calls that std and mio do not offer: fd passing, Unix
-//! listeners of both socket types, socket options, signals, resource limits and killing a
-//! spawned program's process group. Every `unsafe` block in the daemon lives here.
+//! listeners of both socket types, socket options, signals, resource limits, killing a spawned
+//! program's process group, the umask, and talking to systemd: sd_notify, socket activation
+//! and starting an upgrade's new process with our listeners. Every `unsafe` block in the daemon
+//! lives here.
 
 pub mod activation;
 pub mod fdpass;
@@ -10,6 +12,7 @@ pub mod process;
 pub mod signals;
 pub mod socket;
 pub mod spawn;
+pub mod umask;
 
 use std::io;
 
