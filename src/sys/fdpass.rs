@@ -67,18 +67,19 @@ pub fn recv_with_fds(
     // within `msg_controllen` bytes of the buffer we own.
     let mut header = unsafe { libc::CMSG_FIRSTHDR(&message) };
     while !header.is_null() {
+        // `cmsg_len` is a `size_t` on glibc and a `socklen_t` (u32) on musl: widen it once here.
         // SAFETY: `header` is non-null and points into `control`, as CMSG_FIRSTHDR/NXTHDR
         // guarantee.
         let (level, kind, len) = unsafe {
             (
                 (*header).cmsg_level,
                 (*header).cmsg_type,
-                (*header).cmsg_len,
+                (*header).cmsg_len as usize,
             )
         };
         if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
             // SAFETY: CMSG_LEN(0) is a pure size computation.
-            let data_len = len - unsafe { libc::CMSG_LEN(0) } as usize;
+            let data_len = len.saturating_sub(unsafe { libc::CMSG_LEN(0) } as usize);
             let count = data_len / mem::size_of::<RawFd>();
             // SAFETY: CMSG_DATA points at `data_len` bytes of fds inside `control`.
             let data = unsafe { libc::CMSG_DATA(header) }.cast::<RawFd>();

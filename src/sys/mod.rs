@@ -1,15 +1,20 @@
 //! Thin, safe wrappers over the libc calls that std and mio do not offer: fd passing, Unix
-//! listeners of both socket types, socket options, signals, resource limits, killing a
-//! spawned program's process group; and bounded whole-file reads. Every `unsafe` block in the
-//! daemon lives here.
+//! listeners of both socket types, socket options, signals, resource limits, killing a spawned
+//! program's process group, the umask, bounded whole-file reads, system constants, and talking
+//! to systemd: sd_notify, socket activation and starting an upgrade's new process with our
+//! listeners. Every `unsafe` block in the daemon lives here.
 
+pub mod activation;
 pub mod fdpass;
 pub mod file;
 pub mod info;
 pub mod limits;
+pub mod notify;
 pub mod process;
 pub mod signals;
 pub mod socket;
+pub mod spawn;
+pub mod umask;
 
 use std::io;
 

@@ -184,6 +184,15 @@ pub fn unix_pair() -> (OwnedFd, OwnedFd) {
     socket::unix_pair(SocketType::Stream).unwrap()
 }
 
+/// The daemon binary under test: `$STREAMING_DAEMON_BIN` when set (CI points it at the static
+/// musl build), else the one cargo built for this test run.
+pub fn daemon_binary() -> PathBuf {
+    std::env::var_os("STREAMING_DAEMON_BIN")
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_streaming-daemon")))
+}
+
 /// The real daemon binary, started for one test and stopped when dropped.
 pub struct Daemon {
     pub child: std::process::Child,
@@ -245,7 +254,7 @@ impl Daemon {
     }
 
     fn command(socket: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_streaming-daemon"));
+        let mut command = std::process::Command::new(daemon_binary());
         command
             .arg("-socket")
             .arg(socket)
