@@ -195,9 +195,9 @@ fn expect_shutdown_error(daemon: &mut Daemon, client: &mut std::net::TcpStream) 
 fn sighup_reports_counts() {
     let mut daemon = Daemon::start("e2e-hup", &[]);
     daemon.signal(libc::SIGHUP);
-    let line = daemon.wait_for_log("status:", LIMIT);
+    let line = daemon.wait_for_log("SIGHUP received", LIMIT);
     assert!(
-        line.contains("0 connection(s), 0 active stream(s), 0 handoff(s) in progress"),
+        line.contains("active_connections=0 active_streams=0"),
         "{line}"
     );
 }
@@ -326,4 +326,86 @@ fn a_closed_log_pipe_does_not_take_the_daemon_down() {
         status.is_some()
     });
     assert_eq!(status.and_then(|s| s.code()), Some(0));
+}
+
+/// The daemon's scheduling state from /proc (`T` once stopped).
+fn process_state(daemon: &Daemon) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", daemon.pid())).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.chars().next().unwrap()
+}
+
+#[test]
+fn handoffs_queued_when_the_drain_starts_each_get_a_stream_or_a_503() {
+    let mut daemon = Daemon::start("e2e-queued", &["-message-delay", "20ms"]);
+    let running: Vec<_> = (0..5).map(|_| daemon.open_stream()).collect();
+    // Stopped, the daemon cannot accept: hundreds of handoffs pile up in the listen backlog,
+    // each already sent by "Apache", as when SIGTERM arrives in a busy moment.
+    daemon.signal(libc::SIGSTOP);
+    eventually(LIMIT, "the daemon to stop", || {
+        process_state(&daemon) == 'T'
+    });
+    // More than one turn's worth of accepts (512): whichever the first turn after SIGCONT
+    // reads first, the signal or the backlog, the drain finds handoffs still queued.
+    streaming_daemon::sys::limits::raise_open_files(4096).unwrap();
+    let queued: Vec<_> = (0..700)
+        .map(|_| {
+            let (client, server) = tcp_pair();
+            hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
+            client
+        })
+        .collect();
+    daemon.signal(libc::SIGTERM);
+    daemon.signal(libc::SIGCONT);
+    // Every queued client gets a whole stream (accepted before the drain began) or a 503;
+    // none gets nothing.
+    let mut refused = 0;
+    for (i, mut client) in queued.into_iter().enumerate() {
+        let response = read_to_end(&mut client, LIMIT);
+        if response.starts_with(SSE_HEAD) {
+            assert!(
+                response.ends_with("data: [DONE]\n\n"),
+                "handoff {i}: {response:?}"
+            );
+            continue;
+        }
+        let (status, headers, body) = parse_response(&response);
+        assert_eq!(
+            status, "HTTP/1.1 503 Service Unavailable",
+            "handoff {i}: {response:?}"
+        );
+        assert!(headers.contains(&("Retry-After".into(), "1".into())));
+        assert_eq!(
+            body,
+            "{\"error\":\"server shutting down; retry shortly\"}\n"
+        );
+        refused += 1;
+    }
+    assert!(refused >= 700 - 512, "{refused} answered 503");
+    for mut client in running {
+        assert!(read_to_end(&mut client, LIMIT).ends_with("data: [DONE]\n\n"));
+    }
+    assert_eq!(daemon.wait_exit(LIMIT), 0);
+    assert!(!daemon.socket.exists());
+}
+
+#[test]
+fn signals_whose_default_would_kill_the_daemon_are_ignored() {
+    let mut daemon = Daemon::start("e2e-signals", &["-message-delay", "0"]);
+    for signal in [
+        libc::SIGUSR1,
+        libc::SIGALRM,
+        libc::SIGIO,
+        libc::SIGPWR,
+        libc::SIGPROF,
+        libc::SIGVTALRM,
+        libc::SIGXCPU,
+    ] {
+        daemon.signal(signal);
+    }
+    daemon.wait_for_log("SIGXCPU", LIMIT);
+    assert!(daemon.request(b"{}").ends_with("data: [DONE]\n\n"));
+    assert_eq!(daemon.count_log("msg=\"signal ignored\""), 7);
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(LIMIT), 0);
 }

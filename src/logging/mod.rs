@@ -29,7 +29,7 @@ use log::kv::Value;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use crate::config::{LogFormat, LoggingConfig};
-use crate::sys::signals::SignalFd;
+use crate::sys::signals;
 
 pub use mask::{MASK, MIN_ANYWHERE as MIN_SECRET_BYTES};
 
@@ -197,10 +197,10 @@ fn dropped_notice(format: LogFormat, count: u64) -> Vec<u8> {
 /// The writer thread: empties the queue to stderr, forever.
 fn write_to_stderr() {
     // Threads inherit the signal mask of their creator, and this one starts before the daemon
-    // blocks the signals it reads from a signalfd. Blocking them here too (the signalfd itself
-    // is not needed) keeps the kernel from delivering a SIGTERM or SIGHUP to this thread,
-    // where its default action would end the process with no drain.
-    drop(SignalFd::new());
+    // blocks the signals it reads from a signalfd. Blocking them here too keeps the kernel
+    // from delivering a SIGTERM or SIGHUP to this thread, where its default action would end
+    // the process with no drain.
+    let _ = signals::block_in_this_thread();
     let mut batch = Vec::new();
     // Not `stderr().lock()`: that would hold stderr while waiting for lines, and a panic
     // message or an `eprintln!` elsewhere would then wait forever. `Stderr` locks for each

@@ -5,6 +5,8 @@
 //! say what time it is. Connections never see each other: each handler borrows what it needs
 //! through a [`Context`] and returns a [`Step`].
 
+mod accept;
+mod lifecycle;
 mod listener;
 mod metrics_endpoint;
 mod reserve;
@@ -14,7 +16,7 @@ mod timers;
 pub mod token;
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -29,29 +31,18 @@ pub use slab::Slab;
 use crate::backends::Backend;
 use crate::config::Config;
 use crate::conn::{
-    Admission, Buffers, Connection, Context, End, Limits, Ready, Reaper, Settings, Step, Tokens,
+    Admission, Buffers, Connection, Context, End, Limits, Ready, Reaper, Settings, Step,
 };
-use crate::deadline;
 use crate::end::{EndReason, Outcome};
 use crate::metrics::ProcessReader;
 use crate::stats::Tally;
-use crate::sys::signals::{Signal, SignalFd};
-use crate::sys::socket;
+use crate::sys::signals::SignalFd;
 use crate::upstream::Upstream;
 use reserve::FdReserve;
 use scrape::Scrape;
 use timers::Timers;
 use token::{Key, Side};
 
-/// Handoffs accepted over capacity are received and answered 503; at most this many at once.
-/// Beyond, the daemon stops accepting until the count drops: the backlog fills, Apache's
-/// connect fails and Apache answers 503 itself. A connection is never accepted and then closed
-/// unread (its client would just see the connection die).
-const MAX_PENDING_REFUSALS: usize = 1024;
-/// Accepts per turn, so that a burst of handoffs cannot starve running streams.
-const ACCEPTS_PER_TURN: usize = 512;
-/// Pause before accepting again when the process is out of file descriptors.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const EVENTS_PER_POLL: usize = 1024;
 
 enum Occupant {
@@ -335,48 +326,6 @@ impl Reactor {
         self.check_lifecycle(now)
     }
 
-    /// Stops accepting and lets streams finish until the shutdown timeout.
-    pub fn begin_drain(&mut self, now: Instant) {
-        if let Lifecycle::Draining { .. } = self.lifecycle {
-            return;
-        }
-        if let Some(listener) = self.listener.take() {
-            let _ = self
-                .poll
-                .registry()
-                .deregister(&mut SourceFd(&listener.fd().as_raw_fd()));
-            let path = listener.path().to_path_buf();
-            // Dropping the listener removes the socket file; the log line says it is gone.
-            drop(listener);
-            log::info!(
-                "draining: stopped accepting and removed {}; {} connection(s) may finish within {:?}",
-                path.display(),
-                self.connections(),
-                self.shutdown_timeout
-            );
-        }
-        self.lifecycle = Lifecycle::Draining {
-            deadline: deadline::after(now, self.shutdown_timeout),
-        };
-    }
-
-    /// Ends every connection now, telling streaming clients why.
-    /// Scrapes are left to finish: the exit closes them (`check_lifecycle`).
-    pub fn end_all(&mut self, now: Instant) {
-        self.begin_drain(now);
-        for key in self.conns.keys() {
-            if self.scrapes.contains(&key) {
-                continue;
-            }
-            self.dispatch(key, now, |conn, ctx| {
-                conn.on_shutdown(ctx);
-                Step::Close
-            });
-            // In case the handler panicked before it could say so.
-            self.close(key, now);
-        }
-    }
-
     fn poll_timeout(&self, now: Instant, max_wait: Option<Duration>) -> Option<Duration> {
         let accept_pending =
             self.listener.is_some() && self.listener_ready && !self.refusals_full();
@@ -405,171 +354,6 @@ impl Reactor {
         match (until_wake, max_wait) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
-    }
-
-    fn handle_signals(&mut self, now: Instant) {
-        loop {
-            let Some(signals) = &self.signals else { return };
-            match signals.next() {
-                Ok(Some(Signal::Terminate)) => match self.lifecycle {
-                    Lifecycle::Serving => self.begin_drain(now),
-                    Lifecycle::Draining { .. } => {
-                        log::info!(
-                            "second stop signal: ending {} connection(s) now",
-                            self.conns.len()
-                        );
-                        self.end_all(now);
-                    }
-                },
-                Ok(Some(Signal::Hangup)) => log::info!(
-                    "status: {} connection(s), {} active stream(s), {} handoff(s) in progress",
-                    self.conns.len(),
-                    self.tally.active_streams,
-                    self.conns
-                        .values()
-                        .filter_map(Entry::connection)
-                        .filter(|c| c.is_receiving())
-                        .count()
-                ),
-                Ok(None) => return,
-                Err(e) => {
-                    log::error!("reading signals failed: {e}");
-                    return;
-                }
-            }
-        }
-    }
-
-    fn accept(&mut self, now: Instant) {
-        if !self.listener_ready || self.accept_paused_until.is_some_and(|t| now < t) {
-            return;
-        }
-        self.accept_paused_until = None;
-        for _ in 0..ACCEPTS_PER_TURN {
-            let Some(listener) = &self.listener else {
-                return;
-            };
-            if self.refusals_full() {
-                if !self.refusals_full {
-                    self.refusals_full = true;
-                    log::warn!(
-                        "over capacity with {MAX_PENDING_REFUSALS} refusals pending: not accepting \
-                         until they are done (Apache answers 503 meanwhile)"
-                    );
-                }
-                return;
-            }
-            self.refusals_full = false;
-            if !self.reserve.restore() {
-                self.pause_accepting(now);
-                return;
-            }
-            let apache = match socket::accept(listener.fd()) {
-                Ok(fd) => fd,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.listener_ready = false;
-                    return;
-                }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
-                    self.pause_accepting(now);
-                    return;
-                }
-                // The peer gave up before we got to it: nothing to do.
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ECONNABORTED) | Some(libc::EINTR)
-                    ) =>
-                {
-                    continue;
-                }
-                // Anything else (ENOBUFS, ENOMEM...) would repeat at once: back off as for
-                // EMFILE rather than spin.
-                Err(e) => {
-                    log::warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
-                    self.accept_paused_until = Some(deadline::after(now, ACCEPT_BACKOFF));
-                    return;
-                }
-            };
-            if caught(|| self.admit(apache, now)).is_err() {
-                self.panicked("accepting a handoff");
-            }
-        }
-    }
-
-    /// Out of file descriptors: new handoffs wait in the backlog for a while rather than spin.
-    fn pause_accepting(&mut self, now: Instant) {
-        log::warn!(
-            "out of file descriptors with {} connection(s) open; pausing accepts for {:?}",
-            self.conns.len(),
-            ACCEPT_BACKOFF
-        );
-        self.accept_paused_until = Some(deadline::after(now, ACCEPT_BACKOFF));
-    }
-
-    /// Reads a handoff with the spare descriptor's slot free for the client fd it carries.
-    fn receive_handoff(&mut self, key: Key, now: Instant) {
-        let idle = self.upstream.as_ref().map_or(0, Upstream::idle_connections);
-        if !self.reserve.is_tight(self.conns.len(), idle) {
-            self.dispatch(key, now, |conn, ctx| conn.on_ready(Ready::Apache, ctx));
-            return;
-        }
-        self.reserve.release();
-        self.dispatch(key, now, |conn, ctx| conn.on_ready(Ready::Apache, ctx));
-        if !self.reserve.restore() {
-            self.pause_accepting(now);
-        }
-    }
-
-    /// Over `max_connections` or the memory budget: new handoffs are answered 503.
-    fn over_capacity(&self) -> bool {
-        let over_memory = self
-            .mem_limit
-            .is_some_and(|limit| self.held_bytes as u64 > limit);
-        self.connections() >= self.max_connections || over_memory
-    }
-
-    /// Over capacity with as many refusals pending as allowed: accepting waits.
-    fn refusals_full(&self) -> bool {
-        self.refusing >= MAX_PENDING_REFUSALS && self.over_capacity()
-    }
-
-    fn admit(&mut self, apache: OwnedFd, now: Instant) {
-        let over_capacity = self.over_capacity();
-        if over_capacity {
-            self.tally.connection_rejected();
-            self.refusing += 1;
-        } else {
-            self.tally.connection_accepted();
-        }
-        let id = self.next_id;
-        self.next_id += 1;
-        let key = self.conns.next_key();
-        let tokens = Tokens {
-            apache: token::connection_token(key, Side::Apache),
-            client: token::connection_token(key, Side::Client),
-            upstream: token::connection_token(key, Side::Upstream),
-            child: token::connection_token(key, Side::Child),
-        };
-        let ctx = (self.poll.registry(), &self.settings, now);
-        match Connection::accept(id, apache, tokens, over_capacity, ctx) {
-            Ok(conn) => {
-                let key = self.conns.insert(Entry {
-                    occupant: Occupant::Handoff(conn),
-                    armed: None,
-                    held: 0,
-                });
-                // Apache sends the handoff right after connecting, so it is usually here
-                // already: reading now saves the client a whole turn of the loop.
-                self.receive_handoff(key, now);
-            }
-            Err(e) => {
-                log::error!("conn={id} could not be registered: {e}");
-                if over_capacity {
-                    self.refusing -= 1;
-                }
-            }
         }
     }
 
@@ -766,29 +550,6 @@ impl Reactor {
             }
         }
         self.timers.compact(live.into_iter());
-    }
-
-    fn check_lifecycle(&mut self, now: Instant) -> Turn {
-        match self.lifecycle {
-            Lifecycle::Serving => Turn::Running,
-            Lifecycle::Draining { deadline } => {
-                if now >= deadline && self.connections() > 0 {
-                    log::info!(
-                        "shutdown timeout reached: ending {} connection(s) with an error event",
-                        self.connections()
-                    );
-                    self.end_all(now);
-                }
-                // The metrics endpoint answers throughout the drain (operators watch it empty);
-                // open scrapes never hold up the exit.
-                if self.connections() == 0 {
-                    self.close_scrapes(now);
-                    Turn::Finished
-                } else {
-                    Turn::Running
-                }
-            }
-        }
     }
 }
 

@@ -39,8 +39,9 @@ impl FdReserve {
     }
 
     /// Frees the slot for the handoff about to be read.
-    pub fn release(&mut self) {
-        self.spare = None;
+    /// Frees the spare slot; false if it was already free.
+    pub fn release(&mut self) -> bool {
+        self.spare.take().is_some()
     }
 
     /// Takes the slot back; false while the process is at its open-file limit.

@@ -1,0 +1,140 @@
+//! The daemon's life in the loop: signals, the drain (what happens to queued and arriving
+//! handoffs), the shutdown deadline, and when the loop is done.
+
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use mio::unix::SourceFd;
+
+use crate::conn::Step;
+use crate::deadline;
+use crate::sys::signals::{self, Signal};
+
+use super::{Entry, Lifecycle, Reactor, Turn};
+
+impl Reactor {
+    /// Stops taking handoffs and lets streams finish until the shutdown timeout (SPEC §1.4).
+    ///
+    /// When the daemon owns the socket path, the path goes first (new connects fail at once and
+    /// Apache answers 503 itself), then every handoff already queued in the backlog is taken and
+    /// answered 503, then the listener closes: no queued client is dropped with nothing. A
+    /// listener from systemd, or one an upgraded process has taken over, is only no longer
+    /// accepted from: its queue is theirs.
+    pub fn begin_drain(&mut self, now: Instant) {
+        if let Lifecycle::Draining { .. } = self.lifecycle {
+            return;
+        }
+        // First: handoffs taken from here on are answered 503.
+        self.lifecycle = Lifecycle::Draining {
+            deadline: deadline::after(now, self.shutdown_timeout),
+        };
+        let Some(mut listener) = self.listener.take() else {
+            return;
+        };
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&listener.fd().as_raw_fd()));
+        let path = listener.path().display().to_string();
+        if listener.owns_path() {
+            if let Err(e) = listener.unlink_path() {
+                log::warn!(path = path.as_str(), error:% = e; "cannot remove the socket file");
+            }
+            let queued = self.accept_backlog(&listener, now);
+            log::info!(
+                path = path.as_str(),
+                queued_answered_503 = queued,
+                connections = self.connections(),
+                shutdown_timeout_ms = self.shutdown_timeout.as_millis() as u64;
+                "draining: socket removed, queued handoffs answered, streams may finish"
+            );
+        } else {
+            log::info!(
+                path = path.as_str(),
+                connections = self.connections(),
+                shutdown_timeout_ms = self.shutdown_timeout.as_millis() as u64;
+                "draining: stopped accepting; queued handoffs are left to the socket's owner"
+            );
+        }
+    }
+
+    /// Ends every connection now, telling streaming clients why.
+    /// Scrapes are left to finish: the exit closes them (`check_lifecycle`).
+    pub fn end_all(&mut self, now: Instant) {
+        self.begin_drain(now);
+        for key in self.conns.keys() {
+            if self.scrapes.contains(&key) {
+                continue;
+            }
+            self.dispatch(key, now, |conn, ctx| {
+                conn.on_shutdown(ctx);
+                Step::Close
+            });
+            // In case the handler panicked before it could say so.
+            self.close(key, now);
+        }
+    }
+
+    pub(super) fn handle_signals(&mut self, now: Instant) {
+        loop {
+            let Some(signals) = &self.signals else { return };
+            match signals.next() {
+                Ok(Some(Signal::Terminate)) => match self.lifecycle {
+                    Lifecycle::Serving => self.begin_drain(now),
+                    Lifecycle::Draining { .. } => {
+                        log::info!(
+                            connections = self.connections();
+                            "second stop signal: ending every connection now"
+                        );
+                        self.end_all(now);
+                    }
+                },
+                Ok(Some(Signal::Hangup)) => log::info!(
+                    active_connections = self.connections(),
+                    active_streams = self.tally.active_streams,
+                    receiving = self
+                        .conns
+                        .values()
+                        .filter_map(Entry::connection)
+                        .filter(|c| c.is_receiving())
+                        .count();
+                    "SIGHUP received"
+                ),
+                Ok(Some(Signal::Upgrade)) => {
+                    log::warn!(signal = "SIGUSR2"; "signal ignored: upgrades are not available")
+                }
+                Ok(Some(Signal::Ignored(signal))) => {
+                    log::info!(signal = signals::name(signal); "signal ignored")
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    log::error!("reading signals failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(super) fn check_lifecycle(&mut self, now: Instant) -> Turn {
+        match self.lifecycle {
+            Lifecycle::Serving => Turn::Running,
+            Lifecycle::Draining { deadline } => {
+                if now >= deadline && self.connections() > 0 {
+                    log::info!(
+                        connections = self.connections();
+                        "shutdown timeout reached: ending the remaining streams with an error event"
+                    );
+                    self.end_all(now);
+                }
+                // The metrics endpoint answers throughout the drain (operators watch it empty);
+                // open scrapes never hold up the exit.
+                if self.connections() == 0 {
+                    self.close_scrapes(now);
+                    Turn::Finished
+                } else {
+                    Turn::Running
+                }
+            }
+        }
+    }
+}
