@@ -271,6 +271,60 @@ fn a_pooled_connection_the_server_closed_is_retried_on_a_fresh_one() {
 }
 
 #[test]
+fn a_pooled_connection_the_upstream_wrote_to_while_idle_is_not_reused() {
+    let ca = certs_dir().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let stray_408 = "HTTP/1.1 408 Request Timeout\r\n\r\n";
+    let stray_event = delta("\"not for you\"");
+    for kind in [Kind::Plain, Kind::Tls] {
+        let name = match kind {
+            Kind::Tls => "oa-stray-tls",
+            _ => "oa-stray",
+        };
+        // Each response is followed, once the daemon has pooled its connection, by bytes nobody
+        // asked for: they must never become the next client's answer.
+        let mut gates = Vec::new();
+        let mut written = Vec::new();
+        let mut answer = |text: &str, stray: &str| {
+            let (open, held) = gate();
+            let (done, wrote) = gate();
+            gates.push(open);
+            written.push(wrote);
+            let mut actions = ok_stream(&[&delta(&format!("\"{text}\"")), DONE_EVENT]);
+            actions.extend([
+                Action::WaitFor(held),
+                Action::Send(stray.as_bytes().to_vec()),
+                Action::Notify(done),
+            ]);
+            actions
+        };
+        let script = vec![
+            answer("first", stray_408),
+            answer("second", &stray_event),
+            ok_stream(&[&delta("\"third\""), DONE_EVENT]),
+        ];
+        let upstream = FakeUpstream::start(kind, script);
+        let d = daemon(name, &upstream, "", &[("SSL_CERT_FILE", ca)]);
+        for (i, text) in ["first", "second", "third"].iter().enumerate() {
+            let body = d.request(b"{}");
+            assert_eq!(contents(&body), vec![text.to_string()], "{name}: {body}");
+            assert!(body.ends_with("data: [DONE]\n\n"), "{name}: {body}");
+            if let (Some(open), Some(wrote)) = (gates.get(i), written.get(i)) {
+                // The client's stream has ended: its upstream connection is idle in the pool.
+                open.send(()).unwrap();
+                wrote.recv_timeout(LIMIT).unwrap();
+            }
+        }
+        assert_eq!(upstream.requests().len(), 3, "{name}");
+        assert_eq!(
+            upstream.connections(),
+            3,
+            "{name}: one fresh connection per stray"
+        );
+    }
+}
+
+#[test]
 fn a_client_that_leaves_closes_the_upstream_connection() {
     let (open, held) = gate();
     let upstream = FakeUpstream::start(

@@ -19,6 +19,8 @@ pub enum Action {
     SendBytewise(Vec<u8>),
     /// Block until the test sends on the paired channel (or drops it).
     WaitFor(Receiver<()>),
+    /// Tell the test that every action before this one is done (its bytes written).
+    Notify(Sender<()>),
     /// Close the connection.
     Close,
 }
@@ -175,6 +177,10 @@ fn serve(mut stream: impl Read + Write, shared: &Mutex<Shared>) {
                     .try_for_each(|byte| stream.write_all(byte).and_then(|_| stream.flush())),
                 Action::WaitFor(gate) => {
                     let _ = gate.recv();
+                    Ok(())
+                }
+                Action::Notify(done) => {
+                    let _ = done.send(());
                     Ok(())
                 }
                 Action::Close => return,
