@@ -58,6 +58,10 @@ fn a_normal_stream_is_relayed_with_done() {
         request.header("accept").as_deref(),
         Some("text/event-stream")
     );
+    assert_eq!(
+        request.header("accept-encoding").as_deref(),
+        Some("identity")
+    );
     let json: serde_json::Value = serde_json::from_str(&request.body).unwrap();
     assert_eq!(json["model"], "gpt-4o-mini");
     assert_eq!(json["stream"], true);
@@ -190,6 +194,37 @@ fn upstream_statuses_become_client_statuses() {
         d.log.iter().all(|l| !l.contains("sk-secret-key")),
         "the key leaked into the log"
     );
+}
+
+#[test]
+fn a_compressed_answer_is_a_502_not_an_empty_stream() {
+    // A gzip member (of an SSE event): what a server that ignores Accept-Encoding sends.
+    let gzipped: &[u8] =
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x4b\x49\x2c\x49\xb4\x52\x50\x8a\x77\
+        \xf1\xf7\x73\x8d\xe5\xe2\x02\x00\x6e\x7c\x3c\x5c\x0e\x00\x00\x00";
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\n\
+         content-length: {}\r\n\r\n",
+        gzipped.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(gzipped);
+    let upstream = FakeUpstream::start(Kind::Plain, vec![vec![Action::Send(response)]]);
+    let mut d = daemon("oa-gzip", &upstream, "", &[]);
+    let response = d.request(b"{}");
+    let (line, _, body) = parse_response(&response);
+    assert_eq!(line, "HTTP/1.1 502 Bad Gateway", "{response}");
+    assert_eq!(
+        body,
+        "{\"error\":\"the upstream API sent a compressed answer the daemon cannot read\"}\n"
+    );
+    assert_eq!(
+        upstream.requests()[0].header("accept-encoding").as_deref(),
+        Some("identity")
+    );
+    let end = d.wait_for_log("msg=\"connection ended\"", LIMIT);
+    assert!(end.contains("status=502"), "{end}");
+    assert!(end.contains("outcome=upstream_status"), "{end}");
 }
 
 /// The response-head, idle-gap and connect timeouts are step tests on a synthetic clock

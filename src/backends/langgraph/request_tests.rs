@@ -36,7 +36,7 @@ fn stateless_prompt_request_byte_for_byte() {
         "POST /v1/runs/stream HTTP/1.1\r\nHost: lg.example.com\r\n\
          Content-Type: application/json\r\nAccept: text/event-stream\r\n\
          User-Agent: streaming-daemon/{}\r\nX-Api-Key: lgk-1\r\n\
-         Content-Length: {}\r\n\r\n{body}",
+         Accept-Encoding: identity\r\nContent-Length: {}\r\n\r\n{body}",
         env!("CARGO_PKG_VERSION"),
         body.len()
     );
