@@ -93,6 +93,8 @@ fn content_edges_unicode_big_and_tiny_chunks() {
                 DONE_EVENT,
             ]),
             ok_stream(&tiny_events),
+            // A lone surrogate escape: the text still arrives, with U+FFFD in its place.
+            ok_stream(&[&delta(r#""lone \ud83d!""#), DONE_EVENT]),
         ],
     );
     let d = daemon("oa-edges", &upstream, "", &[]);
@@ -107,6 +109,9 @@ fn content_edges_unicode_big_and_tiny_chunks() {
         contents(&body).concat(),
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
     );
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    let body = d.request(b"{}");
+    assert_eq!(contents(&body), vec!["lone \u{FFFD}!"], "{body}");
     assert!(body.ends_with("data: [DONE]\n\n"));
     // No key configured: no Authorization header at all.
     assert_eq!(upstream.requests()[0].header("authorization"), None);

@@ -40,6 +40,7 @@
 //!   logs with the connection's id.
 
 mod excerpt;
+pub mod json;
 mod origin;
 mod relay;
 mod status;
