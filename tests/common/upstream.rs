@@ -310,6 +310,15 @@ pub fn status(response: &str) -> String {
     super::parse_response(response).0
 }
 
+/// Waits (bounded) until the daemon has logged at least `count` lines containing `needle`: for
+/// a line that recurs (`msg="connection ended"`), where `Daemon::wait_for_log` finds the first.
+pub fn wait_for_log_count(daemon: &mut super::Daemon, needle: &str, count: usize) {
+    let what = format!("{count} log line(s) with {needle:?}");
+    super::eventually(Duration::from_secs(20), &what, || {
+        daemon.count_log(needle) >= count
+    });
+}
+
 /// Waits a moment for something the fake records from another thread.
 pub fn wait_until(limit: Duration, what: &str, condition: impl FnMut() -> bool) {
     super::eventually(limit, what, condition);
