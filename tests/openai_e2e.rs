@@ -450,10 +450,13 @@ fn tls_upstreams_are_verified_against_the_configured_ca() {
     assert_eq!(contents(&d.request(b"{}")), vec!["secure"]);
     assert_eq!(contents(&d.request(b"{}")), vec!["again"]);
     assert_eq!(upstream.connections(), 1, "TLS connections are pooled too");
+}
 
-    // Without the test CA the certificate is refused...
+#[test]
+fn a_certificate_the_daemon_does_not_trust_is_an_unreachable_upstream() {
     let untrusted = FakeUpstream::start(Kind::Tls, vec![ok_stream(&[DONE_EVENT])]);
-    let d = daemon(
+    // Trust only the server's own certificate, not the CA that issued it.
+    let mut d = daemon(
         "oa-tls-bad",
         &untrusted,
         "",
@@ -462,8 +465,25 @@ fn tls_upstreams_are_verified_against_the_configured_ca() {
             certs_dir().join("server.pem").to_str().unwrap(),
         )],
     );
-    assert_eq!(status(&d.request(b"{}")), "HTTP/1.1 502 Bad Gateway");
-    // ...unless verification is switched off.
+    let response = d.request(b"{}");
+    let (line, _, body) = parse_response(&response);
+    assert_eq!(line, "HTTP/1.1 502 Bad Gateway", "{response}");
+    assert!(
+        !body.contains("certificate"),
+        "the details stay in the log: {body}"
+    );
+    let end = d.wait_for_log("msg=\"connection ended\"", LIMIT);
+    assert!(end.contains("status=502"), "{end}");
+    assert!(end.contains("outcome=upstream_unreachable"), "{end}");
+    let warning = d.wait_for_log("upstream TLS handshake failed", LIMIT);
+    assert!(warning.contains("level=WARN"), "{warning}");
+    assert!(warning.contains("invalid peer certificate"), "{warning}");
+    assert!(
+        untrusted.requests().is_empty(),
+        "no request crossed the refused handshake"
+    );
+
+    // Switching verification off lets the same server through.
     let d = daemon(
         "oa-tls-insecure",
         &untrusted,
