@@ -93,7 +93,8 @@ fn a_token_stream_with_heartbeats_and_no_end_event_completes() {
         json["input"]["messages"],
         serde_json::json!([{"type": "human", "content": "hi"}])
     );
-    d.count_log("");
+    // Once the connection has ended, no line can still bring the key.
+    d.wait_for_log("msg=\"connection ended\"", LIMIT);
     assert!(
         d.log.iter().all(|l| !l.contains("lgk-secret-1")),
         "the key leaked into the log"
