@@ -93,7 +93,8 @@ fn a_token_stream_with_heartbeats_and_no_end_event_completes() {
         json["input"]["messages"],
         serde_json::json!([{"type": "human", "content": "hi"}])
     );
-    d.count_log("");
+    // Once the connection has ended, no line can still bring the key.
+    d.wait_for_log("msg=\"connection ended\"", LIMIT);
     assert!(
         d.log.iter().all(|l| !l.contains("lgk-secret-1")),
         "the key leaked into the log"
@@ -137,6 +138,46 @@ fn thread_runs_encode_the_id_and_assistants_come_from_handoff_or_settings() {
         .head
         .starts_with("POST /v1/threads/t1/runs/stream HTTP/1.1\r\n"));
     assert_eq!(body_json(&requests[1])["assistant_id"], "configured");
+}
+
+#[test]
+fn a_dot_segment_thread_id_is_a_400_before_any_request() {
+    let upstream = FakeUpstream::start(Kind::Plain, vec![ok_stream(&[&token("fine")])]);
+    let mut d = daemon("lg-dots", &upstream, &[]);
+    for thread in [".", ".."] {
+        let handoff = format!(r#"{{"prompt":"p","thread_id":"{thread}"}}"#);
+        let response = d.request(handoff.as_bytes());
+        let (line, _, body) = parse_response(&response);
+        assert_eq!(line, "HTTP/1.1 400 Bad Request", "{thread}: {response}");
+        assert!(body.contains("thread_id"), "{body}");
+    }
+    wait_for_log_count(&mut d, "outcome=bad_json", 2);
+    let ends: Vec<&String> = d
+        .log
+        .iter()
+        .filter(|l| l.contains("outcome=bad_json"))
+        .collect();
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    assert!(
+        ends.iter()
+            .all(|l| l.contains("msg=\"connection ended\"") && l.contains("status=400")),
+        "{ends:?}"
+    );
+    // A good request afterwards is the first the upstream sees: the refused ones sent nothing.
+    assert_eq!(
+        contents(&d.request(br#"{"thread_id":"t.1"}"#)),
+        vec!["fine"]
+    );
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(
+        requests[0]
+            .head
+            .starts_with("POST /v1/threads/t.1/runs/stream HTTP/1.1\r\n"),
+        "{}",
+        requests[0].head
+    );
+    assert_eq!(upstream.connections(), 1);
 }
 
 #[test]

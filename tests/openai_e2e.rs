@@ -58,6 +58,10 @@ fn a_normal_stream_is_relayed_with_done() {
         request.header("accept").as_deref(),
         Some("text/event-stream")
     );
+    assert_eq!(
+        request.header("accept-encoding").as_deref(),
+        Some("identity")
+    );
     let json: serde_json::Value = serde_json::from_str(&request.body).unwrap();
     assert_eq!(json["model"], "gpt-4o-mini");
     assert_eq!(json["stream"], true);
@@ -89,6 +93,8 @@ fn content_edges_unicode_big_and_tiny_chunks() {
                 DONE_EVENT,
             ]),
             ok_stream(&tiny_events),
+            // A lone surrogate escape: the text still arrives, with U+FFFD in its place.
+            ok_stream(&[&delta(r#""lone \ud83d!""#), DONE_EVENT]),
         ],
     );
     let d = daemon("oa-edges", &upstream, "", &[]);
@@ -103,6 +109,9 @@ fn content_edges_unicode_big_and_tiny_chunks() {
         contents(&body).concat(),
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
     );
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    let body = d.request(b"{}");
+    assert_eq!(contents(&body), vec!["lone \u{FFFD}!"], "{body}");
     assert!(body.ends_with("data: [DONE]\n\n"));
     // No key configured: no Authorization header at all.
     assert_eq!(upstream.requests()[0].header("authorization"), None);
@@ -151,7 +160,7 @@ fn completion_signals_and_their_absence() {
         "the upstream's words stay in the log: {body}"
     );
     assert!(!body.contains("[DONE]"));
-    assert!(d.count_log("upstream exploded") >= 1);
+    d.wait_for_log("upstream exploded", LIMIT);
 }
 
 #[test]
@@ -185,11 +194,45 @@ fn upstream_statuses_become_client_statuses() {
         "{headers:?}"
     );
     assert_eq!(status(&d.request(b"{}")), "HTTP/1.1 502 Bad Gateway");
-    d.count_log("");
+    // The upstream's words are logged, with the key it echoed masked...
+    d.wait_for_log("nope sk-<redacted>", LIMIT);
+    // ...and once every connection has ended, no line can still bring the key.
+    wait_for_log_count(&mut d, "msg=\"connection ended\"", 3);
     assert!(
         d.log.iter().all(|l| !l.contains("sk-secret-key")),
         "the key leaked into the log"
     );
+}
+
+#[test]
+fn a_compressed_answer_is_a_502_not_an_empty_stream() {
+    // A gzip member (of an SSE event): what a server that ignores Accept-Encoding sends.
+    let gzipped: &[u8] =
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x4b\x49\x2c\x49\xb4\x52\x50\x8a\x77\
+        \xf1\xf7\x73\x8d\xe5\xe2\x02\x00\x6e\x7c\x3c\x5c\x0e\x00\x00\x00";
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\n\
+         content-length: {}\r\n\r\n",
+        gzipped.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(gzipped);
+    let upstream = FakeUpstream::start(Kind::Plain, vec![vec![Action::Send(response)]]);
+    let mut d = daemon("oa-gzip", &upstream, "", &[]);
+    let response = d.request(b"{}");
+    let (line, _, body) = parse_response(&response);
+    assert_eq!(line, "HTTP/1.1 502 Bad Gateway", "{response}");
+    assert_eq!(
+        body,
+        "{\"error\":\"the upstream API sent a compressed answer the daemon cannot read\"}\n"
+    );
+    assert_eq!(
+        upstream.requests()[0].header("accept-encoding").as_deref(),
+        Some("identity")
+    );
+    let end = d.wait_for_log("msg=\"connection ended\"", LIMIT);
+    assert!(end.contains("status=502"), "{end}");
+    assert!(end.contains("outcome=upstream_status"), "{end}");
 }
 
 /// The response-head, idle-gap and connect timeouts are step tests on a synthetic clock
@@ -268,6 +311,60 @@ fn a_pooled_connection_the_server_closed_is_retried_on_a_fresh_one() {
     assert_eq!(contents(&d.request(b"{}")), vec!["first"]);
     assert_eq!(contents(&d.request(b"{}")), vec!["second"]);
     assert_eq!(upstream.connections(), 2);
+}
+
+#[test]
+fn a_pooled_connection_the_upstream_wrote_to_while_idle_is_not_reused() {
+    let ca = certs_dir().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let stray_408 = "HTTP/1.1 408 Request Timeout\r\n\r\n";
+    let stray_event = delta("\"not for you\"");
+    for kind in [Kind::Plain, Kind::Tls] {
+        let name = match kind {
+            Kind::Tls => "oa-stray-tls",
+            _ => "oa-stray",
+        };
+        // Each response is followed, once the daemon has pooled its connection, by bytes nobody
+        // asked for: they must never become the next client's answer.
+        let mut gates = Vec::new();
+        let mut written = Vec::new();
+        let mut answer = |text: &str, stray: &str| {
+            let (open, held) = gate();
+            let (done, wrote) = gate();
+            gates.push(open);
+            written.push(wrote);
+            let mut actions = ok_stream(&[&delta(&format!("\"{text}\"")), DONE_EVENT]);
+            actions.extend([
+                Action::WaitFor(held),
+                Action::Send(stray.as_bytes().to_vec()),
+                Action::Notify(done),
+            ]);
+            actions
+        };
+        let script = vec![
+            answer("first", stray_408),
+            answer("second", &stray_event),
+            ok_stream(&[&delta("\"third\""), DONE_EVENT]),
+        ];
+        let upstream = FakeUpstream::start(kind, script);
+        let d = daemon(name, &upstream, "", &[("SSL_CERT_FILE", ca)]);
+        for (i, text) in ["first", "second", "third"].iter().enumerate() {
+            let body = d.request(b"{}");
+            assert_eq!(contents(&body), vec![text.to_string()], "{name}: {body}");
+            assert!(body.ends_with("data: [DONE]\n\n"), "{name}: {body}");
+            if let (Some(open), Some(wrote)) = (gates.get(i), written.get(i)) {
+                // The client's stream has ended: its upstream connection is idle in the pool.
+                open.send(()).unwrap();
+                wrote.recv_timeout(LIMIT).unwrap();
+            }
+        }
+        assert_eq!(upstream.requests().len(), 3, "{name}");
+        assert_eq!(
+            upstream.connections(),
+            3,
+            "{name}: one fresh connection per stray"
+        );
+    }
 }
 
 #[test]
@@ -356,10 +453,13 @@ fn tls_upstreams_are_verified_against_the_configured_ca() {
     assert_eq!(contents(&d.request(b"{}")), vec!["secure"]);
     assert_eq!(contents(&d.request(b"{}")), vec!["again"]);
     assert_eq!(upstream.connections(), 1, "TLS connections are pooled too");
+}
 
-    // Without the test CA the certificate is refused...
+#[test]
+fn a_certificate_the_daemon_does_not_trust_is_an_unreachable_upstream() {
     let untrusted = FakeUpstream::start(Kind::Tls, vec![ok_stream(&[DONE_EVENT])]);
-    let d = daemon(
+    // Trust only the server's own certificate, not the CA that issued it.
+    let mut d = daemon(
         "oa-tls-bad",
         &untrusted,
         "",
@@ -368,8 +468,25 @@ fn tls_upstreams_are_verified_against_the_configured_ca() {
             certs_dir().join("server.pem").to_str().unwrap(),
         )],
     );
-    assert_eq!(status(&d.request(b"{}")), "HTTP/1.1 502 Bad Gateway");
-    // ...unless verification is switched off.
+    let response = d.request(b"{}");
+    let (line, _, body) = parse_response(&response);
+    assert_eq!(line, "HTTP/1.1 502 Bad Gateway", "{response}");
+    assert!(
+        !body.contains("certificate"),
+        "the details stay in the log: {body}"
+    );
+    let end = d.wait_for_log("msg=\"connection ended\"", LIMIT);
+    assert!(end.contains("status=502"), "{end}");
+    assert!(end.contains("outcome=upstream_unreachable"), "{end}");
+    let warning = d.wait_for_log("upstream TLS handshake failed", LIMIT);
+    assert!(warning.contains("level=WARN"), "{warning}");
+    assert!(warning.contains("invalid peer certificate"), "{warning}");
+    assert!(
+        untrusted.requests().is_empty(),
+        "no request crossed the refused handshake"
+    );
+
+    // Switching verification off lets the same server through.
     let d = daemon(
         "oa-tls-insecure",
         &untrusted,
@@ -458,6 +575,10 @@ fn a_bad_ca_file_is_a_configuration_error_before_anything_binds() {
     let socket = temp_socket_path("oa-badca");
     let mut d = Daemon::spawn(&socket, &["-config", config.to_str().unwrap()]);
     assert_eq!(d.wait_exit(LIMIT), 2);
+    d.wait_for_log(
+        "cannot read CA certificates from /nonexistent/ca.pem",
+        LIMIT,
+    );
     assert_eq!(
         d.count_log("cannot read CA certificates from /nonexistent/ca.pem"),
         1

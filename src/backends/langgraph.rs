@@ -22,7 +22,7 @@ use super::upstream::{
 use super::{Backend, BackendError, Start};
 use crate::config::{Config, LangGraphConfig};
 use crate::handoff::HandoffData;
-use crate::http::{build_request as build_http_request, RequestError};
+use crate::http::build_request as build_http_request;
 
 pub use translate::{LangGraphTranslator, StreamMode};
 
@@ -62,9 +62,7 @@ impl Backend for LangGraph {
     }
 
     fn start(&mut self, request: HandoffData, _now: Instant) -> Result<Start, BackendError> {
-        upstream_request(&self.settings, &self.target.origin, &request)
-            .map(Start::Upstream)
-            .map_err(request_error)
+        upstream_request(&self.settings, &self.target.origin, &request).map(Start::Upstream)
     }
 }
 
@@ -73,7 +71,7 @@ pub fn upstream_request(
     settings: &LangGraphConfig,
     origin: &Origin,
     request: &HandoffData,
-) -> Result<UpstreamRequest, RequestError> {
+) -> Result<UpstreamRequest, BackendError> {
     let mut notes = Vec::new();
     Ok(UpstreamRequest {
         request: build_request(settings, origin, request, &mut notes)?,
@@ -85,16 +83,17 @@ pub fn upstream_request(
 }
 
 /// The complete HTTP request for one handoff; what was ignored in it is added to `notes`.
-/// Fails only when a header value would need a line break: a handoff's `test_pattern` (the
-/// client's fault) or the configured key (ours).
+/// Fails with `BadRequest` (the client's fault: 400) for a `thread_id` that cannot be a path
+/// segment or a `test_pattern` that cannot be a header, and with `Internal` (ours: 500) for a
+/// configured key that cannot be one.
 pub fn build_request(
     settings: &LangGraphConfig,
     origin: &Origin,
     request: &HandoffData,
     notes: &mut Vec<String>,
-) -> Result<Vec<u8>, RequestError> {
+) -> Result<Vec<u8>, BackendError> {
     let target = match &request.thread_id {
-        Some(thread) => origin.join(&format!("/threads/{}/runs/stream", path_segment(thread))),
+        Some(thread) => origin.join(&format!("/threads/{}/runs/stream", thread_segment(thread)?)),
         None => origin.join("/runs/stream"),
     };
     let body = request_body(settings, request, notes);
@@ -116,6 +115,7 @@ pub fn build_request(
         &headers,
         &body.to_string().into_bytes(),
     )
+    .map_err(request_error)
 }
 
 /// `{"assistant_id":…,"input":{"messages":[…],…},"stream_mode":[…],…}` (SPEC §4.4).
@@ -179,6 +179,19 @@ fn message_type(role: &str) -> &str {
         "assistant" => "ai",
         other => other,
     }
+}
+
+/// The thread id as the path segment that names it. `.` and `..` are refused: they are dot
+/// segments, which URL normalisation (ours, a proxy's, the server's) resolves to another path,
+/// `/threads/../runs/stream` to `/runs/stream`, say; percent-encoding them does not help,
+/// since `%2E` is `.` to a normaliser.
+fn thread_segment(thread: &str) -> Result<String, BackendError> {
+    if thread == "." || thread == ".." {
+        return Err(BackendError::BadRequest(format!(
+            "thread_id {thread:?} cannot name a thread: in a URL path it means another path"
+        )));
+    }
+    Ok(path_segment(thread))
 }
 
 /// Percent-encodes `text` as one path segment: everything but RFC 3986's unreserved characters,

@@ -5,11 +5,21 @@
 //! (CR, LF) or confuse a parser (other control bytes, NUL) is refused, never cleaned up: a
 //! request we cannot write exactly as asked is a request we do not send. `Host` and
 //! `Content-Length` are written here and nowhere else, so a caller cannot frame a request twice.
+//! `Accept-Encoding: identity` is written here too, on every request: the daemon decodes no
+//! content coding, so it must never be sent a compressed body.
 
 use std::fmt;
 
 /// Header names the builder writes itself; passing them in is a caller bug.
-const OWN_HEADERS: [&str; 3] = ["host", "content-length", "transfer-encoding"];
+const OWN_HEADERS: [&str; 4] = [
+    "host",
+    "accept-encoding",
+    "content-length",
+    "transfer-encoding",
+];
+
+/// Asks for the body as it is: a compressed one would be unreadable (and empty to the client).
+const ACCEPT_IDENTITY: &str = "Accept-Encoding: identity\r\n";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
@@ -22,7 +32,7 @@ pub enum RequestError {
     /// The value of this header holds a line break or another control byte. The value itself is
     /// not kept: it may be a secret.
     BadHeaderValue(String),
-    /// `Host`, `Content-Length` and `Transfer-Encoding` are written by the builder.
+    /// `Host`, `Accept-Encoding`, `Content-Length` and `Transfer-Encoding` are the builder's.
     ReservedHeader(String),
 }
 
@@ -53,8 +63,8 @@ impl fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
-/// Writes `method target HTTP/1.1`, `Host`, `headers` in order, `Content-Length` (always, so
-/// that even an empty body is framed) and `body` into one buffer.
+/// Writes `method target HTTP/1.1`, `Host`, `headers` in order, `Accept-Encoding: identity`,
+/// `Content-Length` (always, so that even an empty body is framed) and `body` into one buffer.
 pub fn build_request(
     method: &str,
     target: &str,
@@ -86,6 +96,7 @@ pub fn build_request(
             .iter()
             .map(|(n, v)| n.len() + v.len() + 4)
             .sum::<usize>()
+        + ACCEPT_IDENTITY.len()
         + 64;
     let mut out = Vec::with_capacity(head_len + body.len());
     for piece in [method, " ", target, " HTTP/1.1\r\nHost: ", host, "\r\n"] {
@@ -96,6 +107,7 @@ pub fn build_request(
             out.extend_from_slice(piece.as_bytes());
         }
     }
+    out.extend_from_slice(ACCEPT_IDENTITY.as_bytes());
     out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
     out.extend_from_slice(body);
     Ok(out)
@@ -136,7 +148,8 @@ mod tests {
         assert_eq!(
             String::from_utf8(request).unwrap(),
             "POST /v1/chat/completions HTTP/1.1\r\nHost: api.example.com\r\n\
-             Accept: text/event-stream\r\nX-Empty: \r\nContent-Length: 2\r\n\r\n{}"
+             Accept: text/event-stream\r\nX-Empty: \r\nAccept-Encoding: identity\r\n\
+             Content-Length: 2\r\n\r\n{}"
         );
     }
 
@@ -188,7 +201,12 @@ mod tests {
 
     #[test]
     fn framing_headers_cannot_be_passed_in() {
-        for name in ["Host", "content-length", "Transfer-Encoding"] {
+        for name in [
+            "Host",
+            "accept-encoding",
+            "content-length",
+            "Transfer-Encoding",
+        ] {
             assert_eq!(
                 build_request("POST", "/", "h", &[(name, "1")], b"").unwrap_err(),
                 RequestError::ReservedHeader(name.into())

@@ -21,6 +21,8 @@ pub const MAX_HEADERS: usize = 64;
 const MAX_RETRY_AFTER: usize = 64;
 /// `Content-Type` is only looked at, never passed on; a bound keeps a hostile one small.
 const MAX_CONTENT_TYPE: usize = 256;
+/// `Content-Encoding` is only looked at and logged; codings past this length are not kept.
+const MAX_CONTENT_ENCODING: usize = 256;
 
 /// What the daemon needs from a response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,10 @@ pub struct Head {
     pub retry_after: Option<String>,
     /// The raw `Content-Type` value, when it is UTF-8 of at most 256 bytes.
     pub content_type: Option<String>,
+    /// The content codings other than `identity` (`gzip`, say), comma-separated, when the body
+    /// has any: the daemon cannot read such a body (it asks for `identity`). For logs, lossily
+    /// decoded and cut near 256 bytes.
+    pub content_encoding: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +158,7 @@ fn parse_one(received: &[u8], start: usize) -> Result<One, HeadError> {
         connection_close: version == 0,
         retry_after: None,
         content_type: None,
+        content_encoding: None,
     };
     let mut transfer_encoding = false;
     for header in response.headers.iter() {
@@ -185,6 +192,8 @@ fn parse_one(received: &[u8], start: usize) -> Result<One, HeadError> {
                 .ok()
                 .filter(|v| v.len() <= MAX_CONTENT_TYPE)
                 .map(|v| v.trim().to_string());
+        } else if name.eq_ignore_ascii_case("content-encoding") {
+            content_codings(&mut head.content_encoding, value);
         }
     }
     if transfer_encoding && !head.chunked {
@@ -237,6 +246,22 @@ fn transfer_codings(chunked_before: bool, value: &[u8]) -> Result<bool, HeadErro
         }
     }
     Ok(chunked)
+}
+
+/// Adds the codings of one `Content-Encoding` value other than `identity` to `seen`.
+fn content_codings(seen: &mut Option<String>, value: &[u8]) {
+    for coding in tokens(value) {
+        if coding.eq_ignore_ascii_case(b"identity") {
+            continue;
+        }
+        let all = seen.get_or_insert_with(String::new);
+        if all.len() < MAX_CONTENT_ENCODING {
+            if !all.is_empty() {
+                all.push_str(", ");
+            }
+            all.push_str(&String::from_utf8_lossy(coding));
+        }
+    }
 }
 
 /// The non-empty, trimmed items of a comma-separated header value.
@@ -380,6 +405,27 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    #[test]
+    fn content_codings_other_than_identity_are_kept() {
+        let plain = b"HTTP/1.1 200 OK\r\nContent-Encoding: identity\r\n\r\n";
+        assert_eq!(complete(plain).0.content_encoding, None);
+        assert_eq!(complete(CHUNKED_OK).0.content_encoding, None);
+        let gzip = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\n\r\n";
+        assert_eq!(complete(gzip).0.content_encoding.as_deref(), Some("gzip"));
+        let several = b"HTTP/1.1 200 OK\r\nContent-Encoding: identity, br\r\n\
+            Content-Encoding: GZIP\r\n\r\n";
+        assert_eq!(
+            complete(several).0.content_encoding.as_deref(),
+            Some("br, GZIP")
+        );
+        let long = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: {}\r\n\r\n",
+            vec!["x-coding-name"; 100].join(",")
+        );
+        let kept = complete(long.as_bytes()).0.content_encoding.unwrap();
+        assert!(kept.len() < MAX_CONTENT_ENCODING + 20, "{kept}");
     }
 
     #[test]

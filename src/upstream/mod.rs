@@ -4,6 +4,8 @@
 
 pub mod pool;
 pub mod resolve;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod transport;
 

@@ -2,12 +2,14 @@
 //!
 //! A connection comes back only after its response was read completely. Idle ones are taken
 //! newest first (the most likely to be alive), expire after the idle timeout, are capped per
-//! origin, and are probed on a sweep so that those the peer closed are dropped.
+//! origin, and are probed on a sweep so that those the peer closed are dropped. Each is probed
+//! again when taken: one the upstream closed or wrote to while it sat idle (a `408`, junk) would
+//! hand that to the next client as its answer, so it is closed and the next one tried.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::transport::{ReadOutcome, Transport};
+use super::transport::Transport;
 
 struct Idle {
     transport: Transport,
@@ -33,12 +35,17 @@ impl Pool {
         self.origins.iter().map(VecDeque::len).sum()
     }
 
-    /// The newest idle connection to `origin` that has not expired.
+    /// The newest idle connection to `origin` that has not expired and on which the upstream
+    /// has sent nothing since its last response; the others met on the way are closed.
     pub fn take(&mut self, origin: usize, now: Instant) -> Option<Transport> {
         let idle = self.origins.get_mut(origin)?;
-        while let Some(entry) = idle.pop_back() {
-            if now.saturating_duration_since(entry.since) < self.idle_timeout {
-                return Some(entry.transport);
+        while let Some(mut entry) = idle.pop_back() {
+            if now.saturating_duration_since(entry.since) >= self.idle_timeout {
+                continue;
+            }
+            match entry.transport.check_idle() {
+                Ok(()) => return Some(entry.transport),
+                Err(stale) => log::debug!("closing a pooled upstream connection: {stale}"),
             }
         }
         None
@@ -66,16 +73,10 @@ impl Pool {
     /// Drops expired connections and those the peer closed or wrote to unasked. Returns when
     /// the next sweep is worth doing, if any connection is left.
     pub fn sweep(&mut self, now: Instant) -> Option<Instant> {
-        let mut scratch = Vec::new();
         for idle in &mut self.origins {
             idle.retain_mut(|entry| {
-                scratch.clear();
-                let fresh = now.saturating_duration_since(entry.since) < self.idle_timeout;
-                fresh
-                    && matches!(
-                        entry.transport.read(&mut scratch, 1),
-                        Ok(ReadOutcome::WouldBlock)
-                    )
+                now.saturating_duration_since(entry.since) < self.idle_timeout
+                    && entry.transport.check_idle().is_ok()
             });
         }
         (self.idle() > 0).then(|| now + SWEEP_INTERVAL.min(self.idle_timeout))
@@ -87,14 +88,10 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::io::{Read, Write};
 
-    fn pair() -> (Transport, std::net::TcpStream) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let transport = Transport::connect_tcp(listener.local_addr().unwrap(), None).unwrap();
-        let (peer, _) = listener.accept().unwrap();
-        (transport, peer)
-    }
+    use super::*;
+    use crate::upstream::testing::{tcp_pair, wait_readable};
 
     #[test]
     fn newest_first_capped_and_expiring() {
@@ -102,7 +99,7 @@ mod tests {
         let mut pool = Pool::new(1, 2, Duration::from_secs(90));
         let mut peers = Vec::new();
         for _ in 0..3 {
-            let (transport, peer) = pair();
+            let (transport, peer) = tcp_pair();
             peers.push(peer);
             pool.put(0, transport, start);
         }
@@ -117,22 +114,56 @@ mod tests {
     }
 
     #[test]
-    fn the_sweep_drops_connections_the_peer_closed() {
+    fn connections_the_upstream_wrote_to_or_closed_while_idle_are_never_taken() {
         let start = Instant::now();
         let mut pool = Pool::new(1, 8, Duration::from_secs(90));
-        let (open, _open_peer) = pair();
-        let (closed, closed_peer) = pair();
+        let (clean, mut clean_peer) = tcp_pair();
+        let (mut written, mut written_peer) = tcp_pair();
+        let (mut closed, closed_peer) = tcp_pair();
+        written_peer
+            .write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+            .unwrap();
+        drop(closed_peer);
+        wait_readable(&mut written);
+        wait_readable(&mut closed);
+        // The clean one is the oldest: the newer, stale ones are met first.
+        pool.put(0, clean, start);
+        pool.put(0, written, start);
+        pool.put(0, closed, start);
+
+        let mut taken = pool.take(0, start).expect("the clean connection");
+        assert_eq!(pool.idle(), 0, "the stale ones were closed on the way");
+        assert_eq!(taken.write(b"x").unwrap(), 1);
+        clean_peer
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        clean_peer.read_exact(&mut byte).unwrap();
+        assert_eq!(&byte, b"x", "the connection taken is the clean one");
+
+        let (mut lone, mut lone_peer) = tcp_pair();
+        lone_peer.write_all(b"junk").unwrap();
+        wait_readable(&mut lone);
+        pool.put(0, lone, start);
+        assert!(pool.take(0, start).is_none(), "no clean connection: none");
+        assert_eq!(pool.idle(), 0);
+    }
+
+    #[test]
+    fn the_sweep_drops_connections_the_peer_closed_or_wrote_to() {
+        let start = Instant::now();
+        let mut pool = Pool::new(1, 8, Duration::from_secs(90));
+        let (open, _open_peer) = tcp_pair();
+        let (mut closed, closed_peer) = tcp_pair();
+        let (mut written, mut written_peer) = tcp_pair();
+        drop(closed_peer);
+        written_peer.write_all(b"junk").unwrap();
+        wait_readable(&mut closed);
+        wait_readable(&mut written);
         pool.put(0, open, start);
         pool.put(0, closed, start);
-        drop(closed_peer);
-        // The FIN travels over loopback; sweep until it is seen, bounded.
-        for _ in 0..200 {
-            pool.sweep(start);
-            if pool.idle() == 1 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        pool.put(0, written, start);
+        assert!(pool.sweep(start).is_some());
         assert_eq!(pool.idle(), 1);
         assert_eq!(pool.sweep(start + Duration::from_secs(91)), None);
         assert_eq!(pool.idle(), 0);

@@ -4,8 +4,10 @@
 //! rustls is driven by its own signals: records are read until the socket would block, then
 //! plaintext is taken out while the caller has room. Plaintext still inside rustls produces no
 //! new epoll event, so every read takes it first, and a connection holding any
-//! ([`Transport::has_buffered_plaintext`]) is not pooled.
+//! ([`Transport::has_buffered_plaintext`]) is not pooled. A pooled connection is checked again
+//! before it carries another request ([`Transport::check_idle`]).
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -58,6 +60,28 @@ pub enum ReadOutcome {
     WouldBlock,
     /// The peer closed cleanly (TLS: after close_notify, or a plain EOF).
     Closed,
+}
+
+/// Why an idle connection must not carry another request.
+#[derive(Debug)]
+pub enum Stale {
+    /// The peer closed: an end of stream, or a TLS `close_notify`.
+    Closed,
+    /// The peer sent bytes nobody asked for (a `408 Request Timeout`, junk, TLS records): the
+    /// next response read on this connection would start with them.
+    Unasked,
+    /// The socket failed, or the TLS session did (a bad record).
+    Broken(io::Error),
+}
+
+impl fmt::Display for Stale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stale::Closed => write!(f, "the upstream closed it while it was idle"),
+            Stale::Unasked => write!(f, "the upstream sent bytes on it while it was idle"),
+            Stale::Broken(e) => write!(f, "it failed while idle: {e}"),
+        }
+    }
 }
 
 impl Transport {
@@ -224,12 +248,55 @@ impl Transport {
         self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
     }
 
+    /// May this idle connection carry another request? Only if the peer sent nothing at all
+    /// since the last response, not even an end of stream: a non-blocking read must say
+    /// `WouldBlock`. With TLS any record counts, even one without plaintext (a late session
+    /// ticket): telling it from the start of a stray response would mean holding a partial
+    /// record, and a fresh connection is cheaper than a wrong answer. What is read here is
+    /// thrown away with the connection.
+    pub fn check_idle(&mut self) -> Result<(), Stale> {
+        let Some(tls) = &mut self.tls else {
+            let mut probe = [0u8; 1];
+            return match self.socket.read(&mut probe) {
+                Ok(0) => Err(Stale::Closed),
+                Ok(_) => Err(Stale::Unasked),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                Err(e) => Err(Stale::Broken(e)),
+            };
+        };
+        // What arrived with the last response is already inside rustls.
+        tls_state(tls)?;
+        match tls.read_tls(&mut self.socket) {
+            Ok(0) => Err(Stale::Closed),
+            Ok(_) => {
+                tls_state(tls)?;
+                Err(Stale::Unasked)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(Stale::Broken(e)),
+        }
+    }
+
     /// Plaintext rustls holds that no epoll event will announce.
     pub fn has_buffered_plaintext(&mut self) -> bool {
         self.tls.as_mut().is_some_and(|tls| {
             tls.process_new_packets()
                 .is_ok_and(|state| state.plaintext_bytes_to_read() > 0)
         })
+    }
+}
+
+/// What rustls holds makes an idle connection stale: a bad record, `close_notify`, plaintext.
+fn tls_state(tls: &mut ClientConnection) -> Result<(), Stale> {
+    let state = tls
+        .process_new_packets()
+        .map_err(|e| Stale::Broken(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+    if state.peer_has_closed() {
+        Err(Stale::Closed)
+    } else if state.plaintext_bytes_to_read() > 0 {
+        Err(Stale::Unasked)
+    } else {
+        Ok(())
     }
 }
 
@@ -243,4 +310,76 @@ fn write_records(tls: &mut ClientConnection, socket: &mut Socket) -> io::Result<
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::upstream::testing::{tcp_pair, tls_pair, unix_pair, wait_readable, PeerAction};
+
+    const STRAY: &[u8] = b"HTTP/1.1 408 Request Timeout\r\n\r\n";
+
+    #[test]
+    fn an_idle_plain_connection_is_clean_until_the_peer_writes_or_closes() {
+        let (mut quiet, _quiet_peer) = tcp_pair();
+        assert!(quiet.check_idle().is_ok());
+        assert!(quiet.check_idle().is_ok(), "checking takes nothing away");
+
+        let (mut written, mut peer) = tcp_pair();
+        peer.write_all(STRAY).unwrap();
+        wait_readable(&mut written);
+        assert!(matches!(written.check_idle(), Err(Stale::Unasked)));
+
+        let (mut closed, peer) = tcp_pair();
+        drop(peer);
+        wait_readable(&mut closed);
+        assert!(matches!(closed.check_idle(), Err(Stale::Closed)));
+    }
+
+    #[test]
+    fn an_idle_unix_connection_is_checked_the_same_way() {
+        let (mut quiet, _quiet_peer) = unix_pair();
+        assert!(quiet.check_idle().is_ok());
+
+        let (mut written, mut peer) = unix_pair();
+        peer.write_all(b"x").unwrap();
+        wait_readable(&mut written);
+        assert!(matches!(written.check_idle(), Err(Stale::Unasked)));
+
+        let (mut closed, peer) = unix_pair();
+        drop(peer);
+        wait_readable(&mut closed);
+        assert!(matches!(closed.check_idle(), Err(Stale::Closed)));
+    }
+
+    #[test]
+    fn an_idle_tls_connection_is_stale_after_plaintext_close_notify_junk_or_eof() {
+        let (mut quiet, _quiet_peer) = tls_pair();
+        assert!(quiet.check_idle().is_ok());
+        assert!(quiet.check_idle().is_ok());
+
+        let (mut written, peer) = tls_pair();
+        peer.act(PeerAction::Plaintext(STRAY.to_vec()));
+        wait_readable(&mut written);
+        assert!(matches!(written.check_idle(), Err(Stale::Unasked)));
+
+        let (mut notified, peer) = tls_pair();
+        peer.act(PeerAction::CloseNotify);
+        wait_readable(&mut notified);
+        assert!(matches!(notified.check_idle(), Err(Stale::Closed)));
+
+        // An upstream that answers in the clear: not a TLS record.
+        let (mut junk, peer) = tls_pair();
+        peer.act(PeerAction::Raw(STRAY.to_vec()));
+        wait_readable(&mut junk);
+        let stale = junk.check_idle();
+        assert!(matches!(stale, Err(Stale::Broken(_))), "{stale:?}");
+
+        let (mut cut, peer) = tls_pair();
+        peer.act(PeerAction::Drop);
+        wait_readable(&mut cut);
+        assert!(matches!(cut.check_idle(), Err(Stale::Closed)));
+    }
 }

@@ -19,6 +19,8 @@ pub enum Action {
     SendBytewise(Vec<u8>),
     /// Block until the test sends on the paired channel (or drops it).
     WaitFor(Receiver<()>),
+    /// Tell the test that every action before this one is done (its bytes written).
+    Notify(Sender<()>),
     /// Close the connection.
     Close,
 }
@@ -177,6 +179,10 @@ fn serve(mut stream: impl Read + Write, shared: &Mutex<Shared>) {
                     let _ = gate.recv();
                     Ok(())
                 }
+                Action::Notify(done) => {
+                    let _ = done.send(());
+                    Ok(())
+                }
                 Action::Close => return,
             };
             if written.is_err() {
@@ -302,6 +308,15 @@ pub fn ok_stream(events: &[&str]) -> Vec<Action> {
 /// The status line of a response.
 pub fn status(response: &str) -> String {
     super::parse_response(response).0
+}
+
+/// Waits (bounded) until the daemon has logged at least `count` lines containing `needle`: for
+/// a line that recurs (`msg="connection ended"`), where `Daemon::wait_for_log` finds the first.
+pub fn wait_for_log_count(daemon: &mut super::Daemon, needle: &str, count: usize) {
+    let what = format!("{count} log line(s) with {needle:?}");
+    super::eventually(Duration::from_secs(20), &what, || {
+        daemon.count_log(needle) >= count
+    });
 }
 
 /// Waits a moment for something the fake records from another thread.

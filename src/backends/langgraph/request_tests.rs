@@ -36,7 +36,7 @@ fn stateless_prompt_request_byte_for_byte() {
         "POST /v1/runs/stream HTTP/1.1\r\nHost: lg.example.com\r\n\
          Content-Type: application/json\r\nAccept: text/event-stream\r\n\
          User-Agent: streaming-daemon/{}\r\nX-Api-Key: lgk-1\r\n\
-         Content-Length: {}\r\n\r\n{body}",
+         Accept-Encoding: identity\r\nContent-Length: {}\r\n\r\n{body}",
         env!("CARGO_PKG_VERSION"),
         body.len()
     );
@@ -48,7 +48,9 @@ fn thread_runs_encode_the_id_and_keep_the_thread() {
     for (thread, segment) in [
         ("t-1", "t-1"),
         ("a b/c?d#e%f", "a%20b%2Fc%3Fd%23e%25f"),
-        ("..", ".."),
+        ("...", "..."),
+        (".a", ".a"),
+        ("a/..", "a%2F.."),
         ("thé", "th%C3%A9"),
     ] {
         let data = HandoffData {
@@ -64,6 +66,31 @@ fn thread_runs_encode_the_id_and_keep_the_thread() {
         assert_eq!(body["assistant_id"], "helper");
         assert!(body.get("on_completion").is_none(), "{body}");
         assert_eq!(body["on_disconnect"], "cancel");
+    }
+}
+
+#[test]
+fn dot_segment_thread_ids_are_refused_before_any_request() {
+    let mut config = Config::default();
+    config.backend.langgraph.api_base = "http://langgraph.internal/api".into();
+    let mut backend = create(&config).unwrap();
+    for thread in [".", ".."] {
+        let data = HandoffData {
+            thread_id: Some(thread.into()),
+            ..HandoffData::default()
+        };
+        let error = build_request(&settings(None), &origin(), &data, &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            error,
+            BackendError::BadRequest(format!(
+                "thread_id {thread:?} cannot name a thread: in a URL path it means another path"
+            ))
+        );
+        let started = backend.start(data, Instant::now());
+        assert!(
+            matches!(started, Err(BackendError::BadRequest(_))),
+            "{thread}"
+        );
     }
 }
 
@@ -169,15 +196,14 @@ fn header_injection_is_refused() {
         ..HandoffData::default()
     };
     let error = build_request(&settings(None), &origin(), &data, &mut Vec::new()).unwrap_err();
-    assert!(matches!(request_error(error), BackendError::BadRequest(_)));
-    let error = build_request(
+    assert!(matches!(error, BackendError::BadRequest(_)));
+    let start_error = build_request(
         &settings(Some("key\nX-Evil: 1")),
         &origin(),
         &HandoffData::default(),
         &mut Vec::new(),
     )
     .unwrap_err();
-    let start_error = request_error(error);
     assert!(matches!(start_error, BackendError::Internal(_)));
     assert!(!start_error.to_string().contains("X-Evil"));
 }

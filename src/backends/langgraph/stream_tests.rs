@@ -150,6 +150,36 @@ fn unicode_and_escapes_decode_to_the_same_text() {
 }
 
 #[test]
+fn lone_surrogate_escapes_become_replacement_characters_not_lost_events() {
+    let input = response(&[
+        tuple("AIMessageChunk", "u-1", r#""half \ud83d""#),
+        tuple("AIMessageChunk", "u-1", r#""\ude00 half""#),
+        tuple("AIMessageChunk", "u-1", r#""x\udbff\n""#),
+    ]);
+    for_each_split(&input, |pieces| {
+        let exchange = exchange(pieces, false);
+        assert_eq!(
+            exchange.client,
+            expected(&["half \u{FFFD}", "\u{FFFD} half", "x\u{FFFD}\n"], true)
+        );
+        assert_eq!(exchange.skipped, 0);
+    });
+    // Cumulative text in messages mode: the replacement is part of the text so far.
+    let partial_input = response(&[
+        format!(
+            "event: messages/partial\r\ndata: [{}]\r\n\r\n",
+            message("ai", "m-1", r#""a\ud800""#)
+        ),
+        format!(
+            "event: messages/partial\r\ndata: [{}]\r\n\r\n",
+            message("ai", "m-1", r#""a\ud800b""#)
+        ),
+    ]);
+    let exchange = exchange_in(StreamMode::Messages, &[&partial_input], false);
+    assert_eq!(exchange.client, expected(&["a\u{FFFD}", "b"], true));
+}
+
+#[test]
 fn an_end_event_from_older_servers_completes() {
     let input = response(&[
         chunk("done soon"),

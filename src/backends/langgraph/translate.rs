@@ -14,7 +14,8 @@
 //! AI messages are those of type `AIMessageChunk` (a token stream) or `ai` (a node returning
 //! whole messages); human, system and tool messages echoed by a graph are not the answer. A
 //! message's text is its `content` string, or the `text` of its text blocks when `content` is a
-//! list (Anthropic-style models).
+//! list (Anthropic-style models). A lone surrogate escape in it becomes U+FFFD instead of
+//! costing the whole event (see `upstream::json`).
 //!
 //! ## `messages/partial`
 //! Each event repeats a message's whole text so far; the client must get only what is new. The
@@ -26,7 +27,7 @@
 
 use serde_json::Value;
 
-use crate::backends::upstream::{excerpt, End, Failure, Flow, Translator};
+use crate::backends::upstream::{excerpt, json, End, Failure, Flow, Translator};
 use crate::sse::{EventSink, SseItem};
 
 /// Messages whose partial text is remembered at once. A run streams one message at a time;
@@ -142,7 +143,7 @@ impl Translator for LangGraphTranslator {
 }
 
 fn parse_array(data: &str) -> Result<Vec<Value>, Flow> {
-    match serde_json::from_str::<Value>(data) {
+    match json::parse(data) {
         Ok(Value::Array(items)) => Ok(items),
         Ok(_) => Err(Flow::Skip(format!(
             "upstream messages event is not a JSON array: {}",

@@ -38,7 +38,7 @@ fn prompt_request_byte_for_byte() {
         "POST /v1/chat/completions HTTP/1.1\r\nHost: api.example.com\r\n\
          Content-Type: application/json\r\nAccept: text/event-stream\r\n\
          User-Agent: streaming-daemon/{}\r\nAuthorization: Bearer sk-test\r\n\
-         Content-Length: {}\r\n\r\n{body}",
+         Accept-Encoding: identity\r\nContent-Length: {}\r\n\r\n{body}",
         env!("CARGO_PKG_VERSION"),
         body.len()
     );

@@ -91,6 +91,29 @@ fn unicode_and_escapes_decode_to_the_same_text() {
 }
 
 #[test]
+fn lone_surrogate_escapes_become_replacement_characters_not_lost_chunks() {
+    // An emoji whose UTF-16 halves were escaped into two chunks, and a stray high surrogate
+    // before an ordinary escape: serde_json refuses each of these chunks whole.
+    let input = response(&[
+        chunk(r#"{"content":"smile \ud83d"}"#, "null"),
+        chunk(r#"{"content":"\ude00 ok"}"#, "null"),
+        chunk(r#"{"content":"a\ud800\u0041"}"#, "null"),
+        chunk(r#"{"content":"pair \ud83d\ude00"}"#, "\"stop\""),
+    ]);
+    for_each_split(&input, |pieces| {
+        let exchange = exchange(pieces, false);
+        assert_eq!(
+            exchange.client,
+            expected(
+                &["smile \u{FFFD}", "\u{FFFD} ok", "a\u{FFFD}A", "pair 😀"],
+                true
+            )
+        );
+        assert_eq!(exchange.skipped, 0);
+    });
+}
+
+#[test]
 fn three_chunks_of_four_kib() {
     let texts: Vec<String> = ["a", "b", "c"].iter().map(|c| c.repeat(4096)).collect();
     let mut events: Vec<String> = texts.iter().map(|t| content(t)).collect();

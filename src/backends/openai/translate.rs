@@ -12,11 +12,12 @@
 //! | a comment                                    | nothing                    | Continue  |
 //!
 //! Content is decoded by serde_json (surrogate-pair escapes such as `\uD83D\uDE00` become the
-//! character) and re-escaped by the sink, so the client decodes the same text.
+//! character) and re-escaped by the sink, so the client decodes the same text. A lone surrogate
+//! escape becomes U+FFFD instead of costing the whole chunk (see `upstream::json`).
 
 use serde_json::Value;
 
-use crate::backends::upstream::{excerpt, End, Failure, Flow, Translator};
+use crate::backends::upstream::{excerpt, json, End, Failure, Flow, Translator};
 use crate::sse::{EventSink, SseItem};
 
 /// Stateless: whether completion was signalled is the relay's to remember.
@@ -34,7 +35,7 @@ impl Translator for OpenAiTranslator {
         if data.trim() == "[DONE]" {
             return Flow::Complete;
         }
-        let chunk = match serde_json::from_str::<Value>(data) {
+        let chunk = match json::parse(data) {
             Ok(Value::Object(chunk)) => chunk,
             Ok(_) => {
                 return Flow::Skip(format!(

@@ -9,7 +9,9 @@
 //!    `request` until none is left.
 //! 2. Append what it reads to a head buffer and call [`crate::http::parse_head`] until it is
 //!    complete (a head error, a cut or the response-head timeout: 502 / 502 / 504).
-//! 3. [`status_outcome`]: `Reject` → write its error response to the client and close the client;
+//! 3. [`status_outcome`]: `Reject` → write its error response to the client and close the client
+//!    (the upstream's error body goes to the log: feed an [`ErrorBody`] what follows the head,
+//!    bounded in time, and log its `excerpt()`);
 //!    `Stream` → write [`crate::http::SSE_HEAD`], build a [`Relay`] and feed it the bytes that
 //!    followed the head, even when there are none (an empty body ends on that first feed).
 //! 4. Feed every read to [`Relay::feed`]; it writes content events to the client's sink. On
@@ -39,13 +41,16 @@
 //! - A translator keeps no reference to the sink and does no I/O and no logging: the reactor
 //!   logs with the connection's id.
 
+mod error_body;
 mod excerpt;
+pub mod json;
 mod origin;
 mod relay;
 mod status;
 #[cfg(test)]
 pub mod testing;
 
+pub use error_body::ErrorBody;
 pub use excerpt::{excerpt, EXCERPT_LIMIT};
 pub use origin::{Origin, OriginError, Scheme};
 pub use relay::{Ending, Fed, Relay, Step};

@@ -1,6 +1,8 @@
 //! What the client gets for an upstream's response status (SPEC §3.3). Only a `200` event stream
 //! is relayed; anything else becomes a complete error response before any success head, so that
-//! the client sees a real HTTP status instead of an empty stream.
+//! the client sees a real HTTP status instead of an empty stream. A `200` whose body has a
+//! content coding (`gzip`) is not readable either: the daemon asks for `identity` and decodes
+//! none, and relaying it would give the client an empty stream.
 
 use crate::http::{error_response, ErrorStatus, Head};
 
@@ -36,6 +38,9 @@ impl StatusOutcome {
 pub fn status_outcome(head: &Head) -> StatusOutcome {
     let code = head.status;
     let message = match code {
+        200 if head.content_encoding.is_some() => {
+            "the upstream API sent a compressed answer the daemon cannot read".to_string()
+        }
         200 if is_not_a_stream(head.content_type.as_deref()) => {
             "the upstream API did not answer with an event stream".to_string()
         }
@@ -89,6 +94,7 @@ mod tests {
             connection_close: false,
             retry_after: retry_after.map(str::to_string),
             content_type: content_type.map(str::to_string),
+            content_encoding: None,
         }
     }
 
@@ -160,6 +166,28 @@ mod tests {
             assert!(response.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
             assert!(!response.contains("Retry-After"));
         }
+    }
+
+    #[test]
+    fn an_encoded_ok_is_a_bad_gateway_that_does_not_name_the_coding() {
+        let mut encoded = head(200, None, Some("text/event-stream"));
+        encoded.content_encoding = Some("x-secret-coding".to_string());
+        let outcome = status_outcome(&encoded);
+        assert_eq!(
+            rejected(&outcome),
+            (
+                502,
+                "the upstream API sent a compressed answer the daemon cannot read",
+                None
+            )
+        );
+        let response = String::from_utf8(outcome.response().unwrap()).unwrap();
+        assert!(response.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
+        assert!(!response.contains("x-secret-coding"));
+        // An error status stays what it is, whatever its body's coding.
+        let mut limited = head(429, Some("3"), None);
+        limited.content_encoding = Some("gzip".to_string());
+        assert_eq!(rejected(&status_outcome(&limited)).0, 429);
     }
 
     #[test]

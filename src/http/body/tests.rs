@@ -10,6 +10,7 @@ fn head(chunked: bool, content_length: Option<u64>) -> Head {
         connection_close: false,
         retry_after: None,
         content_type: None,
+        content_encoding: None,
     }
 }
 

@@ -40,6 +40,7 @@ fn head(chunked: bool, content_length: Option<u64>, connection_close: bool) -> H
         connection_close,
         retry_after: None,
         content_type: Some("text/event-stream".into()),
+        content_encoding: None,
     }
 }
 
