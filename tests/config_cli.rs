@@ -1,11 +1,14 @@
 //! The built binary's command line: help, version, and the exit codes and messages an operator
 //! sees for configuration mistakes. None of these runs reaches the daemon itself.
 
+mod common;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::daemon_binary;
 use streaming_daemon::config::{self, Config, Invocation};
 
 /// Every flag operators may use: SPEC §5's, the Go daemon's, and ours.
@@ -45,7 +48,7 @@ const FLAGS: &[&str] = &[
 ];
 
 fn daemon(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_streaming-daemon"))
+    Command::new(daemon_binary())
         .args(args)
         .env_clear()
         .output()
@@ -53,7 +56,7 @@ fn daemon(args: &[&str]) -> Output {
 }
 
 fn daemon_with_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_streaming-daemon"))
+    Command::new(daemon_binary())
         .args(args)
         .env_clear()
         .envs(vars.iter().copied())
@@ -150,7 +153,7 @@ fn an_unknown_key_exits_2_naming_file_line_and_key() {
 
 #[test]
 fn a_bad_environment_variable_exits_2_naming_it() {
-    let output = Command::new(env!("CARGO_BIN_EXE_streaming-daemon"))
+    let output = Command::new(daemon_binary())
         .env_clear()
         .env("OPENAI_API_KEY", "sk-must-not-leak")
         .env("OPENAI_INSECURE_SSL", "sometimes")

@@ -292,7 +292,7 @@ fn out_of_descriptors_the_daemon_pauses_accepting_and_recovers() {
 fn a_closed_log_pipe_does_not_take_the_daemon_down() {
     use std::io::BufRead;
     let socket = temp_socket_path("e2e-logpipe");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_streaming-daemon"))
+    let mut child = std::process::Command::new(daemon_binary())
         .arg("-socket")
         .arg(&socket)
         .args(["-metrics-addr=", "-message-delay", "0"])

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::temp_socket_path;
+use common::{daemon_binary, temp_socket_path};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -26,7 +26,7 @@ struct Daemon {
 impl Daemon {
     fn start(name: &str) -> Daemon {
         let socket = temp_socket_path(name);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_streaming-daemon"))
+        let mut child = Command::new(daemon_binary())
             .arg("-socket")
             .arg(&socket)
             .args([

@@ -363,7 +363,7 @@ impl Drop for Unread {
 /// and the unread rest of its stderr.
 fn start_unread(args: &[&str]) -> (Unread, SocketAddr, BufReader<std::process::ChildStderr>) {
     let socket = temp_socket_path("log-unread");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streaming-daemon"))
+    let mut child = Command::new(daemon_binary())
         .arg("-socket")
         .arg(&socket)
         .args(["-metrics-addr", "127.0.0.1:0"])

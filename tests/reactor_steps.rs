@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::harness::{Harness, LIMIT};
-use common::upstream::{chunk, delta, gate, Action, FakeUpstream, Kind, SSE_OK_CHUNKED};
+use common::upstream::{
+    chunk, delta, gate, ok_stream, Action, FakeUpstream, Kind, DONE_EVENT, SSE_OK_CHUNKED,
+};
 use common::*;
 use streaming_daemon::backends::{
     self, Backend, BackendError, Command, CommandResult, EventSource, Next, Start,
@@ -815,7 +817,16 @@ fn stale_timer_entries_are_compacted() {
 
 /// A reactor with the openai backend, its upstream at `address`.
 fn openai_harness(name: &str, address: SocketAddr) -> Harness {
+    openai_harness_with(name, address, |_| {})
+}
+
+fn openai_harness_with(
+    name: &str,
+    address: SocketAddr,
+    adjust: impl FnOnce(&mut Config),
+) -> Harness {
     let mut config = Config::default();
+    adjust(&mut config);
     config.backend.provider = "openai".into();
     config.backend.openai.api_base = format!("http://{address}/v1");
     let backend = backends::create(&config).unwrap();
@@ -1012,4 +1023,109 @@ fn a_panic_while_closing_is_confined_and_counted() {
     h.hand_off(b"{}", &server);
     drop(server);
     assert!(h.collect(&mut client).ends_with("data: [DONE]\n\n"));
+}
+
+/// An error answer whose body comes after its head: the body is waited for (for the log), at
+/// most a second, before the client gets its 502.
+#[test]
+fn an_error_body_after_its_head_is_read_before_the_client_is_answered() {
+    let body = r#"{"error":{"message":"the model is overloaded"}}"#;
+    for late in [true, false] {
+        let (head_sent, head_was_sent) = gate();
+        let (_open, closed_gate) = gate();
+        let (open_body, body_gate) = gate();
+        let head = format!(
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let upstream = FakeUpstream::start(
+            Kind::Plain,
+            vec![vec![
+                Action::Send(head.into_bytes()),
+                Action::Notify(head_sent),
+                Action::WaitFor(if late { body_gate } else { closed_gate }),
+                Action::Send(body.as_bytes().to_vec()),
+            ]],
+        );
+        let mut h = openai_harness("oa-error-body", upstream_address(&upstream));
+        h.frozen = Some(Instant::now());
+        let (mut client, server) = tcp_pair();
+        h.hand_off(b"{}", &server);
+        drop(server);
+        h.turn_until(|_| head_was_sent.try_recv().is_ok());
+        for _ in 0..5 {
+            h.turn();
+        }
+        let mut received = Vec::new();
+        read_available(&mut client, &mut received);
+        assert!(received.is_empty(), "answered before the body came");
+        if late {
+            open_body.send(()).unwrap();
+        } else {
+            // The body never comes: a second later the client is answered anyway.
+            h.skip(Duration::from_secs(1));
+        }
+        let response = h.collect(&mut client);
+        assert_eq!(status_line(&response), "HTTP/1.1 502 Bad Gateway");
+    }
+}
+
+#[test]
+fn a_408_on_a_pooled_connection_is_retried_on_a_fresh_one() {
+    let timed_out = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![
+            ok_stream(&[&delta("\"first\""), DONE_EVENT]),
+            vec![Action::Send(timed_out.as_bytes().to_vec()), Action::Close],
+            ok_stream(&[&delta("\"second\""), DONE_EVENT]),
+        ],
+    );
+    let mut h = openai_harness("oa-408", upstream_address(&upstream));
+    for text in ["first", "second"] {
+        let (mut client, server) = tcp_pair();
+        h.hand_off(b"{}", &server);
+        drop(server);
+        let body = h.collect(&mut client);
+        assert_eq!(contents(&body), vec![text.to_string()], "{body}");
+    }
+    assert_eq!(upstream.connections(), 2);
+    assert_eq!(upstream.requests().len(), 3);
+}
+
+#[test]
+fn a_partial_upstream_line_counts_against_the_memory_budget() {
+    let (_open, held) = gate();
+    // 100 KB of one SSE line with no line end yet: the relay must hold it.
+    let partial = format!(
+        "{SSE_OK_CHUNKED}{:x}\r\ndata: {}\r\n",
+        100_006,
+        "x".repeat(100_000)
+    );
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![vec![
+            Action::Send(partial.into_bytes()),
+            Action::WaitFor(held),
+        ]],
+    );
+    let mut h = openai_harness_with("oa-budget", upstream_address(&upstream), |c| {
+        c.server.mem_limit = Some(64 * 1024);
+    });
+    let (mut first, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    let mut received = Vec::new();
+    h.turn_until(|_| {
+        read_available(&mut first, &mut received);
+        received.len() >= SSE_HEAD.len()
+    });
+    for _ in 0..5 {
+        h.turn();
+    }
+    let (mut second, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    let response = h.collect(&mut second);
+    assert_eq!(status_line(&response), "HTTP/1.1 503 Service Unavailable");
 }

@@ -12,7 +12,10 @@
 //! | Sending, AwaitingHead | Tick past the response-head timeout            | refused 504 (`upstream_timeout`)         |
 //! | AwaitingHead | Upstream (or Tick, when a read was cut short): incomplete head | AwaitingHead                      |
 //! | AwaitingHead | a `200` event-stream head                               | Relaying: `out` = the success head and the first events |
-//! | AwaitingHead | another status                                          | refused 429 or 502 (`upstream_status`)   |
+//! | AwaitingHead | `408` on a pooled connection, first try                 | Opening a fresh one (once): the server timed the idle connection out |
+//! | AwaitingHead | another status, its body already whole                  | refused 429 or 502 (`upstream_status`), body logged |
+//! | AwaitingHead | another status, more body to come                       | ReadingError                             |
+//! | ReadingError | Upstream or Tick: the body ended, 4 KiB held, closed, or 1 s passed | refused 429 or 502 (`upstream_status`), body logged |
 //! | AwaitingHead | malformed head                                          | refused 502 (`upstream_error`)           |
 //! | AwaitingHead | closed or reset before a head, pooled connection, nothing received | Opening a fresh one (once)    |
 //! | AwaitingHead | closed or reset before a head, otherwise                | refused 502 (`upstream_cut`; `upstream_unreachable` during a TLS handshake) |
@@ -28,13 +31,13 @@
 //! every other case it is closed, at once when the call is dropped (the client left).
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
 
 use crate::backends::upstream::{
-    excerpt, status_outcome, Ending as RelayEnding, Failure, Relay, StatusOutcome,
-    Step as RelayStep, Translator, UpstreamRequest,
+    status_outcome, Ending as RelayEnding, ErrorBody, Failure, Relay, StatusOutcome,
+    Step as RelayStep, Translator, UpstreamRequest, EXCERPT_LIMIT,
 };
 use crate::config::UpstreamTimeouts;
 use crate::deadline;
@@ -51,6 +54,10 @@ use super::repeats::{Repeatable, Repeats};
 const READ_CHUNK: usize = 16 * 1024;
 /// Reads per advance before other connections get their turn; the rest waits for the next turn.
 const READS_PER_ADVANCE: usize = 16;
+/// What a TLS session holds beyond what is counted (SPEC §3.4): rustls' state and buffers.
+const TLS_SESSION_ESTIMATE: usize = 16 * 1024;
+/// How long a refused answer's body is waited for, for the log, before the client is answered.
+const ERROR_BODY_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Call {
     /// Kept until the head arrives, for the one retry on a fresh connection.
@@ -77,8 +84,16 @@ enum Phase {
     Connecting,
     Sending,
     AwaitingHead(Vec<u8>),
+    /// A refused answer's body, read (briefly) for the log before the client is answered.
+    ReadingError(Box<ErrorAnswer>),
     Relaying(Box<Relay>),
     Done,
+}
+
+struct ErrorAnswer {
+    head: Head,
+    body: ErrorBody,
+    refusal: Refusal,
 }
 
 /// Which connection this request is on.
@@ -184,6 +199,7 @@ impl Call {
                 self.since,
                 timeouts.response_header_timeout,
             )),
+            Phase::ReadingError(_) => Some(deadline::after(self.since, ERROR_BODY_WAIT)),
             // While the client is behind, its write stall deadline is the one that counts.
             Phase::Relaying(_) if !client_clear => None,
             Phase::Relaying(_) if self.readable => Some(self.since),
@@ -192,14 +208,21 @@ impl Call {
         }
     }
 
-    /// The request kept for a retry and a response head being collected, for the memory
-    /// budget. (rustls' and the relay's small buffers are not counted.)
+    /// Bytes held for the memory budget: the request kept for a retry, a response head being
+    /// collected, the relay's partial line and event, and a fixed estimate for a TLS session's
+    /// state and record buffers.
     pub fn held_bytes(&self) -> usize {
-        let head = match &self.phase {
+        let phase = match &self.phase {
             Phase::AwaitingHead(head) => head.capacity(),
+            Phase::Relaying(relay) => relay.held_bytes(),
+            Phase::ReadingError(_) => EXCERPT_LIMIT,
             _ => 0,
         };
-        self.request.capacity() + head
+        let tls = match &self.transport {
+            Some(transport) if transport.is_tls() => TLS_SESSION_ESTIMATE,
+            _ => 0,
+        };
+        self.request.capacity() + phase + tls
     }
 
     pub fn advance(
@@ -249,6 +272,12 @@ impl Call {
                 Ok(()) => self.read_head(io, out),
                 Err(e) => self.closed_before_head(Some(e), io, out),
             },
+            (Phase::ReadingError(_), Event::Tick)
+                if now >= deadline::after(self.since, ERROR_BODY_WAIT) =>
+            {
+                self.refuse_after_body(io)
+            }
+            (Phase::ReadingError(_), _) => self.read_error_body(io),
             (Phase::Relaying(_), _) if !io.client_clear => match self.flush_tls() {
                 Ok(()) => Step::Continue,
                 Err(e) => self.end_relay(broken_mid_answer(&e), io, out),
@@ -454,29 +483,41 @@ impl Call {
     }
 
     fn on_head(&mut self, head: Head, rest: Vec<u8>, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
+        // A server that timed out the idle connection may say so with a 408 just as the
+        // request goes out on it: that says nothing about the request, so try once more.
+        if head.status == 408 && self.attempt == Attempt::Pooled {
+            log::debug!(conn = io.conn; "pooled upstream connection answered 408; retrying on a fresh one");
+            self.close_transport();
+            self.attempt = Attempt::Retry;
+            self.phase = Phase::Opening;
+            return self.open(io, out);
+        }
         match status_outcome(&head) {
             StatusOutcome::Reject {
                 status,
                 message,
                 retry_after,
             } => {
-                log::warn!(
-                    conn = io.conn,
-                    status = head.status,
-                    reason = head.reason.as_str(),
-                    body = excerpt(&rest).as_str();
-                    "upstream answered an error status"
-                );
                 io.tally.backend_error();
-                self.close_transport();
-                self.phase = Phase::Done;
-                Step::Refused(Refusal {
+                let mut body = ErrorBody::new(&head);
+                body.feed(&rest);
+                let refusal = Refusal {
                     status,
                     message,
                     retry_after,
                     outcome: Outcome::UpstreamStatus,
                     error: format!("upstream answered {}", head.status),
-                })
+                };
+                self.phase = Phase::ReadingError(Box::new(ErrorAnswer {
+                    head,
+                    body,
+                    refusal,
+                }));
+                self.since = io.now;
+                if self.is_error_body_done() {
+                    return self.refuse_after_body(io);
+                }
+                self.read_error_body(io)
             }
             StatusOutcome::Stream => {
                 let Some(translator) = self.translator.take() else {
@@ -494,6 +535,55 @@ impl Call {
                 }
             }
         }
+    }
+
+    fn is_error_body_done(&self) -> bool {
+        matches!(&self.phase, Phase::ReadingError(answer) if answer.body.is_finished())
+    }
+
+    /// Reads a refused answer's body for the log until it is whole (or 4 KiB are held), the
+    /// connection ends or would block; then answers the client.
+    fn read_error_body(&mut self, io: &mut Io<'_>) -> Step {
+        for _ in 0..READS_PER_ADVANCE {
+            let (Some(transport), Phase::ReadingError(answer)) =
+                (self.transport.as_mut(), &mut self.phase)
+            else {
+                return self.refuse_after_body(io);
+            };
+            io.read_buf.clear();
+            match transport.read(io.read_buf, READ_CHUNK) {
+                Ok(ReadOutcome::Data(_)) => {
+                    if answer.body.feed(io.read_buf) {
+                        return self.refuse_after_body(io);
+                    }
+                }
+                Ok(ReadOutcome::WouldBlock) => return Step::Continue,
+                Ok(ReadOutcome::Closed) | Err(_) => return self.refuse_after_body(io),
+            }
+        }
+        Step::Continue
+    }
+
+    /// Logs the refused answer with what was read of its body, and refuses the client.
+    fn refuse_after_body(&mut self, io: &mut Io<'_>) -> Step {
+        self.close_transport();
+        let Phase::ReadingError(answer) = std::mem::replace(&mut self.phase, Phase::Done) else {
+            return Step::Continue;
+        };
+        let ErrorAnswer {
+            head,
+            body,
+            refusal,
+        } = *answer;
+        log::warn!(
+            conn = io.conn,
+            status = head.status,
+            reason = head.reason.as_str(),
+            content_encoding = head.content_encoding.as_deref(),
+            body = body.excerpt().as_str();
+            "upstream answered an error status"
+        );
+        Step::Refused(refusal)
     }
 
     /// Reads the upstream until it would block or something is there for the client (the

@@ -130,6 +130,11 @@ struct Pending<'i> {
 }
 
 impl SseParser {
+    /// Bytes held between feeds (a partial line, a pending event), for the memory budget.
+    pub fn held_bytes(&self) -> usize {
+        self.line.capacity() + self.name.capacity() + self.data.capacity()
+    }
+
     /// `max_line` bounds each line and each event's data, in bytes.
     pub fn new(max_line: usize) -> SseParser {
         SseParser {

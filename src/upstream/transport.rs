@@ -242,6 +242,10 @@ impl Transport {
         }
     }
 
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// The TLS handshake has not finished: a failure now means the upstream could not be
     /// reached (a refused certificate, say), not that an answer was cut.
     pub fn is_handshaking(&self) -> bool {

@@ -147,6 +147,11 @@ impl Relay {
         ending
     }
 
+    /// Bytes held between feeds, for the memory budget.
+    pub fn held_bytes(&self) -> usize {
+        self.parser.held_bytes()
+    }
+
     /// The upstream connection may go back to the pool: the response ended by its framing,
     /// nothing followed it, and the server did not ask to close.
     pub fn is_reusable(&self) -> bool {
