@@ -409,3 +409,42 @@ fn signals_whose_default_would_kill_the_daemon_are_ignored() {
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(LIMIT), 0);
 }
+
+#[test]
+fn the_longest_durations_go_allows_never_overflow_a_deadline() {
+    let longest = "2562047h47m16s";
+    let mut daemon = Daemon::start(
+        "e2e-longest",
+        &[
+            "-message-delay",
+            longest,
+            "-shutdown-timeout",
+            longest,
+            "-handoff-timeout",
+            longest,
+            "-write-timeout",
+            longest,
+            "-max-stream-duration-ms",
+            "9223372036854",
+        ],
+    );
+    // A stream waiting for its next event, a handoff waiting for the rest of its data, a
+    // drain: each computes a deadline centuries away.
+    let mut streaming = daemon.open_stream();
+    let (mut waiting, server) = tcp_pair();
+    let apache = socket::unix_connect(&daemon.socket, SocketType::Stream).unwrap();
+    streaming_daemon::sys::fdpass::send_with_fd(
+        &apache,
+        b"{\"prompt\"",
+        std::os::fd::AsRawFd::as_raw_fd(&server),
+    )
+    .unwrap();
+    drop(server);
+    daemon.signal(libc::SIGTERM);
+    daemon.wait_for_log("draining", LIMIT);
+    daemon.signal(libc::SIGTERM);
+    assert!(read_to_end(&mut streaming, LIMIT).ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"));
+    assert!(read_to_end(&mut waiting, LIMIT).starts_with("HTTP/1.1 503 "));
+    drop(apache);
+    assert_eq!(daemon.wait_exit(LIMIT), 0);
+}

@@ -586,3 +586,23 @@ fn a_bad_ca_file_is_a_configuration_error_before_anything_binds() {
     assert!(!socket.exists(), "nothing was bound");
     let _ = std::fs::remove_file(&config);
 }
+
+#[test]
+fn a_warning_that_repeats_within_a_stream_is_logged_once_and_counted() {
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![ok_stream(&[
+            "data: {not json\n\n",
+            "data: {still not\n\n",
+            "data: {nor this\n\n",
+            &delta("\"ok\""),
+            DONE_EVENT,
+        ])],
+    );
+    let mut d = daemon("oa-repeats", &upstream, "", &[]);
+    let body = d.request(b"{}");
+    assert_eq!(contents(&body), vec!["ok"]);
+    let end = d.wait_for_log("msg=\"connection ended\"", LIMIT);
+    assert!(end.contains(" suppressed=2"), "{end}");
+    assert_eq!(d.count_log("skipped an upstream event"), 1);
+}
