@@ -90,6 +90,17 @@ pub fn load(
     Ok(Invocation::Run(config))
 }
 
+/// The configuration a file's `text` gives over the built-in defaults, validated as [`load`]
+/// validates; `file` names it in errors. Reads nothing, and no environment or flags apply: this
+/// is the YAML reader as the fuzz targets (`fuzz/`) and a config check see it.
+pub fn from_yaml_text(file: &str, text: &str) -> Result<Config, ConfigError> {
+    let mut config = Config::default();
+    file::apply_text(&mut config, file, text)?;
+    validate::check(&config)?;
+    pending::check(&config)?;
+    Ok(config)
+}
+
 /// `-socket` may be relative (ours): it is made absolute against the working directory now, so
 /// that the daemon logs and binds the same path whatever it does later. The file's
 /// `socket_path` is absolute already (checked where it is read).
