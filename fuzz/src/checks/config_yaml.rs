@@ -1,0 +1,112 @@
+//! The configuration file: `config::from_yaml_text`, the YAML reader and every key's setter and
+//! validation, without the file read.
+//!
+//! - CRLF line ends, a byte-order mark and a trailing comment change nothing.
+//! - An error points at a line and column inside the text.
+//! - A configuration read is its own reload with nothing changed, and its `Debug` (what a log
+//!   line could show) never holds an API key.
+
+use streaming_daemon::config::{from_yaml_text, plan_reload, Config, ConfigError};
+
+const FILE: &str = "fuzz.yaml";
+
+pub fn check(data: &[u8]) {
+    // The daemon refuses a file that is not UTF-8 before it reads any YAML.
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let result = from_yaml_text(FILE, text);
+
+    assert_eq!(from_yaml_text(FILE, &crlf(text)), result, "CRLF line ends");
+    if !text.starts_with('\u{feff}') {
+        let with_bom = format!("\u{feff}{text}");
+        assert_eq!(from_yaml_text(FILE, &with_bom), result, "a byte-order mark");
+    }
+    let commented = format!("{text}\n# a trailing comment\n");
+    assert_eq!(
+        from_yaml_text(FILE, &commented),
+        result,
+        "a trailing comment"
+    );
+
+    match result {
+        Ok(config) => {
+            let plan = plan_reload(&config, config.clone());
+            assert!(plan.applied.is_empty() && plan.needs_restart.is_empty());
+            assert!(
+                plan.config == config,
+                "a reload to the same file changes nothing"
+            );
+            let _ = config.startup_notes();
+            no_key_in_debug(&config);
+        }
+        Err(error) => {
+            assert!(!error.to_string().is_empty());
+            error_position_is_in_text(&error, text);
+        }
+    }
+}
+
+/// Every line end as CRLF.
+fn crlf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let mut previous = None;
+    for character in text.chars() {
+        if character == '\n' && previous != Some('\r') {
+            out.push('\r');
+        }
+        out.push(character);
+        previous = Some(character);
+    }
+    out
+}
+
+fn error_position_is_in_text(error: &ConfigError, text: &str) {
+    let (line, col) = match error {
+        ConfigError::Syntax { line, col, .. } | ConfigError::Key { line, col, .. } => (*line, *col),
+        _ => return,
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let line_text = line
+        .checked_sub(1)
+        .and_then(|index| text.split('\n').nth(index))
+        .unwrap_or_else(|| panic!("{error}: no line {line}"));
+    let line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
+    let last_col = line_text.chars().count() + 1;
+    assert!(
+        (1..=last_col).contains(&col),
+        "{error}: column {col} is outside line {line} ({last_col} columns with its end)"
+    );
+}
+
+/// A key set in the file shows in `Debug` only where the same text is there for another reason
+/// (`api_base: x`, `api_key: x`).
+fn no_key_in_debug(config: &Config) {
+    let mut keys = Vec::new();
+    let mut without = config.clone();
+    keys.extend(without.backend.openai.api_key.take());
+    keys.extend(without.backend.langgraph.api_key.take());
+    for spec in without.backend.langgraph.profiles.values_mut() {
+        keys.extend(spec.api_key.take());
+    }
+    let shown = format!("{config:?}");
+    let shown_without = format!("{without:?}");
+    for key in keys.iter().filter(|key| key.len() >= 8) {
+        if !shown_without.contains(key.as_str()) {
+            assert!(!shown.contains(key.as_str()), "an API key in Debug");
+        }
+    }
+    for name in config.backend.langgraph.profiles.keys() {
+        if let Some(profile) = config.backend.langgraph.profile(name) {
+            let shown = format!("{profile:?}");
+            for key in keys.iter().filter(|key| key.len() >= 8) {
+                if !shown_without.contains(key.as_str()) {
+                    assert!(
+                        !shown.contains(key.as_str()),
+                        "an API key in a profile's Debug"
+                    );
+                }
+            }
+        }
+    }
+}
