@@ -5,8 +5,13 @@
 //! - An error points at a line and column inside the text.
 //! - A configuration read is its own reload with nothing changed, and its `Debug` (what a log
 //!   line could show) never holds an API key.
+//! - What the configuration accepts, the daemon can send: the provider's request for a plain
+//!   handoff builds ([`upstream_requests_build`], shared with `flags`).
 
+use streaming_daemon::backends::upstream::Origin;
+use streaming_daemon::backends::{langgraph, openai};
 use streaming_daemon::config::{from_yaml_text, plan_reload, Config, ConfigError};
+use streaming_daemon::handoff::HandoffData;
 
 const FILE: &str = "fuzz.yaml";
 
@@ -39,6 +44,7 @@ pub fn check(data: &[u8]) {
             );
             let _ = config.startup_notes();
             no_key_in_debug(&config);
+            upstream_requests_build(&config);
         }
         Err(error) => {
             assert!(!error.to_string().is_empty());
@@ -108,5 +114,37 @@ fn no_key_in_debug(config: &Config) {
                 }
             }
         }
+    }
+}
+
+/// A configuration that loads must not make every request fail: for the openai or langgraph
+/// provider, the request for a handoff with nothing in it builds. (An API base the backend
+/// cannot parse stops the daemon at start-up, which is fine.)
+pub fn upstream_requests_build(config: &Config) {
+    let handoff = HandoffData::default();
+    match config.backend.provider.as_str() {
+        "openai" => {
+            let settings = &config.backend.openai;
+            if let Ok(origin) = Origin::parse(&settings.api_base, settings.api_socket.clone()) {
+                let built = openai::build_request(
+                    settings,
+                    &config.backend.default_model,
+                    &origin,
+                    &handoff,
+                );
+                assert!(built.is_ok(), "every openai request would fail: {built:?}");
+            }
+        }
+        "langgraph" => {
+            let settings = &config.backend.langgraph;
+            if let Ok(origin) = Origin::parse(&settings.api_base, settings.api_socket.clone()) {
+                let built = langgraph::build_request(settings, &origin, &handoff, &mut Vec::new());
+                assert!(
+                    built.is_ok(),
+                    "every langgraph request would fail: {built:?}"
+                );
+            }
+        }
+        _ => {}
     }
 }

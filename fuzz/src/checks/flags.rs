@@ -8,6 +8,7 @@
 //! - Neither an error nor the configuration's `Debug` shows an API key given in the
 //!   environment, unless the same text is there for another reason (an argument, another
 //!   variable, a built-in setting, the usage text).
+//! - What the flags and environment accept, the daemon can send (as for `config_yaml`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -71,6 +72,7 @@ pub fn check(data: &[u8]) {
         Ok(Invocation::Run(config)) => {
             assert!(config.server.socket_path.is_absolute());
             hidden(&format!("{config:?}"), "the configuration's Debug");
+            super::config_yaml::upstream_requests_build(&config);
         }
         Ok(Invocation::Help(usage)) => assert!(!usage.is_empty()),
         Ok(Invocation::Version(version)) => assert!(version.starts_with("streaming-daemon ")),
