@@ -47,6 +47,7 @@ mod repeats;
 
 use std::mem::{discriminant, replace};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -77,7 +78,8 @@ pub use receive::Limits;
 /// upstream that always has more must neither keep the loop to itself nor recurse.
 const ROUNDS_PER_EVENT: usize = 64;
 
-/// The per-connection settings, derived once from the configuration.
+/// The per-connection settings, derived from the configuration. A connection keeps the ones it
+/// was accepted with: a reload applies to connections accepted after it.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub handoff: Limits,
@@ -87,6 +89,23 @@ pub struct Settings {
     pub upstream: UpstreamTimeouts,
     /// The longest upstream SSE line or event.
     pub max_line: usize,
+}
+
+impl Settings {
+    pub fn from_config(config: &crate::config::Config) -> Settings {
+        let server = &config.server;
+        Settings {
+            handoff: Limits {
+                socket_type: server.socket_type,
+                max_handoff_bytes: server.max_handoff_bytes,
+            },
+            handoff_timeout: server.handoff_timeout,
+            write_timeout: server.write_timeout,
+            max_stream_duration: Some(server.max_stream_duration).filter(|d| !d.is_zero()),
+            upstream: config.backend.upstream.clone(),
+            max_line: config.backend.upstream.sse_max_line_bytes,
+        }
+    }
 }
 
 /// Whether a handoff completing now may start, decided by the reactor.
@@ -113,7 +132,6 @@ pub struct Buffers {
 pub struct Context<'a> {
     pub now: Instant,
     pub registry: &'a Registry,
-    pub settings: &'a Settings,
     pub buffers: &'a mut Buffers,
     pub backend: &'a mut dyn Backend,
     /// The backend's upstream API, when it has one.
@@ -214,6 +232,8 @@ enum Event {
 
 pub struct Connection {
     pub id: u64,
+    /// The settings this connection was accepted with.
+    settings: Rc<Settings>,
     accepted_at: Instant,
     tokens: Tokens,
     /// Accepted over the connection limit or the memory budget: answered 503 once received.
@@ -240,7 +260,7 @@ impl Connection {
         apache: OwnedFd,
         tokens: Tokens,
         over_capacity: bool,
-        ctx: (&Registry, &Settings, Instant),
+        ctx: (&Registry, Rc<Settings>, Instant),
     ) -> std::io::Result<Connection> {
         let (registry, settings, now) = ctx;
         registry.register(
@@ -251,6 +271,7 @@ impl Connection {
         let receiver = Receiver::new(apache, deadline::after(now, settings.handoff_timeout));
         Ok(Connection {
             id,
+            settings,
             accepted_at: now,
             tokens,
             over_capacity,
@@ -288,13 +309,14 @@ impl Connection {
     }
 
     /// The earliest moment this connection needs attention without any socket event.
-    pub fn deadline(&self, settings: &Settings) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Instant> {
+        let settings = &*self.settings;
         let clear = self.client.as_ref().is_none_or(Client::is_clear);
         let stall = self
             .client
             .as_ref()
             .and_then(|c| c.stall_deadline(settings.write_timeout));
-        let ends_at = self.ends_at(settings);
+        let ends_at = self.ends_at();
         let own = match &self.state {
             State::Receiving(receiver) => Some(receiver.deadline()),
             State::Calling(call) | State::Streaming(Source::Relay(call)) => {
@@ -335,7 +357,7 @@ impl Connection {
 
     /// A deadline of this connection may have passed.
     pub fn on_timer(&mut self, ctx: &mut Context<'_>) -> Step {
-        let write_timeout = ctx.settings.write_timeout;
+        let write_timeout = self.settings.write_timeout;
         let stalled = self
             .client
             .as_ref()
@@ -457,11 +479,11 @@ impl Connection {
 
     fn advance(&mut self, event: Event, ctx: &mut Context<'_>) {
         let now = ctx.now;
-        let ends_at = self.ends_at(ctx.settings);
+        let ends_at = self.ends_at();
         let past_max_duration = ends_at.is_some_and(|at| now >= at);
         self.state = match (replace(&mut self.state, State::Transitioning), event) {
             (State::Receiving(mut receiver), Event::Apache) => {
-                let limits = ctx.settings.handoff;
+                let limits = self.settings.handoff;
                 match receiver.receive(limits, &mut ctx.buffers.handoff, &mut self.arrived) {
                     Received::More => State::Receiving(receiver),
                     Received::Failed(error) => self.reject(error, ctx),
@@ -573,7 +595,7 @@ impl Connection {
                 self.local(local, local::Event::Tick, ctx)
             }
             Start::Upstream(request) => {
-                let call = Call::new(request, ctx.now, ctx.settings.max_line, self.id);
+                let call = Call::new(request, ctx.now, self.settings.max_line, self.id);
                 State::Calling(Box::new(call))
             }
         }
@@ -708,7 +730,12 @@ impl Connection {
             repeats: &mut self.repeats,
             conn: self.id,
         };
-        let step = call.advance(event, &ctx.settings.upstream, &mut io, &mut ctx.buffers.out);
+        let step = call.advance(
+            event,
+            &self.settings.upstream,
+            &mut io,
+            &mut ctx.buffers.out,
+        );
         let events = io.events;
         self.count_events(events);
         if !had_begun && call.has_begun() {
@@ -845,8 +872,8 @@ impl Connection {
     }
 
     /// `max_stream_duration` from the stream's start.
-    fn ends_at(&self, settings: &Settings) -> Option<Instant> {
-        let limit = settings.max_stream_duration?;
+    fn ends_at(&self) -> Option<Instant> {
+        let limit = self.settings.max_stream_duration?;
         self.started.map(|at| deadline::after(at, limit))
     }
 }

@@ -181,7 +181,7 @@ impl Reactor {
             upstream: token::connection_token(key, Side::Upstream),
             child: token::connection_token(key, Side::Child),
         };
-        let ctx = (self.poll.registry(), &self.settings, now);
+        let ctx = (self.poll.registry(), self.settings.clone(), now);
         match Connection::accept(id, apache, tokens, over_capacity, ctx) {
             Ok(conn) => {
                 let key = self.conns.insert(Entry {

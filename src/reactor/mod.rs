@@ -18,6 +18,7 @@ pub mod token;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
@@ -30,9 +31,7 @@ pub use slab::Slab;
 
 use crate::backends::Backend;
 use crate::config::Config;
-use crate::conn::{
-    Admission, Buffers, Connection, Context, End, Limits, Ready, Reaper, Settings, Step,
-};
+use crate::conn::{Admission, Buffers, Connection, Context, End, Ready, Reaper, Settings, Step};
 use crate::end::{EndReason, Outcome};
 use crate::metrics::ProcessReader;
 use crate::stats::Tally;
@@ -59,9 +58,9 @@ struct Entry {
 }
 
 impl Entry {
-    fn deadline(&self, settings: &Settings) -> Option<Instant> {
+    fn deadline(&self) -> Option<Instant> {
         match &self.occupant {
-            Occupant::Handoff(conn) => conn.deadline(settings),
+            Occupant::Handoff(conn) => conn.deadline(),
             Occupant::Scrape(scrape) => Some(scrape.deadline()),
         }
     }
@@ -114,7 +113,8 @@ pub struct Reactor {
     /// Reused by every turn for the timers that are due.
     due_timers: Vec<(Key, Instant)>,
     backend: Box<dyn Backend>,
-    settings: Settings,
+    /// What connections accepted from now on run with (a reload replaces it).
+    settings: Rc<Settings>,
     shutdown_timeout: Duration,
     max_connections: usize,
     mem_limit: Option<u64>,
@@ -161,17 +161,7 @@ impl Reactor {
         let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), token::WAKER)?);
         let backend_name = backend.name();
         let server = &config.server;
-        let settings = Settings {
-            handoff: Limits {
-                socket_type: server.socket_type,
-                max_handoff_bytes: server.max_handoff_bytes,
-            },
-            handoff_timeout: server.handoff_timeout,
-            write_timeout: server.write_timeout,
-            max_stream_duration: Some(server.max_stream_duration).filter(|d| !d.is_zero()),
-            upstream: config.backend.upstream.clone(),
-            max_line: config.backend.upstream.sse_max_line_bytes,
-        };
+        let settings = Rc::new(Settings::from_config(config));
         let buffers = Buffers {
             out: Vec::with_capacity(16 * 1024),
             handoff: vec![0; server.max_handoff_bytes + 1].into_boxed_slice(),
@@ -374,7 +364,6 @@ impl Reactor {
         let mut ctx = Context {
             now,
             registry: self.poll.registry(),
-            settings: &self.settings,
             buffers: &mut self.buffers,
             backend: self.backend.as_mut(),
             upstream: self.upstream.as_mut(),
@@ -438,8 +427,7 @@ impl Reactor {
     /// An entry's deadline; a panic computing it closes that entry only.
     fn deadline_of(&mut self, key: Key, now: Instant) -> Option<Instant> {
         let entry = self.conns.get_mut(key)?;
-        let settings = &self.settings;
-        match caught(|| entry.deadline(settings)) {
+        match caught(|| entry.deadline()) {
             Ok(deadline) => deadline,
             Err(()) => {
                 self.abort(key, now, "computing a connection's deadline");
