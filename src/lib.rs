@@ -19,4 +19,4 @@ pub mod stats;
 pub mod sys;
 pub mod upstream;
 
-pub use daemon::run;
+pub use daemon::{run, Startup};

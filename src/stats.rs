@@ -101,6 +101,12 @@ impl Tally {
         }
     }
 
+    pub fn reloaded(&mut self, result: metrics::ReloadResult) {
+        if let Some(m) = &mut self.metrics {
+            m.reloaded(result);
+        }
+    }
+
     /// A panic was caught and confined to one connection or scrape.
     pub fn panicked(&mut self) {
         self.panics += 1;

@@ -173,9 +173,15 @@ fn a_bad_environment_variable_exits_2_naming_it() {
 #[test]
 fn the_shipped_example_validates_to_the_defaults() {
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml");
-    let args = vec![OsString::from("-config"), example.into_os_string()];
+    let args = vec![OsString::from("-config"), example.clone().into_os_string()];
     match config::load(args, &|_| None) {
-        Ok(Invocation::Run(loaded)) => assert_eq!(loaded, Config::default()),
+        Ok(Invocation::Run(loaded)) => assert_eq!(
+            loaded,
+            Config {
+                config_file: Some(example),
+                ..Config::default()
+            }
+        ),
         Ok(other) => panic!("{other:?}"),
         Err(error) => panic!("config/example.yaml does not load: {error}"),
     }

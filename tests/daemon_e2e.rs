@@ -303,7 +303,7 @@ fn a_closed_log_pipe_does_not_take_the_daemon_down() {
         .unwrap();
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    while !line.contains("listening on") {
+    while !line.contains("streaming-daemon started") {
         line.clear();
         assert!(
             stderr.read_line(&mut line).unwrap() > 0,

@@ -1,6 +1,6 @@
 //! End to end: the `handoff` load generator against the real daemon binary.
 //!
-//! The daemon runs at `-log-level info` because its "listening on" line, which the test waits
+//! The daemon runs at `-log-level info` because its "streaming-daemon started" line, which the test waits
 //! for, is an info line; a thread drains the rest of its stderr so that it never blocks.
 
 mod common;
@@ -57,7 +57,7 @@ impl Daemon {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match daemon.lines.recv_timeout(left) {
-                Ok(line) if line.contains("listening on") => return daemon,
+                Ok(line) if line.contains("streaming-daemon started") => return daemon,
                 Ok(_) => {}
                 Err(e) => panic!("the daemon did not say it was listening within {LIMIT:?}: {e}"),
             }

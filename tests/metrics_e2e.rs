@@ -20,7 +20,7 @@ fn start() -> (Daemon, SocketAddr) {
         "metrics",
         &["-metrics-addr", "127.0.0.1:0", "-message-delay", "0"],
     );
-    let line = daemon.wait_for_log("metrics on http://", LIMIT);
+    let line = daemon.wait_for_log("msg=\"metrics listening\"", LIMIT);
     let address = line
         .split("http://")
         .nth(1)

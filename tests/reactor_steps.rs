@@ -833,8 +833,14 @@ fn openai_harness_with(
     let target = backend.upstream().unwrap().clone();
     let timeouts = config.backend.upstream.clone();
     let mut h = Harness::with_backend(name, config, backend);
-    h.reactor
-        .attach_upstream(Upstream::new(target, None, timeouts, None, vec![address]));
+    h.reactor.attach_upstream(Upstream::new(
+        target,
+        None,
+        timeouts,
+        None,
+        vec![address],
+        0,
+    ));
     h
 }
 

@@ -33,7 +33,8 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
 
 type Constructor = fn(&Config) -> Result<Box<dyn Backend>, BackendError>;
 
-pub trait Backend {
+/// `Send`: a reload builds the next backend on a helper thread and hands it to the loop.
+pub trait Backend: Send {
     /// The name used in logs and in the `backend` metric label.
     fn name(&self) -> &'static str;
 

@@ -77,6 +77,8 @@ pub struct Call {
     readable: bool,
     /// The longest SSE line or event accepted from the upstream.
     max_line: usize,
+    /// The generation of the upstream the connection came from: only that one pools it.
+    generation: u64,
 }
 
 enum Phase {
@@ -180,6 +182,7 @@ impl Call {
             sent_at: None,
             readable: false,
             max_line,
+            generation: 0,
         }
     }
 
@@ -321,6 +324,7 @@ impl Call {
             );
         };
         let fresh = self.attempt == Attempt::Retry;
+        self.generation = upstream.generation();
         let (mut transport, reused) = match upstream.open(io.now, fresh) {
             Ok(opened) => opened,
             Err(e) => {
@@ -663,7 +667,7 @@ impl Call {
             (reusable, transport, io.upstream.as_deref_mut())
         {
             if transport.deregister(io.registry).is_ok() {
-                upstream.release(transport, io.now);
+                upstream.release(transport, self.generation, io.now);
             }
         }
         let (outcome, error) = match ending {

@@ -289,10 +289,6 @@ impl Connection {
         self.over_capacity
     }
 
-    pub fn is_receiving(&self) -> bool {
-        matches!(self.state, State::Receiving(_))
-    }
-
     /// How long its stream has run, if one started.
     pub fn streamed(&self, now: Instant) -> Option<Duration> {
         self.started.map(|t| now.saturating_duration_since(t))

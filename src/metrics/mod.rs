@@ -20,6 +20,6 @@ mod exposition_check;
 mod render_tests;
 
 pub use histogram::BUCKETS;
-pub use labels::{Backend, LabelValue};
+pub use labels::{Backend, LabelValue, ReloadResult};
 pub use process::{parse_stat, ticks_per_second, ProcessReader, ProcessStats, StatFields};
 pub use record::{Gauges, Metrics};

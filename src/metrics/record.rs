@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use super::histogram::Histogram;
-use super::labels::{Backend, LabelValue};
+use super::labels::{Backend, LabelValue, ReloadResult};
 use crate::end::{EndReason, GoCounter, GoReason, Outcome, Rejection};
 
 /// Counts the reactor holds anyway, passed in when rendering.
@@ -48,6 +48,7 @@ pub struct Metrics {
     pub(super) stream_outcomes: [u64; Outcome::ALL.len()],
     pub(super) handoff_rejections: [u64; Rejection::ALL.len()],
     pub(super) panics: u64,
+    pub(super) reloads: [u64; ReloadResult::ALL.len()],
     pub(super) bytes_sent: u64,
     pub(super) chunks_sent: u64,
     pub(super) handoff_duration: Histogram,
@@ -82,6 +83,7 @@ impl Metrics {
             stream_outcomes: [0; Outcome::ALL.len()],
             handoff_rejections: [0; Rejection::ALL.len()],
             panics: 0,
+            reloads: [0; ReloadResult::ALL.len()],
             bytes_sent: 0,
             chunks_sent: 0,
             handoff_duration: Histogram::doubling_from(HANDOFF_FIRST_BOUND_NANOS),
@@ -133,6 +135,11 @@ impl Metrics {
             Some(GoCounter::StreamErrors(go)) => bump(&mut self.stream_errors[go.index()], 1),
             None => {}
         }
+    }
+
+    /// A SIGHUP reload was applied, or refused.
+    pub fn reloaded(&mut self, result: ReloadResult) {
+        bump(&mut self.reloads[result.index()], 1);
     }
 
     /// A panic was caught and confined to one connection or scrape.

@@ -4,7 +4,7 @@
 //! dashboards and alerts built on it must keep working.
 
 use super::histogram::Histogram;
-use super::labels::{Backend, LabelValue};
+use super::labels::{Backend, LabelValue, ReloadResult};
 use super::process::ProcessStats;
 use super::record::{Gauges, Metrics};
 use super::text::{self, Family, Kind, Seconds, Value};
@@ -106,6 +106,11 @@ pub const HANDOFF_REJECTIONS: Family = family(
     Kind::Counter,
     "Total number of handoffs rejected, by reason",
 );
+pub const CONFIG_RELOADS: Family = family(
+    "daemon_config_reloads_total",
+    Kind::Counter,
+    "Total number of configuration reloads, by result",
+);
 pub const LOG_LINES_DROPPED: Family = family(
     "daemon_log_lines_dropped_total",
     Kind::Counter,
@@ -186,6 +191,7 @@ impl Metrics {
         single(out, &CHUNKS_SENT, Value::Count(self.chunks_sent));
         labelled_counter::<Outcome>(out, &STREAM_OUTCOMES, &self.stream_outcomes);
         labelled_counter::<Rejection>(out, &HANDOFF_REJECTIONS, &self.handoff_rejections);
+        labelled_counter::<ReloadResult>(out, &CONFIG_RELOADS, &self.reloads);
         single(
             out,
             &LOG_LINES_DROPPED,

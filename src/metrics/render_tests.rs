@@ -99,6 +99,11 @@ const CONTRACT: &[(&str, &str, &str)] = &[
         "Total number of handoffs rejected, by reason",
     ),
     (
+        "daemon_config_reloads_total",
+        "counter",
+        "Total number of configuration reloads, by result",
+    ),
+    (
         "daemon_log_lines_dropped_total",
         "counter",
         "Total number of log lines dropped because the log queue was full",
@@ -198,7 +203,7 @@ fn names_types_and_help_texts_are_the_contract_exactly() {
 #[test]
 fn without_process_stats_only_the_daemon_series_are_rendered() {
     let (_, families) = checked(&Metrics::new(), None);
-    assert_eq!(families.len(), 21);
+    assert_eq!(families.len(), 22);
     assert!(families.iter().all(|f| f.name.starts_with("daemon_")));
 }
 

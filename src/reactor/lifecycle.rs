@@ -10,7 +10,7 @@ use crate::conn::Step;
 use crate::deadline;
 use crate::sys::signals::{self, Signal};
 
-use super::{Entry, Lifecycle, Reactor, Turn};
+use super::{Lifecycle, Reactor, Turn};
 
 impl Reactor {
     /// Stops taking handoffs and lets streams finish until the shutdown timeout (SPEC §1.4).
@@ -28,6 +28,7 @@ impl Reactor {
         self.lifecycle = Lifecycle::Draining {
             deadline: deadline::after(now, self.shutdown_timeout),
         };
+        self.notifier.stopping();
         let Some(mut listener) = self.listener.take() else {
             return;
         };
@@ -89,20 +90,8 @@ impl Reactor {
                         self.end_all(now);
                     }
                 },
-                Ok(Some(Signal::Hangup)) => log::info!(
-                    active_connections = self.connections(),
-                    active_streams = self.tally.active_streams,
-                    receiving = self
-                        .conns
-                        .values()
-                        .filter_map(Entry::connection)
-                        .filter(|c| c.is_receiving())
-                        .count();
-                    "SIGHUP received"
-                ),
-                Ok(Some(Signal::Upgrade)) => {
-                    log::warn!(signal = "SIGUSR2"; "signal ignored: upgrades are not available")
-                }
+                Ok(Some(Signal::Hangup)) => self.begin_reload(),
+                Ok(Some(Signal::Upgrade)) => self.begin_upgrade(now),
                 Ok(Some(Signal::Ignored(signal))) => {
                     log::info!(signal = signals::name(signal); "signal ignored")
                 }

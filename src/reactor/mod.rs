@@ -6,14 +6,17 @@
 //! through a [`Context`] and returns a [`Step`].
 
 mod accept;
+mod housekeeping;
 mod lifecycle;
 mod listener;
 mod metrics_endpoint;
+mod reload;
 mod reserve;
 mod scrape;
 mod slab;
 mod timers;
 pub mod token;
+mod upgrade;
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -25,9 +28,12 @@ use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll};
 
+pub use housekeeping::METRICS_RETRY;
 pub use listener::{ListenError, Listener};
+pub use reload::ReloadSource;
 /// Shared with the `handoff` load generator, whose reader loop keys its streams the same way.
 pub use slab::Slab;
+pub use upgrade::UpgradeSource;
 
 use crate::backends::Backend;
 use crate::config::Config;
@@ -35,6 +41,7 @@ use crate::conn::{Admission, Buffers, Connection, Context, End, Ready, Reaper, S
 use crate::end::{EndReason, Outcome};
 use crate::metrics::ProcessReader;
 use crate::stats::Tally;
+use crate::sys::notify::Notifier;
 use crate::sys::signals::SignalFd;
 use crate::upstream::Upstream;
 use reserve::FdReserve;
@@ -62,13 +69,6 @@ impl Entry {
         match &self.occupant {
             Occupant::Handoff(conn) => conn.deadline(),
             Occupant::Scrape(scrape) => Some(scrape.deadline()),
-        }
-    }
-
-    fn connection(&self) -> Option<&Connection> {
-        match &self.occupant {
-            Occupant::Handoff(conn) => Some(conn),
-            Occupant::Scrape(_) => None,
         }
     }
 }
@@ -128,6 +128,15 @@ pub struct Reactor {
     tally: Tally,
     next_id: u64,
     lifecycle: Lifecycle,
+    /// The configuration running now (a reload replaces it).
+    config: Config,
+    /// Tells systemd how things stand; a no-op when not run by it.
+    notifier: Notifier,
+    reloading: reload::Reloading,
+    upgrading: upgrade::Upgrading,
+    housekeeping: housekeeping::Housekeeping,
+    /// The last generation given to an upstream (a reload makes a new one).
+    upstream_generation: u64,
 }
 
 impl Reactor {
@@ -201,7 +210,34 @@ impl Reactor {
             tally: Tally::new(backend_name, !config.benchmark),
             next_id: 1,
             lifecycle: Lifecycle::Serving,
+            config: config.clone(),
+            notifier: Notifier::disabled(),
+            reloading: reload::Reloading::default(),
+            upgrading: upgrade::Upgrading::default(),
+            housekeeping: housekeeping::Housekeeping::default(),
+            upstream_generation: 0,
         })
+    }
+
+    /// Where systemd hears from this loop: `STATUS=`, `STOPPING=1`, the watchdog, reloads.
+    pub fn set_notifier(&mut self, notifier: Notifier) {
+        self.notifier = notifier;
+    }
+
+    /// How to load the configuration again on SIGHUP.
+    pub fn set_reload_source(&mut self, source: ReloadSource) {
+        self.reloading = reload::Reloading::new(Some(source));
+    }
+
+    /// What to start on SIGUSR2.
+    pub fn set_upgrade_source(&mut self, source: UpgradeSource) {
+        self.upgrading = upgrade::Upgrading::new(Some(source));
+    }
+
+    /// A new generation for an upstream about to be attached.
+    pub fn next_upstream_generation(&mut self) -> u64 {
+        self.upstream_generation += 1;
+        self.upstream_generation
     }
 
     /// The one waker of this loop, for the resolver thread.
@@ -277,7 +313,9 @@ impl Reactor {
                     if let Some(upstream) = &mut self.upstream {
                         upstream.take_resolved();
                     }
+                    self.take_reload();
                 }
+                token::UPGRADE => self.on_upgrade_pipe(now),
                 other => {
                     let Some((key, side)) = token::decode(other) else {
                         continue;
@@ -313,6 +351,9 @@ impl Reactor {
             upstream.sweep(now);
         }
         self.reaper.reap();
+        if self.housekeeping_at().is_some_and(|at| now >= at) {
+            self.housekeeping(now);
+        }
         self.check_lifecycle(now)
     }
 
@@ -336,6 +377,7 @@ impl Reactor {
             drain_at,
             sweep_at,
             reap_at,
+            self.housekeeping_at(),
         ]
         .into_iter()
         .flatten()

@@ -215,7 +215,7 @@ impl Daemon {
     /// Starts with extra environment variables (API keys, `SSL_CERT_FILE`).
     pub fn start_with_env(socket: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut daemon = Daemon::spawn_with_env(&socket, args, env);
-        daemon.wait_for_log("listening on", Duration::from_secs(10));
+        daemon.wait_for_log("streaming-daemon started", Duration::from_secs(10));
         daemon
     }
 
@@ -249,7 +249,7 @@ impl Daemon {
             });
         }
         let mut daemon = Daemon::spawn_command(command);
-        daemon.wait_for_log("listening on", Duration::from_secs(10));
+        daemon.wait_for_log("streaming-daemon started", Duration::from_secs(10));
         daemon
     }
 
