@@ -13,8 +13,8 @@ use serde_json::value::RawValue;
 
 use super::content::{messages, ChatMessage};
 use super::fields::{
-    bad, images, integer, last, last_text, name, number, object, read, stream_mode, string_map,
-    strings, text, InlineImage,
+    bad, images, integer, last, last_text, non_empty, number, object, read, stream_mode,
+    string_map, strings, text, InlineImage,
 };
 use super::json::{Json, RawJson};
 use super::HandoffError;
@@ -182,10 +182,10 @@ fn convert(members: &[(String, &str)]) -> Result<HandoffData, HandoffError> {
         data.test_pattern = Some(text("test_pattern", v)?);
     }
     if let Some(v) = get("thread_id")? {
-        data.thread_id = name("thread_id", v)?;
+        data.thread_id = non_empty("thread_id", v)?;
     }
     if let Some(v) = get("assistant_id")? {
-        data.assistant_id = name("assistant_id", v)?;
+        data.assistant_id = non_empty("assistant_id", v)?;
     }
     if let Some(v) = get("langgraph_input")? {
         data.langgraph_input = raw_members("langgraph_input", v)?;
@@ -197,10 +197,10 @@ fn convert(members: &[(String, &str)]) -> Result<HandoffData, HandoffError> {
             .transpose()?;
     }
     if let Some(v) = get("backend")? {
-        data.backend = name("backend", v)?;
+        data.backend = non_empty("backend", v)?;
     }
     if let Some(v) = get("profile")? {
-        data.profile = name("profile", v)?;
+        data.profile = non_empty("profile", v)?;
     }
     if let Some(v) = get("stream_mode")? {
         data.stream_mode = stream_mode(v)?;
@@ -215,19 +215,19 @@ fn convert(members: &[(String, &str)]) -> Result<HandoffData, HandoffError> {
         data.images = images(v)?;
     }
     if let Some(v) = get("image_base64")? {
-        data.image_base64 = name("image_base64", v)?;
+        data.image_base64 = non_empty("image_base64", v)?;
     }
     if let Some(v) = get("image_mime_type")? {
-        data.image_mime_type = name("image_mime_type", v)?;
+        data.image_mime_type = non_empty("image_mime_type", v)?;
     }
     if let Some(v) = get("image_path")? {
-        data.image_path = name("image_path", v)?;
+        data.image_path = non_empty("image_path", v)?;
     }
     if let Some(v) = get("image_paths")? {
         data.image_paths = strings("image_paths", v)?;
     }
     if let Some(v) = get("resume")? {
-        data.resume = name("resume", v)?;
+        data.resume = non_empty("resume", v)?;
     }
     for key in IGNORED_KEYS {
         if get(key)?.is_some() {

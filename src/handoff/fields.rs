@@ -49,7 +49,7 @@ pub(super) fn text(key: &str, value: Json<'_>) -> Result<String, HandoffError> {
 }
 
 /// A string where `""` means the same as absent (`backend`, `profile`, `resume`...).
-pub(super) fn name(key: &str, value: Json<'_>) -> Result<Option<String>, HandoffError> {
+pub(super) fn non_empty(key: &str, value: Json<'_>) -> Result<Option<String>, HandoffError> {
     text(key, value).map(|s| Some(s).filter(|s| !s.is_empty()))
 }
 
@@ -143,13 +143,13 @@ pub(super) fn stream_mode(value: Json<'_>) -> Result<Option<String>, HandoffErro
     match value {
         Json::Array(items) => match items.as_slice() {
             [] => Ok(None),
-            [one] => name(KEY, read(one)?),
+            [one] => non_empty(KEY, read(one)?),
             more => Err(bad(format!(
                 "{KEY} must be one mode (a string or an array of one string), not {} modes",
                 more.len()
             ))),
         },
-        other => name(KEY, other),
+        other => non_empty(KEY, other),
     }
 }
 
@@ -179,7 +179,7 @@ pub(super) fn images(value: Json<'_>) -> Result<Vec<InlineImage>, HandoffError> 
             None => return Err(bad(format!("{key}.base64 must be a string"))),
         };
         let mime_type = match last(&members, "mime_type")? {
-            Some(value) => name(&format!("{key}.mime_type"), value)?,
+            Some(value) => non_empty(&format!("{key}.mime_type"), value)?,
             None => None,
         };
         images.push(InlineImage { base64, mime_type });
