@@ -222,7 +222,7 @@ mod tests {
              Connection: close\r\nX-Accel-Buffering: no\r\nX-Request-Id: abc-123\r\n\
              x-b: caf\u{e9}\tz\r\n\r\n"
         );
-        assert_eq!(custom.line_bytes(), 25 + 13);
+        assert_eq!(custom.line_bytes(), 23 + 14);
         assert_eq!(custom.len(), 2);
     }
 
