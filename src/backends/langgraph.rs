@@ -4,25 +4,23 @@
 //! `POST {base}/threads/{thread_id}/runs/stream` with a JSON body; [`LangGraphTranslator`]
 //! reads the streamed events back.
 //!
-//! Numbers in `langgraph_input` reach the upstream with every digit the client wrote (`1234567`
-//! stays `1234567`, `1.50` stays `1.50`, `12345678901234567890` and `1e-400` stay as written;
-//! only an exponent gains its sign, `2.5e3` → `2.5e+3`): serde_json is built with
-//! `arbitrary_precision`, so a parsed number keeps its text instead of becoming an `f64`. See
-//! `Cargo.toml` for why that is safe for the rest of the daemon.
+//! Values in `langgraph_input` and content-parts arrays reach the upstream as the client wrote
+//! them, byte for byte (`1234567` stays `1234567`, `1.50` stays `1.50`, `2.5e3` stays `2.5e3`):
+//! the handoff keeps them as JSON text ([`crate::handoff::RawJson`]) and the body is written
+//! out around them.
 
 mod translate;
 
 use std::time::Instant;
-
-use serde_json::{json, Map, Value};
 
 use super::upstream::{
     request_error, Origin, Target, UpstreamRequest, FALLBACK_PROMPT, USER_AGENT,
 };
 use super::{Backend, BackendError, Start};
 use crate::config::{Config, LangGraphConfig};
-use crate::handoff::HandoffData;
+use crate::handoff::{Content, HandoffData};
 use crate::http::build_request as build_http_request;
+use crate::sse::push_json_string;
 
 pub use translate::{LangGraphTranslator, StreamMode};
 
@@ -108,24 +106,31 @@ pub fn build_request(
     if let Some(pattern) = request.test_pattern.as_deref().filter(|p| !p.is_empty()) {
         headers.push(("X-Test-Pattern", pattern));
     }
-    build_http_request(
-        "POST",
-        &target,
-        &origin.host_header(),
-        &headers,
-        &body.to_string().into_bytes(),
-    )
-    .map_err(request_error)
+    build_http_request("POST", &target, &origin.host_header(), &headers, &body)
+        .map_err(request_error)
 }
 
-/// `{"assistant_id":…,"input":{"messages":[…],…},"stream_mode":[…],…}` (SPEC §4.4).
+/// `{"assistant_id":…,"input":{"messages":[…],<langgraph_input fields>},"stream_mode":[…],
+/// "stream_subgraphs":false,"on_disconnect":"cancel"}`, plus `"on_completion":"delete"` for a run
+/// without a thread (SPEC §4.4). Written out rather than built as a `Value`, so that a
+/// content-parts array and every `langgraph_input` value go upstream exactly as the client
+/// wrote them, and the members come in the order the SPEC gives.
 fn request_body(
     settings: &LangGraphConfig,
     request: &HandoffData,
     notes: &mut Vec<String>,
-) -> Value {
-    let mut input = Map::new();
-    for (key, value) in request.langgraph_input.iter().flatten() {
+) -> Vec<u8> {
+    let assistant = request
+        .assistant_id
+        .as_deref()
+        .unwrap_or(&settings.assistant_id);
+    let mut body = Vec::with_capacity(256 + request.prompt.len());
+    body.extend_from_slice(b"{\"assistant_id\":");
+    push_json_string(&mut body, assistant);
+    body.extend_from_slice(b",\"input\":{\"messages\":[");
+    push_messages(&mut body, request);
+    body.push(b']');
+    for (key, value) in &request.langgraph_input {
         if key == "messages" {
             notes.push(
                 "langgraph_input.messages was ignored: the run's messages come from the \
@@ -134,42 +139,52 @@ fn request_body(
             );
             continue;
         }
-        input.insert(key.clone(), value.clone());
+        body.push(b',');
+        push_json_string(&mut body, key);
+        body.push(b':');
+        body.extend_from_slice(value.get().as_bytes());
     }
-    input.insert("messages".to_string(), Value::Array(messages(request)));
-    let assistant = request
-        .assistant_id
-        .as_deref()
-        .unwrap_or(&settings.assistant_id);
-    let mut body = json!({
-        "assistant_id": assistant,
-        "input": input,
-        "stream_mode": [settings.stream_mode],
-        "stream_subgraphs": false,
-        // The client left: stop the run rather than pay for an answer nobody reads.
-        "on_disconnect": "cancel",
-    });
+    body.extend_from_slice(b"},\"stream_mode\":[");
+    push_json_string(&mut body, &settings.stream_mode);
+    body.extend_from_slice(b"],\"stream_subgraphs\":false");
+    // The client left: stop the run rather than pay for an answer nobody reads.
+    body.extend_from_slice(b",\"on_disconnect\":\"cancel\"");
     if request.thread_id.is_none() {
         // A stateless run's thread is of no use to anyone afterwards.
-        body["on_completion"] = json!("delete");
+        body.extend_from_slice(b",\"on_completion\":\"delete\"");
     }
+    body.push(b'}');
     body
 }
 
-/// The conversation as LangGraph messages; one human message when the handoff has none.
-fn messages(request: &HandoffData) -> Vec<Value> {
+/// The conversation as LangGraph messages, `{"type":…,"content":…}` each; one human message
+/// when the handoff has none. A content-parts array is the message's content list, as given.
+fn push_messages(body: &mut Vec<u8>, request: &HandoffData) {
     if request.messages.is_empty() {
         let prompt = match request.prompt.as_str() {
             "" => FALLBACK_PROMPT,
             prompt => prompt,
         };
-        return vec![json!({"type": "human", "content": prompt})];
+        push_message(body, "human", &Content::from(prompt));
+        return;
     }
-    request
-        .messages
-        .iter()
-        .map(|m| json!({"type": message_type(&m.role), "content": m.content}))
-        .collect()
+    for (i, message) in request.messages.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        push_message(body, message_type(&message.role), &message.content);
+    }
+}
+
+fn push_message(body: &mut Vec<u8>, kind: &str, content: &Content) {
+    body.extend_from_slice(b"{\"type\":");
+    push_json_string(body, kind);
+    body.extend_from_slice(b",\"content\":");
+    match content {
+        Content::Text(text) => push_json_string(body, text),
+        Content::Parts(parts) => body.extend_from_slice(parts.json().as_bytes()),
+    }
+    body.push(b'}');
 }
 
 /// OpenAI-style roles to LangChain message types; anything else is passed on unchanged.

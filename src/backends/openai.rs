@@ -12,7 +12,7 @@ use super::upstream::{
 };
 use super::{Backend, BackendError, Start};
 use crate::config::{Config, OpenAiConfig};
-use crate::handoff::HandoffData;
+use crate::handoff::{Content, HandoffData};
 use crate::http::{build_request as build_http_request, RequestError};
 use crate::sse::push_json_string;
 
@@ -131,7 +131,7 @@ fn request_body(default_model: &str, request: &HandoffData) -> Vec<u8> {
             "" => FALLBACK_PROMPT,
             prompt => prompt,
         };
-        push_message(&mut body, "user", prompt);
+        push_message(&mut body, "user", &Content::from(prompt));
     } else {
         for (i, message) in request.messages.iter().enumerate() {
             if i > 0 {
@@ -148,11 +148,15 @@ fn request_body(default_model: &str, request: &HandoffData) -> Vec<u8> {
     body
 }
 
-fn push_message(body: &mut Vec<u8>, role: &str, content: &str) {
+/// One message; a content-parts array goes upstream exactly as the client wrote it.
+fn push_message(body: &mut Vec<u8>, role: &str, content: &Content) {
     body.extend_from_slice(b"{\"role\":");
     push_json_string(body, role);
     body.extend_from_slice(b",\"content\":");
-    push_json_string(body, content);
+    match content {
+        Content::Text(text) => push_json_string(body, text),
+        Content::Parts(parts) => body.extend_from_slice(parts.json().as_bytes()),
+    }
     body.push(b'}');
 }
 

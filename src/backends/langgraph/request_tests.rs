@@ -3,7 +3,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::backends::upstream::testing::request_parts;
 use crate::config::Config;
-use crate::handoff::{parse_handoff_data, ChatMessage};
+use crate::handoff::{parse_handoff_data, ChatMessage, RawJson};
 
 fn settings(api_key: Option<&str>) -> LangGraphConfig {
     let mut settings = Config::default().backend.langgraph;
@@ -31,7 +31,8 @@ fn stateless_prompt_request_byte_for_byte() {
     };
     let mut notes = Vec::new();
     let request = build_request(&settings(Some("lgk-1")), &origin(), &data, &mut notes).unwrap();
-    let body = r#"{"assistant_id":"agent","input":{"messages":[{"content":"Hi","type":"human"}]},"on_completion":"delete","on_disconnect":"cancel","stream_mode":["messages-tuple"],"stream_subgraphs":false}"#;
+    // Members in the SPEC's order (§4.4, A.3 P1).
+    let body = r#"{"assistant_id":"agent","input":{"messages":[{"type":"human","content":"Hi"}]},"stream_mode":["messages-tuple"],"stream_subgraphs":false,"on_disconnect":"cancel","on_completion":"delete"}"#;
     let expected = format!(
         "POST /v1/runs/stream HTTP/1.1\r\nHost: lg.example.com\r\n\
          Content-Type: application/json\r\nAccept: text/event-stream\r\n\
@@ -108,7 +109,7 @@ fn roles_map_to_message_types() {
             .iter()
             .map(|(role, _)| ChatMessage {
                 role: (*role).into(),
-                content: format!("from {role}"),
+                content: Content::Text(format!("from {role}")),
             })
             .collect(),
         ..HandoffData::default()
@@ -155,8 +156,7 @@ fn input_numbers_and_nesting_are_forwarded_exactly() {
         r#""huge":123456789012345678901234567890"#,
         r#""tiny":1e-400"#,
         r#""neg":-0.0"#,
-        // Digits are kept; serde_json writes an exponent's sign out. Same number, same precision.
-        r#""nested":{"list":[1,2.50e+3,{"deep":true}],"s":"x"}"#,
+        r#""nested":{"list":[1,2.50e3,{"deep":true}],"s":"x"}"#,
         r#""none":null"#,
     ] {
         assert!(body.contains(exact), "{exact} not in {body}");
@@ -169,12 +169,13 @@ fn input_numbers_and_nesting_are_forwarded_exactly() {
 fn a_messages_key_in_the_input_is_ignored_with_a_note() {
     let data = HandoffData {
         prompt: "real".into(),
-        langgraph_input: Some(
-            json!({"messages": [{"type": "human", "content": "smuggled"}], "k": 1})
-                .as_object()
-                .unwrap()
-                .clone(),
-        ),
+        langgraph_input: vec![
+            (
+                "messages".into(),
+                RawJson::parse(r#"[{"type":"human","content":"smuggled"}]"#).unwrap(),
+            ),
+            ("k".into(), RawJson::parse("1").unwrap()),
+        ],
         ..HandoffData::default()
     };
     let mut notes = Vec::new();
@@ -236,4 +237,18 @@ fn a_bad_base_is_a_setup_error() {
         panic!("an ftp base must be refused");
     };
     assert!(error.to_string().contains("backend.langgraph.api_base"));
+}
+
+#[test]
+fn a_content_parts_array_is_the_messages_content_list_as_written() {
+    let handoff = br#"{"messages":[{"role":"user","content":[{"type":"text","text":"Look"},{"type":"image_url","image_url":{"url":"data:image/gif;base64,R0lGODlh"}}]},{"role":"assistant","content":"Seen."}],"langgraph_input":{"k":2.5e3,"k2":[1, 2],"k":"last"}}"#;
+    let data = parse_handoff_data(handoff).unwrap();
+    let mut notes = Vec::new();
+    let request = build_request(&settings(None), &origin(), &data, &mut notes).unwrap();
+    let (_, _, body) = request_parts(&request);
+    assert!(notes.is_empty(), "{notes:?}");
+    assert_eq!(
+        body,
+        r#"{"assistant_id":"agent","input":{"messages":[{"type":"human","content":[{"type":"text","text":"Look"},{"type":"image_url","image_url":{"url":"data:image/gif;base64,R0lGODlh"}}]},{"type":"ai","content":"Seen."}],"k2":[1, 2],"k":"last"},"stream_mode":["messages-tuple"],"stream_subgraphs":false,"on_disconnect":"cancel","on_completion":"delete"}"#
+    );
 }

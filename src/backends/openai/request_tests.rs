@@ -159,3 +159,36 @@ fn upstream_request_pairs_request_and_translator() {
         .request
         .starts_with(b"POST /v1/chat/completions HTTP/1.1\r\n"));
 }
+
+#[test]
+fn a_content_parts_array_goes_upstream_exactly_as_written() {
+    let handoff = br#"{"messages":[{"role":"system","content":"S"},{"role":"user","content":[ {"type":"text","text":"What is this?","extra":1.50},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw==","detail":"low"}} ]}],"max_tokens":"256"}"#;
+    let data = crate::handoff::parse_handoff_data(handoff).unwrap();
+    let request = build_request(&config(None), "gpt-4o-mini", &origin(), &data).unwrap();
+    let (_, _, body) = request_parts(&request);
+    assert_eq!(
+        body,
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"S"},{"role":"user","content":[ {"type":"text","text":"What is this?","extra":1.50},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw==","detail":"low"}} ]}],"stream":true,"max_tokens":256}"#
+    );
+}
+
+#[test]
+fn max_tokens_from_php_is_forwarded_as_an_integer() {
+    for handoff in [
+        &br#"{"max_tokens":100}"#[..],
+        br#"{"max_tokens":100.0}"#,
+        br#"{"max_tokens":1e2}"#,
+        br#"{"max_tokens":"100"}"#,
+    ] {
+        let data = crate::handoff::parse_handoff_data(handoff).unwrap();
+        let (_, _, body) = build(&config(None), &data);
+        assert_eq!(
+            body["max_tokens"],
+            json!(100),
+            "{}",
+            String::from_utf8_lossy(handoff)
+        );
+    }
+    let data = crate::handoff::parse_handoff_data(br#"{"max_tokens":null}"#).unwrap();
+    assert!(build(&config(None), &data).2.get("max_tokens").is_none());
+}
