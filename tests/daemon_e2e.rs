@@ -443,7 +443,8 @@ fn the_longest_durations_go_allows_never_overflow_a_deadline() {
     daemon.signal(libc::SIGTERM);
     daemon.wait_for_log("draining", LIMIT);
     daemon.signal(libc::SIGTERM);
-    assert!(read_to_end(&mut streaming, LIMIT).ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"));
+    assert!(read_to_end(&mut streaming, LIMIT)
+        .ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"));
     assert!(read_to_end(&mut waiting, LIMIT).starts_with("HTTP/1.1 503 "));
     drop(apache);
     assert_eq!(daemon.wait_exit(LIMIT), 0);
