@@ -26,6 +26,16 @@ struct OpenHow {
     resolve: u64,
 }
 
+// `mode_t` is `u32` on Linux; the casts keep `Stat::mode` one type wherever it is not.
+#[allow(clippy::unnecessary_cast)]
+const S_IFMT: u32 = libc::S_IFMT as u32;
+#[allow(clippy::unnecessary_cast)]
+const S_IFREG: u32 = libc::S_IFREG as u32;
+#[allow(clippy::unnecessary_cast)]
+const S_IFDIR: u32 = libc::S_IFDIR as u32;
+#[allow(clippy::unnecessary_cast)]
+const S_IFLNK: u32 = libc::S_IFLNK as u32;
+
 /// What `fstat` says about a file, the fields the daemon looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
@@ -36,9 +46,14 @@ pub struct Stat {
     pub size: u64,
     /// Last modification, seconds since the epoch (may be negative).
     pub mtime: i64,
+    /// Nanoseconds to add to `mtime`.
+    pub mtime_nsec: i64,
 }
 
 impl Stat {
+    // The `stat` field types differ between targets (musl, 32-bit): the casts are no-ops only
+    // on some of them.
+    #[allow(clippy::unnecessary_cast)]
     fn from_raw(raw: &libc::stat) -> Stat {
         Stat {
             dev: raw.st_dev as u64,
@@ -46,23 +61,39 @@ impl Stat {
             mode: raw.st_mode as u32,
             size: u64::try_from(raw.st_size).unwrap_or(0),
             mtime: raw.st_mtime as i64,
+            mtime_nsec: raw.st_mtime_nsec as i64,
         }
     }
 
-    fn kind(&self) -> u32 {
-        self.mode & libc::S_IFMT as u32
+    fn is_kind(&self, kind: u32) -> bool {
+        self.mode & S_IFMT == kind
     }
 
     pub fn is_regular(&self) -> bool {
-        self.kind() == libc::S_IFREG as u32
+        self.is_kind(S_IFREG)
     }
 
     pub fn is_dir(&self) -> bool {
-        self.kind() == libc::S_IFDIR as u32
+        self.is_kind(S_IFDIR)
     }
 
     pub fn is_symlink(&self) -> bool {
-        self.kind() == libc::S_IFLNK as u32
+        self.is_kind(S_IFLNK)
+    }
+
+    /// When the file was last modified.
+    pub fn modified(&self) -> std::time::SystemTime {
+        use std::time::{Duration, UNIX_EPOCH};
+        let nanos = Duration::from_nanos(self.mtime_nsec.clamp(0, 999_999_999) as u64);
+        let whole = Duration::from_secs(self.mtime.unsigned_abs());
+        let seconds = if self.mtime >= 0 {
+            UNIX_EPOCH.checked_add(whole)
+        } else {
+            UNIX_EPOCH.checked_sub(whole)
+        };
+        seconds
+            .and_then(|t| t.checked_add(nanos))
+            .unwrap_or(UNIX_EPOCH)
     }
 
     /// The same file: device and inode match.
@@ -101,6 +132,13 @@ pub fn mkdir(path: &Path, mode: u32) -> io::Result<()> {
     let path = c_name(path.as_os_str().as_bytes())?;
     // SAFETY: `path` is a NUL-terminated string alive for the call.
     check(unsafe { libc::mkdir(path.as_ptr(), mode as libc::mode_t) }).map(|_| ())
+}
+
+/// `mkfifo(path, mode)`: tests stage FIFOs where files are expected.
+pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
+    let path = c_name(path.as_os_str().as_bytes())?;
+    // SAFETY: `path` is a NUL-terminated string alive for the call.
+    check(unsafe { libc::mkfifo(path.as_ptr(), mode as libc::mode_t) }).map(|_| ())
 }
 
 /// `openat2(dir, name, { flags | O_CLOEXEC, 0, resolve })`. `ENOSYS` on kernels before 5.6, and
