@@ -150,7 +150,17 @@ impl BodyPlan {
     pub fn finish(mut self) -> Body {
         self.literal.shrink_to_fit();
         self.segments.shrink_to_fit();
+        let largest_file = self
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::Base64 { len, .. } => *len,
+                Segment::Literal { .. } => 0,
+            })
+            .max()
+            .unwrap_or(0);
         Body {
+            scratch_size: largest_file.min(READ_SLICE as u64) as usize,
             literal: self.literal,
             segments: self.segments,
             len: self.len,
@@ -194,6 +204,8 @@ pub struct Body {
     carry_at: usize,
     /// File bytes read for one slice; allocated while a file segment is being written.
     scratch: Vec<u8>,
+    /// Its size: a slice's worth, or less when every file is smaller.
+    scratch_size: usize,
 }
 
 impl Body {
@@ -295,8 +307,8 @@ impl Body {
                         continue;
                     }
                     let take = remaining.min((room / 4 * 3) as u64).min(READ_SLICE as u64) as usize;
-                    if self.scratch.len() < READ_SLICE {
-                        self.scratch = vec![0; READ_SLICE];
+                    if self.scratch.len() < take {
+                        self.scratch = vec![0; self.scratch_size.max(take)];
                     }
                     read_exact(&files, index, &mut self.scratch[..take], self.done)?;
                     n += encode_into(&self.scratch[..take], &mut out[n..]);

@@ -101,7 +101,7 @@ fn entries<'r>(request: &'r AttachmentRequest, dir: Option<&DataDir>) -> Vec<Ent
             use_: Use::Image,
         });
     }
-    if let Some(value) = &request.image_path {
+    if let Some(value) = request.image_path() {
         list.push(Entry {
             label: FileLabel::ImagePath,
             given: value,
@@ -312,12 +312,16 @@ impl Checked {
             .images
             .iter()
             .enumerate()
-            .map(|(i, image)| (ImageLabel::Images(i), &image.base64, &image.mime_type))
+            .map(|(i, image)| {
+                (
+                    ImageLabel::Images(i),
+                    image.base64.as_str(),
+                    &image.mime_type,
+                )
+            })
             .chain(
                 request
-                    .image_base64
-                    .as_ref()
-                    .filter(|b| !b.is_empty())
+                    .image_base64()
                     .map(|b| (ImageLabel::ImageBase64, b, &request.image_mime_type)),
             );
         for (label, base64, mime) in given {
@@ -345,7 +349,7 @@ impl Checked {
             }
             self.images.push(Image::Inline {
                 mime: mime.to_string(),
-                base64: base64.clone(),
+                base64: base64.to_string(),
             });
         }
     }

@@ -80,6 +80,27 @@ impl Content {
         self.sent
     }
 
+    /// Bytes held: texts and inline image data (file content is not held).
+    pub fn held_bytes(&self) -> usize {
+        let data = |data: &Data| match data {
+            Data::Inline(base64) => base64.capacity(),
+            Data::File { .. } => 0,
+        };
+        match &self.value {
+            Value::Text(text) => text.capacity(),
+            Value::Parts(parts) => parts
+                .iter()
+                .map(|part| match part {
+                    Part::Text(text) => text.capacity(),
+                    Part::Image { mime, data: d } | Part::Document { mime, data: d } => {
+                        mime.capacity() + data(d)
+                    }
+                    Part::File { filename, data: d } => filename.capacity() + data(d),
+                })
+                .sum(),
+        }
+    }
+
     /// The content when it is a plain string.
     pub fn as_text(&self) -> Option<&str> {
         match &self.value {

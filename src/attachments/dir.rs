@@ -82,9 +82,12 @@ impl fmt::Display for DirNote {
 }
 
 impl DirNote {
-    /// Warnings are about the operator's setup; the rest is information.
+    /// Warnings are about permissions the operator should fix; the rest is information.
     pub fn is_warning(&self) -> bool {
-        !matches!(self, DirNote::Created)
+        matches!(
+            self,
+            DirNote::NotGroupWritable { .. } | DirNote::WorldWritable { .. }
+        )
     }
 }
 

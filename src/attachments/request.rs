@@ -16,7 +16,7 @@ pub struct AttachmentRequest {
     pub image_base64: Option<String>,
     /// `image_mime_type`: the type of `image_base64`, ignored without it.
     pub image_mime_type: Option<String>,
-    /// `image_path` (deprecated): an absolute path under `data_dir`.
+    /// `image_path` (deprecated): an absolute path under `data_dir`; empty means absent.
     pub image_path: Option<String>,
     /// `image_paths`: absolute paths under `data_dir`, in order.
     pub image_paths: Vec<String>,
@@ -33,13 +33,18 @@ pub struct InlineImage {
 impl AttachmentRequest {
     /// True when the handoff names at least one file (`data_dir` is needed).
     pub fn names_files(&self) -> bool {
-        !self.attachments.is_empty() || !self.image_paths.is_empty() || self.image_path.is_some()
+        !self.attachments.is_empty() || !self.image_paths.is_empty() || self.image_path().is_some()
     }
 
     /// True when the handoff attaches anything at all, files or inline images: the target
     /// message must then exist and have text content.
     pub fn attaches_anything(&self) -> bool {
         self.names_files() || !self.images.is_empty() || self.image_base64().is_some()
+    }
+
+    /// `image_path` when it is given and not empty (PHP sends `""` for none).
+    pub(crate) fn image_path(&self) -> Option<&str> {
+        self.image_path.as_deref().filter(|p| !p.is_empty())
     }
 
     /// `image_base64` when it is given and not empty.
@@ -173,6 +178,8 @@ mod tests {
         assert!(!request.attaches_anything());
         request.image_base64 = Some("QQ==".into());
         assert!(request.attaches_anything());
+        assert!(!request.names_files());
+        request.image_path = Some(String::new());
         assert!(!request.names_files());
         request.image_paths.push("/d/a.png".into());
         assert!(request.names_files());
