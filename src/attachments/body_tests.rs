@@ -67,10 +67,9 @@ fn a_twenty_mebibyte_file_streams_intact_in_bounded_memory() {
         assert!(fills < 1_000, "bounded");
     }
     assert!(most_held <= 128 * 1024, "held {most_held} bytes");
-    assert_eq!(
-        body.held_bytes(),
-        body.held_bytes().min(1024),
-        "the read buffer is freed"
+    assert!(
+        body.held_bytes() <= 1024,
+        "the read buffer is freed once done"
     );
     assert_eq!(out.len() as u64, body.len());
     assert!(out.starts_with(PREFIX.as_bytes()));
