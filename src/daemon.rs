@@ -138,7 +138,7 @@ pub fn run(config: Config, startup: Startup) -> i32 {
         Err(why) => log::warn!(error = why.as_str(); "SIGUSR2 upgrades are not available"),
     }
     log::info!(
-        socket:? = server.socket_path,
+        socket:% = server.socket_path.display(),
         socket_type = server.socket_type.as_str(),
         socket_mode = format!("{:04o}", server.socket_mode).as_str(),
         backend = config.backend.provider.as_str(),
@@ -186,7 +186,7 @@ fn take_listener(
             .map_err(|e| (EXIT_CONFIG, e.to_string()))?;
     } else {
         log::info!(
-            bound:? = listener.path();
+            bound:% = listener.path().display();
             "listening on a socket passed to us: socket_path and socket_mode are not used"
         );
     }

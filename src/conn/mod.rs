@@ -571,7 +571,12 @@ impl Connection {
             let end = End::new(Outcome::Canceled, None);
             return self.respond_busy("server shutting down; retry shortly", end, ctx);
         }
-        let request = match parse_handoff_data(&ctx.buffers.handoff[..len]) {
+        let data = &ctx.buffers.handoff[..len];
+        if data.iter().all(|&b| b == 0) {
+            // The newest Go daemon logs each of these at info; they are the usual case.
+            log::debug!(conn = self.id; "handoff without data: defaults apply");
+        }
+        let request = match parse_handoff_data(data) {
             Ok(request) => request,
             Err(error) => return self.reject(error, ctx),
         };

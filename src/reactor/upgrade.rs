@@ -112,7 +112,7 @@ impl Reactor {
         );
         log::info!(
             pid = child.id(),
-            executable:? = source.executable;
+            executable:% = source.executable.display();
             "upgrade: new process started; waiting for it to be ready"
         );
         self.upgrading.running = Some(Successor {

@@ -85,7 +85,7 @@ impl PreparedUpstream {
             host = origin.host.as_str(),
             port = origin.port,
             path = origin.base_path.as_str(),
-            socket:? = origin.unix_socket;
+            socket = origin.unix_socket.as_ref().map(|p| p.display().to_string());
             "upstream"
         );
         Ok(Upstream::new(

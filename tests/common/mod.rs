@@ -253,12 +253,33 @@ impl Daemon {
         daemon
     }
 
+    /// Starts the daemon binary found at `program` (a copy, say, that a test replaces to
+    /// see what an upgrade does with it) and waits until it listens.
+    pub fn start_program(program: &Path, name: &str, args: &[&str]) -> Daemon {
+        let mut command = Daemon::command(&temp_socket_path(name), args, &[]);
+        let mut from = std::process::Command::new(program);
+        from.args(command.get_args())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => from.env(key, value),
+                None => from.env_remove(key),
+            };
+        }
+        command = from;
+        let mut daemon = Daemon::spawn_command(command);
+        daemon.wait_for_log("streaming-daemon started", Duration::from_secs(10));
+        daemon
+    }
+
     fn command(socket: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
         let mut command = std::process::Command::new(daemon_binary());
         command
             .arg("-socket")
             .arg(socket)
-            .args(["-metrics-addr=", "-log-level", "info"])
+            .args(["-metrics-addr="])
             .args(args)
             .env_remove("OPENAI_API_KEY")
             .env_remove("SSL_CERT_FILE")
@@ -340,8 +361,14 @@ impl Daemon {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // What it logged last, bounded: a process it started (an upgrade) may go on
+                // writing to the same pipe.
+                let drain_until = Instant::now() + Duration::from_secs(1);
                 while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
                     self.log.push(line);
+                    if Instant::now() >= drain_until {
+                        break;
+                    }
                 }
                 return status.code().unwrap_or(-1);
             }
