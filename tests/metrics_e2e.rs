@@ -146,6 +146,11 @@ fn counters_match_a_known_workload() {
         value(&body, "daemon_backend_requests_total{backend=\"mock\"}"),
         5.0
     );
+    // A local backend's time to first byte: from its start to its first content event.
+    assert_eq!(
+        value(&body, "daemon_backend_ttfb_seconds_count{backend=\"mock\"}"),
+        5.0
+    );
     assert_eq!(value(&body, "daemon_active_streams"), 0.0);
     assert_eq!(value(&body, "daemon_active_connections"), 0.0);
     assert_eq!(value(&body, "daemon_peak_streams"), 1.0);

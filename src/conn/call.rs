@@ -42,7 +42,7 @@ use crate::backends::upstream::{
 use crate::config::UpstreamTimeouts;
 use crate::deadline;
 use crate::end::Outcome;
-use crate::http::{parse_head, ErrorStatus, Head, HeadParse, SSE_HEAD};
+use crate::http::{parse_head, write_success_head, CustomHeaders, ErrorStatus, Head, HeadParse};
 use crate::sse::{self, EventSink};
 use crate::stats::Tally;
 use crate::upstream::transport::{ReadOutcome, Transport};
@@ -162,6 +162,8 @@ pub struct Io<'a> {
     pub events: u32,
     /// The connection's repeated warnings.
     pub repeats: &'a mut Repeats,
+    /// The handoff's custom headers, for the success head.
+    pub headers: &'a CustomHeaders,
     pub conn: u64,
 }
 
@@ -531,7 +533,7 @@ impl Call {
                     Phase::Relaying(Box::new(Relay::new(&head, translator, self.max_line)));
                 self.request = Vec::new();
                 self.since = io.now;
-                out.extend_from_slice(SSE_HEAD);
+                write_success_head(out, io.headers);
                 // Fed even when empty: an empty body ends on this first feed.
                 match self.feed(&rest, io, out) {
                     Some(ending) => self.end_relay(ending, io, out),

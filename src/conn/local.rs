@@ -29,6 +29,8 @@ use crate::stats::Tally;
 pub struct Local {
     source: Box<dyn EventSource>,
     phase: Phase,
+    /// When the source started, until its first event: the backend's time to first byte.
+    first_event_due: Option<Instant>,
 }
 
 enum Phase {
@@ -80,6 +82,7 @@ impl Local {
         Local {
             source,
             phase: Phase::Due(now),
+            first_event_due: Some(now),
         }
     }
 
@@ -131,6 +134,12 @@ impl Local {
         let events = sink.events();
         io.events += events;
         io.tally.chunks_sent(events);
+        if events > 0 {
+            if let Some(started) = self.first_event_due.take() {
+                io.tally
+                    .backend_ttfb(io.now.saturating_duration_since(started));
+            }
+        }
         match next {
             Next::After(delay) => {
                 self.phase = Phase::Due(deadline::after(io.now, delay));

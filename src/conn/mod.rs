@@ -57,8 +57,11 @@ use crate::backends::{Backend, BackendError, Start};
 use crate::config::UpstreamTimeouts;
 use crate::deadline;
 use crate::end::{EndReason, Outcome, Rejection};
-use crate::handoff::{parse_handoff_data, HandoffError};
-use crate::http::{error_response, ErrorStatus, SSE_HEAD};
+use crate::handoff::{filter_response_headers, parse_handoff, HandoffData, HandoffError};
+use crate::http::{
+    error_response, error_response_with_headers, write_success_head, CustomHeaders, ErrorStatus,
+    NO_HEADERS,
+};
 use crate::sse;
 use crate::stats::Tally;
 use crate::upstream::Upstream;
@@ -250,6 +253,10 @@ pub struct Connection {
     started: Option<Instant>,
     /// Warnings that may repeat, said once each.
     repeats: Repeats,
+    /// The handoff's `response_headers` that passed the filter, for the success head and the
+    /// error responses that follow the parsing of the data (SPEC §2, §3.3). Boxed: most
+    /// handoffs have none.
+    headers: Option<Box<CustomHeaders>>,
     state: State,
 }
 
@@ -280,6 +287,7 @@ impl Connection {
             program: None,
             started: None,
             repeats: Repeats::default(),
+            headers: None,
             state: State::Receiving(receiver),
         })
     }
@@ -515,16 +523,12 @@ impl Connection {
             (State::Calling(_), Event::Tick) if past_max_duration => {
                 let end = End::new(Outcome::MaxDuration, None);
                 let message = "maximum stream duration exceeded before the upstream answered";
-                self.respond(ErrorStatus::GatewayTimeout, message, end, ctx)
+                self.respond_accepted(ErrorStatus::GatewayTimeout, message, None, end, ctx)
             }
             (State::Calling(_), Event::Shutdown) => {
                 let end = End::new(Outcome::Canceled, None);
-                self.respond(
-                    ErrorStatus::ServiceUnavailable,
-                    "server shutting down",
-                    end,
-                    ctx,
-                )
+                let message = "server shutting down";
+                self.respond_accepted(ErrorStatus::ServiceUnavailable, message, None, end, ctx)
             }
             (State::Calling(call), event @ (Event::Upstream { .. } | Event::Tick)) => {
                 self.call(call, event, ctx)
@@ -561,6 +565,16 @@ impl Connection {
         if let Err(error) = self.adopt_client(ctx) {
             return self.reject(error, ctx);
         }
+        let data = &ctx.buffers.handoff[..len];
+        if data.iter().all(|&b| b == 0) {
+            // The newest Go daemon logs each of these at info; they are the usual case.
+            log::debug!(conn = self.id; "handoff without data: defaults apply");
+        }
+        // Parsed first: a 503 carries the response headers too, when the data parses.
+        let parsed = parse_handoff(data);
+        if let Ok(request) = &parsed.data {
+            self.take_response_headers(request);
+        }
         if self.over_capacity {
             let end = End::new(EndReason::OverCapacity, None);
             return self.respond_busy("server at capacity; retry shortly", end, ctx);
@@ -571,15 +585,13 @@ impl Connection {
             let end = End::new(Outcome::Canceled, None);
             return self.respond_busy("server shutting down; retry shortly", end, ctx);
         }
-        let data = &ctx.buffers.handoff[..len];
-        if data.iter().all(|&b| b == 0) {
-            // The newest Go daemon logs each of these at info; they are the usual case.
-            log::debug!(conn = self.id; "handoff without data: defaults apply");
-        }
-        let request = match parse_handoff_data(data) {
+        let request = match parsed.data {
             Ok(request) => request,
             Err(error) => return self.reject(error, ctx),
         };
+        if let Some(warning) = request.ignored_keys_warning() {
+            log::warn!(conn = self.id, keys = warning.as_str(); "handoff keys ignored");
+        }
         let start = match ctx.backend.start(request, ctx.now) {
             Ok(start) => start,
             Err(error) => return self.refuse_start(error, ctx),
@@ -591,7 +603,7 @@ impl Connection {
                 ctx.tally.backend_request();
                 // Local backends answer at once: the head goes out with the first events.
                 self.answer(200);
-                ctx.buffers.out.extend_from_slice(SSE_HEAD);
+                write_success_head(&mut ctx.buffers.out, self.custom_headers());
                 let local = Box::new(Local::new(source, ctx.now));
                 self.local(local, local::Event::Tick, ctx)
             }
@@ -600,6 +612,24 @@ impl Connection {
                 State::Calling(Box::new(call))
             }
         }
+    }
+
+    /// The handoff's `response_headers`, filtered (what was dropped is said once, at warn).
+    fn take_response_headers(&mut self, request: &HandoffData) {
+        let filtered = filter_response_headers(request.response_headers.as_ref());
+        if let Some(warning) = filtered.not_an_object_warning() {
+            log::warn!(conn = self.id, problem = warning; "response headers ignored");
+        }
+        if let Some(dropped) = filtered.dropped_field() {
+            log::warn!(conn = self.id, dropped = dropped.as_str(); "response headers dropped");
+        }
+        if !filtered.headers.is_empty() {
+            self.headers = Some(Box::new(filtered.headers));
+        }
+    }
+
+    fn custom_headers(&self) -> &CustomHeaders {
+        self.headers.as_deref().unwrap_or(&NO_HEADERS)
     }
 
     /// The fd the handoff brought becomes the client, if it is a stream socket.
@@ -729,6 +759,7 @@ impl Connection {
             client_clear: self.client.as_ref().is_none_or(Client::is_clear),
             events: 0,
             repeats: &mut self.repeats,
+            headers: self.headers.as_deref().unwrap_or(&NO_HEADERS),
             conn: self.id,
         };
         let step = call.advance(
@@ -748,16 +779,8 @@ impl Connection {
             call::Step::Ended { outcome, error } => State::Finishing(End::new(outcome, error)),
             call::Step::Refused(refusal) => {
                 let end = End::new(refusal.outcome, Some(refusal.error));
-                match refusal.retry_after {
-                    Some(retry_after) => self.respond_with(
-                        refusal.status,
-                        &refusal.message,
-                        Some(&retry_after),
-                        end,
-                        ctx,
-                    ),
-                    None => self.respond(refusal.status, &refusal.message, end, ctx),
-                }
+                let retry_after = refusal.retry_after.as_deref();
+                self.respond_accepted(refusal.status, &refusal.message, retry_after, end, ctx)
             }
         }
     }
@@ -770,7 +793,8 @@ impl Connection {
         State::Finishing(End::new(outcome, Some(message.to_string())))
     }
 
-    /// A complete error response before any head.
+    /// A complete error response before any head, for a handoff that was refused (400, 413,
+    /// 500): without the handoff's custom headers (SPEC §3.3).
     fn respond(
         &mut self,
         status: ErrorStatus,
@@ -778,21 +802,21 @@ impl Connection {
         end: End,
         ctx: &mut Context<'_>,
     ) -> State {
-        self.respond_with(status, message, None, end, ctx)
+        self.answer(status.code());
+        let response = error_response(status, message, None);
+        ctx.buffers.out.extend_from_slice(&response);
+        State::Finishing(end)
     }
 
     /// 503 with `Retry-After: 1`: over capacity, or shutting down.
     fn respond_busy(&mut self, message: &str, end: End, ctx: &mut Context<'_>) -> State {
-        self.respond_with(
-            ErrorStatus::ServiceUnavailable,
-            message,
-            Some("1"),
-            end,
-            ctx,
-        )
+        let status = ErrorStatus::ServiceUnavailable;
+        self.respond_accepted(status, message, Some("1"), end, ctx)
     }
 
-    fn respond_with(
+    /// A complete error response before any head for a handoff whose data was accepted (503,
+    /// and the upstream's 429, 502, 504): with the handoff's custom headers.
+    fn respond_accepted(
         &mut self,
         status: ErrorStatus,
         message: &str,
@@ -801,9 +825,9 @@ impl Connection {
         ctx: &mut Context<'_>,
     ) -> State {
         self.answer(status.code());
-        ctx.buffers
-            .out
-            .extend_from_slice(&error_response(status, message, retry_after));
+        let response =
+            error_response_with_headers(status, message, retry_after, self.custom_headers());
+        ctx.buffers.out.extend_from_slice(&response);
         State::Finishing(end)
     }
 

@@ -17,6 +17,6 @@ pub use body::{Body, BodyError};
 pub use request::{build_request, RequestError};
 pub use respond::{
     error_response, error_response_with_headers, line_len, write_success_head, CustomHeaders,
-    ErrorStatus, HeaderRefusal, SSE_HEAD,
+    ErrorStatus, HeaderRefusal, NO_HEADERS, SSE_HEAD,
 };
 pub use response::{parse_head, Head, HeadError, HeadParse};

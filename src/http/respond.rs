@@ -73,6 +73,9 @@ pub struct CustomHeaders {
     lines: Vec<(String, String)>,
 }
 
+/// No extra headers, for heads that carry none.
+pub static NO_HEADERS: CustomHeaders = CustomHeaders { lines: Vec::new() };
+
 impl CustomHeaders {
     /// Whether `name: value` may be added to a head (the same rules [`CustomHeaders::push`]
     /// applies).
