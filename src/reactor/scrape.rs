@@ -125,9 +125,10 @@ impl Scrape {
                 &fallback
             }
         };
+        let workers = [metrics];
         out.clear();
         let snapshot = Snapshot {
-            metrics,
+            metrics: &workers,
             gauges: view.gauges,
             process: view.process.as_ref(),
         };
