@@ -65,15 +65,28 @@ impl Backends {
             targets: Vec::new(),
         };
         for name in config.backend.allowed_backends() {
-            let backend = build(name, config)?;
-            let targets = backend
-                .targets()
-                .iter()
-                .map(|target| backends.target_index(target))
-                .collect();
-            backends.entries.push(Entry { backend, targets });
+            backends.push(build(name, config)?);
         }
         Ok(backends)
+    }
+
+    /// One backend alone, as the provider: for tests that bring a backend of their own.
+    pub fn single(backend: Box<dyn Backend>) -> Backends {
+        let mut backends = Backends {
+            entries: Vec::new(),
+            targets: Vec::new(),
+        };
+        backends.push(backend);
+        backends
+    }
+
+    fn push(&mut self, backend: Box<dyn Backend>) {
+        let targets = backend
+            .targets()
+            .iter()
+            .map(|target| self.target_index(target))
+            .collect();
+        self.entries.push(Entry { backend, targets });
     }
 
     /// The index of `target` in `targets`, added if it is new.

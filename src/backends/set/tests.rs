@@ -290,3 +290,16 @@ fn an_unknown_provider_lists_the_available_ones() {
         "unknown backend \"nope\"; available backends: langgraph, mock, openai, typing"
     );
 }
+
+#[test]
+fn a_single_backend_is_the_provider_with_its_targets() {
+    let config = langgraph_config(&[]);
+    let mut backends = Backends::single(crate::backends::create(&config).unwrap());
+    assert_eq!(backends.names(), ["langgraph"]);
+    assert_eq!(backends.targets().len(), 2);
+    let (_, address) = call(
+        started(&mut backends, handoff(None, Some("sales"))),
+        &backends,
+    );
+    assert_eq!(address, "127.0.0.1:18002");
+}
