@@ -16,7 +16,7 @@
 //!
 //! Attachments (not sent yet): the target message's content will come from
 //! `crate::attachments` shaped by the profile's `content_format` ([`Backend::accept`] gives it
-//! as the [`Flavour`]); [`push_messages`] is where it goes in.
+//! as the [`Flavour`]); `push_messages` is where it goes in.
 
 mod translate;
 
@@ -96,18 +96,12 @@ impl Profile {
             origin: origin.clone(),
             ca_file: settings.ca_file.clone(),
             insecure_ssl: settings.insecure_ssl,
-        };
-        let index = match targets.iter().position(|known| *known == target) {
-            Some(index) => index,
-            None => {
-                targets.push(target);
-                targets.len() - 1
-            }
-        };
+        }
+        .index_in(targets);
         Ok(Profile {
             settings,
             origin,
-            target: index,
+            target,
         })
     }
 }

@@ -84,20 +84,9 @@ impl Backends {
         let targets = backend
             .targets()
             .iter()
-            .map(|target| self.target_index(target))
+            .map(|target| target.index_in(&mut self.targets))
             .collect();
         self.entries.push(Entry { backend, targets });
-    }
-
-    /// The index of `target` in `targets`, added if it is new.
-    fn target_index(&mut self, target: &Target) -> usize {
-        match self.targets.iter().position(|known| known == target) {
-            Some(index) => index,
-            None => {
-                self.targets.push(target.clone());
-                self.targets.len() - 1
-            }
-        }
     }
 
     /// Every distinct upstream API the backends call; an [`UpstreamRequest::target`] from

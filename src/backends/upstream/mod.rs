@@ -79,6 +79,20 @@ pub struct Target {
     pub insecure_ssl: bool,
 }
 
+impl Target {
+    /// Its index in `targets`, where it is added if no equal target is there yet: requests
+    /// to equal targets share one upstream (pool, TLS settings, resolver).
+    pub fn index_in(&self, targets: &mut Vec<Target>) -> usize {
+        match targets.iter().position(|known| known == self) {
+            Some(index) => index,
+            None => {
+                targets.push(self.clone());
+                targets.len() - 1
+            }
+        }
+    }
+}
+
 /// One upstream call: what to send, where, and how to read the answer.
 pub struct UpstreamRequest {
     /// The complete HTTP/1.1 request, head and body.
