@@ -228,14 +228,14 @@ fn a_feature_not_built_yet_exits_2_naming_its_key() {
          loop runs; remove the setting or set it to 1\n"
     );
     let file = TempFile::new(
-        "backend:\n  provider: langgraph\n  langgraph:\n    profiles:\n      sales:\n        api_key: lgk-must-not-leak\n",
+        "backend:\n  provider: langgraph\n  langgraph:\n    profiles:\n      sales:\n        api_key: lgk-must-not-leak\n        content_format: anthropic\n",
     );
     let output = daemon(&["-config", &file.0.display().to_string()]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
     assert!(
         stderr.starts_with(
-            "streaming-daemon: backend.langgraph.profiles is recognised but not implemented in this version: "
+            "streaming-daemon: backend.langgraph.content_format is recognised but not implemented in this version: "
         ),
         "{stderr}"
     );

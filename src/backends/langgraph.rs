@@ -1,23 +1,34 @@
 //! The langgraph backend: runs on the LangGraph Platform API, streamed (SPEC §4.4).
 //!
+//! `backend.langgraph` is the default profile; `backend.langgraph.profiles.<name>` adds named
+//! ones, each with its own API, key, assistant, stream mode and output. A handoff's `profile`
+//! picks one (`""` or absent: the default); an unknown name is refused before anything is sent.
+//! Profiles on the same upstream (same origin and TLS settings) share a target.
+//!
 //! [`build_request`] writes `POST {base}/runs/stream` (stateless) or
 //! `POST {base}/threads/{thread_id}/runs/stream` with a JSON body; [`LangGraphTranslator`]
-//! reads the streamed events back.
+//! reads the streamed events back, or, with `output: raw`, the relay passes them on as they are.
 //!
 //! Values in `langgraph_input` and content-parts arrays reach the upstream as the client wrote
 //! them, byte for byte (`1234567` stays `1234567`, `1.50` stays `1.50`, `2.5e3` stays `2.5e3`):
 //! the handoff keeps them as JSON text ([`crate::handoff::RawJson`]) and the body is written
 //! out around them.
+//!
+//! Attachments (not sent yet): the target message's content will come from
+//! `crate::attachments` shaped by the profile's `content_format` ([`Backend::accept`] gives it
+//! as the [`Flavour`]); `push_messages` is where it goes in.
 
 mod translate;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::upstream::{
-    request_error, Origin, Target, UpstreamRequest, FALLBACK_PROMPT, USER_AGENT,
+    request_error, Origin, Output, Target, UpstreamRequest, FALLBACK_PROMPT, USER_AGENT,
 };
-use super::{Backend, BackendError, Start};
-use crate::config::{Config, LangGraphConfig};
+use super::{Accepted, Backend, BackendError, Start};
+use crate::attachments::Flavour;
+use crate::config::{Config, LangGraphOutput, LangGraphProfile};
 use crate::handoff::{Content, HandoffData};
 use crate::http::build_request as build_http_request;
 use crate::sse::push_json_string;
@@ -26,28 +37,88 @@ pub use translate::{LangGraphTranslator, StreamMode};
 
 pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
     let settings = &config.backend.langgraph;
-    let origin = Origin::parse(&settings.api_base, settings.api_socket.clone())
-        .map_err(|e| BackendError::Setup(format!("backend.langgraph.api_base: {e}")))?;
-    if StreamMode::parse(&settings.stream_mode) == StreamMode::Other {
-        log::warn!(
-            "backend.langgraph.stream_mode {:?} carries no message text: clients will get \
-             empty streams; use messages-tuple or messages",
-            settings.stream_mode
+    let mut targets = Vec::new();
+    let default = Profile::new("", settings.default_profile(), &mut targets)?;
+    let mut named = BTreeMap::new();
+    for (name, resolved) in settings.named_profiles() {
+        named.insert(
+            name.to_string(),
+            Profile::new(name, resolved, &mut targets)?,
         );
     }
     Ok(Box::new(LangGraph {
-        target: Target {
-            origin,
-            ca_file: settings.ca_file.clone(),
-            insecure_ssl: settings.insecure_ssl,
-        },
-        settings: settings.clone(),
+        default,
+        named,
+        targets,
     }))
 }
 
 struct LangGraph {
-    target: Target,
-    settings: LangGraphConfig,
+    /// `backend.langgraph` itself.
+    default: Profile,
+    /// `backend.langgraph.profiles`, by name.
+    named: BTreeMap<String, Profile>,
+    /// The distinct upstreams of all profiles; `Profile::target` indexes it.
+    targets: Vec<Target>,
+}
+
+struct Profile {
+    settings: LangGraphProfile,
+    origin: Origin,
+    /// Index into `LangGraph::targets`.
+    target: usize,
+}
+
+impl Profile {
+    /// One profile set up: its API base parsed, its target shared with any profile in
+    /// `targets` on the same upstream. `name` is `""` for the default profile.
+    fn new(
+        name: &str,
+        settings: LangGraphProfile,
+        targets: &mut Vec<Target>,
+    ) -> Result<Profile, BackendError> {
+        let key = match name {
+            "" => "backend.langgraph".to_string(),
+            name => format!("backend.langgraph.profiles.{name}"),
+        };
+        let origin = Origin::parse(&settings.api_base, settings.api_socket.clone())
+            .map_err(|e| BackendError::Setup(format!("{key}.api_base: {e}")))?;
+        if settings.output == LangGraphOutput::Translate
+            && StreamMode::parse(&settings.stream_mode) == StreamMode::Other
+        {
+            log::warn!(
+                "{key}.stream_mode {:?} carries no message text: clients will get empty streams; \
+                 use messages-tuple or messages, or output: raw",
+                settings.stream_mode
+            );
+        }
+        let target = Target {
+            origin: origin.clone(),
+            ca_file: settings.ca_file.clone(),
+            insecure_ssl: settings.insecure_ssl,
+        }
+        .index_in(targets);
+        Ok(Profile {
+            settings,
+            origin,
+            target,
+        })
+    }
+}
+
+impl LangGraph {
+    /// The profile a handoff's `profile` names, with its name; `None` and `""` are the default
+    /// profile (named `""`).
+    fn select(&self, request: &HandoffData) -> Result<(&str, &Profile), BackendError> {
+        match request.profile.as_deref() {
+            None | Some("") => Ok(("", &self.default)),
+            Some(name) => self
+                .named
+                .get_key_value(name)
+                .map(|(name, profile)| (name.as_str(), profile))
+                .ok_or_else(|| BackendError::UnknownProfile(name.to_string())),
+        }
+    }
 }
 
 impl Backend for LangGraph {
@@ -55,29 +126,84 @@ impl Backend for LangGraph {
         "langgraph"
     }
 
-    fn upstream(&self) -> Option<&Target> {
-        Some(&self.target)
+    fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    fn announce(&self) {
+        let profiles = std::iter::once(("", &self.default)).chain(
+            self.named
+                .iter()
+                .map(|(name, profile)| (name.as_str(), profile)),
+        );
+        for (name, profile) in profiles {
+            let settings = &profile.settings;
+            let socket = settings
+                .api_socket
+                .as_ref()
+                .map(|path| path.display().to_string());
+            let what = match name {
+                "" => "LangGraph default profile",
+                _ => "LangGraph profile",
+            };
+            // Never the key: an operator checks which API and assistant each profile reaches.
+            log::info!(
+                profile = name,
+                api_base = settings.api_base.as_str(),
+                api_socket = socket.as_deref(),
+                assistant_id = settings.assistant_id.as_str(),
+                stream_mode = settings.stream_mode.as_str(),
+                output = settings.output.as_str();
+                "{what}"
+            );
+        }
+    }
+
+    fn accept(&self, request: &HandoffData) -> Result<Accepted, BackendError> {
+        let (name, profile) = self.select(request)?;
+        Ok(Accepted {
+            profile: Some(name.to_string()),
+            flavour: Flavour::LangGraph(profile.settings.content_format),
+        })
     }
 
     fn start(&mut self, request: HandoffData, _now: Instant) -> Result<Start, BackendError> {
-        upstream_request(&self.settings, &self.target.origin, &request).map(Start::Upstream)
+        let (_, profile) = self.select(&request)?;
+        let mut call = upstream_request(&profile.settings, &profile.origin, &request)?;
+        call.target = profile.target;
+        Ok(Start::Upstream(call))
     }
 }
 
-/// The request and translator for one handoff.
+/// The request for one handoff with one profile's settings, and what to do with its response;
+/// its `target` is 0 (the caller knows which target `origin` is).
 pub fn upstream_request(
-    settings: &LangGraphConfig,
+    settings: &LangGraphProfile,
     origin: &Origin,
     request: &HandoffData,
 ) -> Result<UpstreamRequest, BackendError> {
     let mut notes = Vec::new();
+    let output = match settings.output {
+        LangGraphOutput::Translate => Output::Translate(Box::new(LangGraphTranslator::new(
+            StreamMode::parse(stream_mode(settings, request)),
+        ))),
+        LangGraphOutput::Raw => Output::Raw,
+    };
     Ok(UpstreamRequest {
         request: build_request(settings, origin, request, &mut notes)?,
-        translator: Box::new(LangGraphTranslator::new(StreamMode::parse(
-            &settings.stream_mode,
-        ))),
+        target: 0,
+        output,
         notes,
     })
+}
+
+/// The run's stream mode: the handoff's, else the profile's.
+fn stream_mode<'a>(settings: &'a LangGraphProfile, request: &'a HandoffData) -> &'a str {
+    request
+        .stream_mode
+        .as_deref()
+        .filter(|mode| !mode.is_empty())
+        .unwrap_or(&settings.stream_mode)
 }
 
 /// The complete HTTP request for one handoff; what was ignored in it is added to `notes`.
@@ -85,7 +211,7 @@ pub fn upstream_request(
 /// segment or a `test_pattern` that cannot be a header, and with `Internal` (ours: 500) for a
 /// configured key that cannot be one.
 pub fn build_request(
-    settings: &LangGraphConfig,
+    settings: &LangGraphProfile,
     origin: &Origin,
     request: &HandoffData,
     notes: &mut Vec<String>,
@@ -112,11 +238,12 @@ pub fn build_request(
 
 /// `{"assistant_id":…,"input":{"messages":[…],<langgraph_input fields>},"stream_mode":[…],
 /// "stream_subgraphs":false,"on_disconnect":"cancel"}`, plus `"on_completion":"delete"` for a run
-/// without a thread (SPEC §4.4). Written out rather than built as a `Value`, so that a
+/// without a thread and `"if_not_exists":"create"` for a thread run (SPEC §4.4, A.3 P1 and P6).
+/// The handoff's `assistant_id` and `stream_mode` override the profile's. Written out rather than built as a `Value`, so that a
 /// content-parts array and every `langgraph_input` value go upstream exactly as the client
 /// wrote them, and the members come in the order the SPEC gives.
 fn request_body(
-    settings: &LangGraphConfig,
+    settings: &LangGraphProfile,
     request: &HandoffData,
     notes: &mut Vec<String>,
 ) -> Vec<u8> {
@@ -145,13 +272,17 @@ fn request_body(
         body.extend_from_slice(value.get().as_bytes());
     }
     body.extend_from_slice(b"},\"stream_mode\":[");
-    push_json_string(&mut body, &settings.stream_mode);
+    push_json_string(&mut body, stream_mode(settings, request));
     body.extend_from_slice(b"],\"stream_subgraphs\":false");
     // The client left: stop the run rather than pay for an answer nobody reads.
     body.extend_from_slice(b",\"on_disconnect\":\"cancel\"");
     if request.thread_id.is_none() {
         // A stateless run's thread is of no use to anyone afterwards.
         body.extend_from_slice(b",\"on_completion\":\"delete\"");
+    } else {
+        // A thread seen for the first time is created by the run itself: no extra round trip
+        // (the newest Go daemon first POSTs /threads).
+        body.extend_from_slice(b",\"if_not_exists\":\"create\"");
     }
     body.push(b'}');
     body
@@ -159,6 +290,8 @@ fn request_body(
 
 /// The conversation as LangGraph messages, `{"type":…,"content":…}` each; one human message
 /// when the handoff has none. A content-parts array is the message's content list, as given.
+/// Attachments hook: the target message's content (SPEC §4.5) replaces its text here, once the
+/// body is written into an `attachments::BodyPlan`.
 fn push_messages(body: &mut Vec<u8>, request: &HandoffData) {
     if request.messages.is_empty() {
         let prompt = match request.prompt.as_str() {
@@ -223,6 +356,8 @@ fn path_segment(text: &str) -> String {
     out
 }
 
+#[cfg(test)]
+mod profile_tests;
 #[cfg(test)]
 mod request_tests;
 #[cfg(test)]

@@ -8,9 +8,10 @@ mod translate;
 use std::time::Instant;
 
 use super::upstream::{
-    request_error, Origin, Target, Translator, UpstreamRequest, FALLBACK_PROMPT, USER_AGENT,
+    request_error, Origin, Output, Target, Translator, UpstreamRequest, FALLBACK_PROMPT, USER_AGENT,
 };
-use super::{Backend, BackendError, Start};
+use super::{Accepted, Backend, BackendError, Start};
+use crate::attachments::Flavour;
 use crate::config::{Config, OpenAiConfig};
 use crate::handoff::{Content, HandoffData};
 use crate::http::{build_request as build_http_request, RequestError};
@@ -25,18 +26,19 @@ pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
     let origin = Origin::parse(&settings.api_base, settings.api_socket.clone())
         .map_err(|e| BackendError::Setup(format!("backend.openai.api_base: {e}")))?;
     Ok(Box::new(OpenAi {
-        target: Target {
+        targets: [Target {
             origin,
             ca_file: settings.ca_file.clone(),
             insecure_ssl: settings.insecure_ssl,
-        },
+        }],
         settings: settings.clone(),
         default_model: config.backend.default_model.clone(),
     }))
 }
 
 struct OpenAi {
-    target: Target,
+    /// One: the API the settings name.
+    targets: [Target; 1],
     settings: OpenAiConfig,
     default_model: String,
 }
@@ -46,15 +48,22 @@ impl Backend for OpenAi {
         "openai"
     }
 
-    fn upstream(&self) -> Option<&Target> {
-        Some(&self.target)
+    fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    fn accept(&self, _request: &HandoffData) -> Result<Accepted, BackendError> {
+        Ok(Accepted {
+            profile: None,
+            flavour: Flavour::OpenAi,
+        })
     }
 
     fn start(&mut self, request: HandoffData, _now: Instant) -> Result<Start, BackendError> {
         let call = upstream_request(
             &self.settings,
             &self.default_model,
-            &self.target.origin,
+            &self.targets[0].origin,
             &request,
         )
         .map_err(request_error)?;
@@ -62,7 +71,7 @@ impl Backend for OpenAi {
     }
 }
 
-/// The request and translator for one handoff.
+/// The request and translator for one handoff; its `target` is 0, the one API.
 pub fn upstream_request(
     config: &OpenAiConfig,
     default_model: &str,
@@ -71,7 +80,8 @@ pub fn upstream_request(
 ) -> Result<UpstreamRequest, RequestError> {
     Ok(UpstreamRequest {
         request: build_request(config, default_model, origin, request)?,
-        translator: translator(),
+        target: 0,
+        output: Output::Translate(translator()),
         notes: Vec::new(),
     })
 }

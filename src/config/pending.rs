@@ -13,7 +13,7 @@
 //!
 //! When a feature is built, its entry is deleted from `NOT_YET_IMPLEMENTED`, and nothing else.
 
-use super::{Config, ConfigError, ContentFormat, LangGraphOutput};
+use super::{Config, ConfigError, ContentFormat};
 
 /// A key whose feature is missing, and when a configuration needs that feature.
 pub struct Pending {
@@ -45,28 +45,17 @@ pub const NOT_YET_IMPLEMENTED: &[Pending] = &[
         needs: |config| !config.server.data_max_age.is_zero(),
     },
     Pending {
-        key: "backend.allowed",
-        instead: "handoffs cannot pick a backend yet; list only backend.provider, or remove the \
-                  setting",
-        needs: |config| {
-            let backend = &config.backend;
-            backend.allowed.iter().any(|name| *name != backend.provider)
-        },
-    },
-    Pending {
-        key: "backend.langgraph.profiles",
-        instead: "handoffs cannot pick a profile yet; remove the profiles (profiles: {} loads)",
-        needs: |config| !config.backend.langgraph.profiles.is_empty(),
-    },
-    Pending {
         key: "backend.langgraph.content_format",
-        instead: "attachments are not sent yet; remove the setting or set it to openai",
-        needs: |config| config.backend.langgraph.content_format != ContentFormat::OpenAi,
-    },
-    Pending {
-        key: "backend.langgraph.output",
-        instead: "raw relaying is not built yet; remove the setting or set it to translate",
-        needs: |config| config.backend.langgraph.output != LangGraphOutput::Translate,
+        instead: "attachments are not sent yet; remove the setting (and each profile's) or set \
+                  it to openai",
+        needs: |config| {
+            let langgraph = &config.backend.langgraph;
+            langgraph.content_format != ContentFormat::OpenAi
+                || langgraph.profiles.values().any(|spec| {
+                    spec.content_format
+                        .is_some_and(|f| f != ContentFormat::OpenAi)
+                })
+        },
     },
     Pending {
         key: "backend.typing.use_api",
@@ -94,7 +83,7 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::LangGraphProfileSpec;
+    use crate::config::{LangGraphOutput, LangGraphProfileSpec};
     use std::num::NonZeroUsize;
     use std::path::PathBuf;
     use std::time::Duration;
@@ -118,7 +107,17 @@ mod tests {
         config.server.max_attachment_bytes = 1 << 20;
         config.server.resume_buffer_bytes = 1 << 20;
         config.backend.provider = "openai".into();
-        config.backend.allowed = vec!["openai".into()];
+        // Built: handoffs pick among allowed backends, LangGraph profiles, raw output.
+        config.backend.allowed = vec!["openai".into(), "langgraph".into(), "typing".into()];
+        config.backend.langgraph.output = LangGraphOutput::Raw;
+        config.backend.langgraph.profiles.insert(
+            "sales".into(),
+            LangGraphProfileSpec {
+                output: Some(LangGraphOutput::Translate),
+                content_format: Some(ContentFormat::OpenAi),
+                ..LangGraphProfileSpec::default()
+            },
+        );
         config.backend.typing.default_model = Some("gpt-4o".into());
         config.backend.upstream.sse_max_line_bytes = 256 << 10;
         assert_eq!(keys(&config), Vec::<&str>::new());
@@ -130,14 +129,7 @@ mod tests {
         config.server.workers = NonZeroUsize::new(2);
         config.server.resume_window = Duration::from_secs(30);
         config.server.data_max_age = Duration::from_secs(3600);
-        config.backend.allowed = vec!["mock".into(), "typing".into()];
-        config
-            .backend
-            .langgraph
-            .profiles
-            .insert("sales".into(), LangGraphProfileSpec::default());
         config.backend.langgraph.content_format = ContentFormat::Anthropic;
-        config.backend.langgraph.output = LangGraphOutput::Raw;
         config.backend.typing.use_api = true;
         let named = keys(&config);
         let every: Vec<&str> = NOT_YET_IMPLEMENTED
@@ -154,5 +146,18 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains('\n'));
+    }
+
+    #[test]
+    fn a_profiles_content_format_needs_attachments_too() {
+        let mut config = Config::default();
+        config.backend.langgraph.profiles.insert(
+            "claude".into(),
+            LangGraphProfileSpec {
+                content_format: Some(ContentFormat::Anthropic),
+                ..LangGraphProfileSpec::default()
+            },
+        );
+        assert_eq!(keys(&config), ["backend.langgraph.content_format"]);
     }
 }

@@ -36,8 +36,8 @@ use std::time::{Duration, Instant};
 use mio::{Registry, Token};
 
 use crate::backends::upstream::{
-    status_outcome, Ending as RelayEnding, ErrorBody, Failure, Relay, StatusOutcome,
-    Step as RelayStep, Translator, UpstreamRequest, EXCERPT_LIMIT,
+    status_outcome, Ending as RelayEnding, ErrorBody, Failure, Output, Relay, StatusOutcome,
+    Step as RelayStep, UpstreamRequest, EXCERPT_LIMIT,
 };
 use crate::config::UpstreamTimeouts;
 use crate::deadline;
@@ -65,7 +65,7 @@ pub struct Call {
     written: usize,
     transport: Option<Transport>,
     /// Until the head: then it moves into the relay.
-    translator: Option<Box<dyn Translator>>,
+    output: Option<Output>,
     phase: Phase,
     attempt: Attempt,
     /// When the current phase began, or when the upstream last sent something.
@@ -177,7 +177,7 @@ impl Call {
             request: request.request,
             written: 0,
             transport: None,
-            translator: Some(request.translator),
+            output: Some(request.output),
             phase: Phase::Opening,
             attempt: Attempt::Fresh,
             since: now,
@@ -526,11 +526,10 @@ impl Call {
                 self.read_error_body(io)
             }
             StatusOutcome::Stream => {
-                let Some(translator) = self.translator.take() else {
+                let Some(output) = self.output.take() else {
                     return Step::Continue;
                 };
-                self.phase =
-                    Phase::Relaying(Box::new(Relay::new(&head, translator, self.max_line)));
+                self.phase = Phase::Relaying(Box::new(Relay::new(&head, output, self.max_line)));
                 self.request = Vec::new();
                 self.since = io.now;
                 write_success_head(out, io.headers);
@@ -677,6 +676,8 @@ impl Call {
                 sse::done(out);
                 (Outcome::Completed, None)
             }
+            // Raw output: the upstream's events were the answer; nothing is added to them.
+            RelayEnding::CompleteRaw => (Outcome::Completed, None),
             RelayEnding::Incomplete => {
                 log::info!(conn = io.conn; "upstream ended without signalling completion");
                 (Outcome::UpstreamIncomplete, None)

@@ -42,6 +42,19 @@ impl<'a> EventSink<'a> {
         self.events += 1;
     }
 
+    /// An upstream event passed on exactly as it came (`output: raw`): its bytes, counted as
+    /// one event.
+    pub fn verbatim_event(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+        self.events += 1;
+    }
+
+    /// Upstream bytes that belong to no event (a blank line between events), passed on as they
+    /// came and not counted.
+    pub fn verbatim(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
     /// How many events were appended through this sink.
     pub fn events(&self) -> u32 {
         self.events

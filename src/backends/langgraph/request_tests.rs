@@ -5,8 +5,8 @@ use crate::backends::upstream::testing::request_parts;
 use crate::config::Config;
 use crate::handoff::{parse_handoff_data, ChatMessage, RawJson};
 
-fn settings(api_key: Option<&str>) -> LangGraphConfig {
-    let mut settings = Config::default().backend.langgraph;
+fn settings(api_key: Option<&str>) -> LangGraphProfile {
+    let mut settings = Config::default().backend.langgraph.default_profile();
     settings.api_key = api_key.map(str::to_string);
     settings
 }
@@ -15,7 +15,7 @@ fn origin() -> Origin {
     Origin::parse("https://lg.example.com/v1", None).unwrap()
 }
 
-fn build(settings: &LangGraphConfig, data: &HandoffData) -> (String, Vec<String>, Value) {
+fn build(settings: &LangGraphProfile, data: &HandoffData) -> (String, Vec<String>, Value) {
     let mut notes = Vec::new();
     let (line, headers, body) =
         request_parts(&build_request(settings, &origin(), data, &mut notes).unwrap());

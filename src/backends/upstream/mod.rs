@@ -1,19 +1,21 @@
 //! What upstream backends (openai, langgraph) give the reactor, and the rules it follows with it.
 //!
-//! A backend turns a handoff into an [`UpstreamRequest`]: the complete HTTP request bytes and a
-//! [`Translator`] for the response. Everything here is sans-I/O; the reactor connects, writes,
-//! reads, keeps time and owns the pool.
+//! A backend turns a handoff into an [`UpstreamRequest`]: the complete HTTP request bytes, the
+//! [`Target`] to send them to (by index) and what to do with the response ([`Output`]: a
+//! [`Translator`], or the events as received). Everything here is sans-I/O; the reactor
+//! connects, writes, reads, keeps time and owns the pools.
 //!
 //! ## What the reactor does, step by step
-//! 1. Connect to the backend's [`Origin`] (TCP or its Unix socket; TLS when `https`), write
-//!    `request` until none is left.
+//! 1. Connect to the request's target (`Backends::targets()[request.target]`: its [`Origin`],
+//!    TCP or its Unix socket, TLS when `https`), write `request` until none is left.
 //! 2. Append what it reads to a head buffer and call [`crate::http::parse_head`] until it is
 //!    complete (a head error, a cut or the response-head timeout: 502 / 502 / 504).
 //! 3. [`status_outcome`]: `Reject` → write its error response to the client and close the client
 //!    (the upstream's error body goes to the log: feed an [`ErrorBody`] what follows the head,
 //!    bounded in time, and log its `excerpt()`);
-//!    `Stream` → write [`crate::http::SSE_HEAD`], build a [`Relay`] and feed it the bytes that
-//!    followed the head, even when there are none (an empty body ends on that first feed).
+//!    `Stream` → write [`crate::http::SSE_HEAD`], build a [`Relay`] with the request's `output`
+//!    and feed it the bytes that followed the head, even when there are none (an empty body
+//!    ends on that first feed).
 //! 4. Feed every read to [`Relay::feed`]; it writes content events to the client's sink. On
 //!    `Step::Ended(ending)`, or at EOF through [`Relay::on_eof`], finish the client stream by the
 //!    ending (below). Skipped events: log each at warn, count `daemon_backend_errors_total`.
@@ -23,6 +25,7 @@
 //! | ending                        | client gets                                     | upstream connection         |
 //! |-------------------------------|-------------------------------------------------|-----------------------------|
 //! | `Ending::Complete`            | `data: [DONE]`, then close                      | pooled if `is_reusable()`   |
+//! | `Ending::CompleteRaw`         | close, nothing added (outcome `completed`)      | pooled if `is_reusable()`   |
 //! | `Ending::Incomplete`          | close, without `[DONE]` and without an error    | pooled if `is_reusable()`   |
 //! | `Ending::Failed(failure)`     | `event: error` with `failure.message`, close    | closed                      |
 //!
@@ -76,14 +79,46 @@ pub struct Target {
     pub insecure_ssl: bool,
 }
 
-/// One upstream call: what to send, and how to read the answer.
+impl Target {
+    /// Its index in `targets`, where it is added if no equal target is there yet: requests
+    /// to equal targets share one upstream (pool, TLS settings, resolver).
+    pub fn index_in(&self, targets: &mut Vec<Target>) -> usize {
+        match targets.iter().position(|known| known == self) {
+            Some(index) => index,
+            None => {
+                targets.push(self.clone());
+                targets.len() - 1
+            }
+        }
+    }
+}
+
+/// One upstream call: what to send, where, and how to read the answer.
 pub struct UpstreamRequest {
     /// The complete HTTP/1.1 request, head and body.
     pub request: Vec<u8>,
-    pub translator: Box<dyn Translator>,
+    /// Where to send it. From a backend's `start`: an index into its own `Backend::targets`;
+    /// from `Backends::start`: an index into `Backends::targets`.
+    pub target: usize,
+    pub output: Output,
     /// What the backend noticed about the handoff and let pass (an ignored field, say): the
     /// reactor logs each at warn with the connection id.
     pub notes: Vec<String>,
+}
+
+/// What becomes of a `200` response's body.
+pub enum Output {
+    /// Parsed as SSE and turned into our events by the translator; `[DONE]` on completion.
+    Translate(Box<dyn Translator>),
+    /// Each complete event passed on exactly as received; nothing added (LangGraph's
+    /// `output: raw`, SPEC §4.4).
+    Raw,
+}
+
+impl From<Box<dyn Translator>> for Output {
+    fn from(translator: Box<dyn Translator>) -> Output {
+        Output::Translate(translator)
+    }
 }
 
 /// Why a request could not be built, as a start error: a handoff's `test_pattern` that cannot
