@@ -10,7 +10,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::backends;
+use crate::backends::Backends;
 use crate::config::Config;
 use crate::reactor::{Listener, Reactor, ReloadSource, UpgradeSource};
 use crate::sys::activation::{self, Activation, ActivationError};
@@ -50,14 +50,14 @@ impl Startup {
 /// exit code (0 after a clean shutdown).
 pub fn run(config: Config, startup: Startup) -> i32 {
     install_panic_logger();
-    let backend = match backends::create(&config) {
-        Ok(backend) => backend,
+    let backends = match Backends::create(&config) {
+        Ok(backends) => backends,
         Err(e) => {
             log::error!(error:% = e; "cannot set up the backend");
             return EXIT_CONFIG;
         }
     };
-    let prepared_upstream = match prepare::prepare(backend.upstream()) {
+    let prepared_upstreams = match prepare::prepare_all(backends.targets()) {
         Ok(prepared) => prepared,
         Err(message) => {
             log::error!(error = message.as_str(); "cannot set up the upstream API");
@@ -109,9 +109,11 @@ pub fn run(config: Config, startup: Startup) -> i32 {
         }
     };
     let now = Instant::now();
+    // The path it really listens on: a passed socket's own, not `socket_path`.
+    let listening_on = listener.path().display().to_string();
     let (metrics_listener, metrics_retry) = take_metrics(&config, metrics_fd);
     let mut reactor =
-        match Reactor::new(&config, listener, metrics_listener, Some(signals), backend) {
+        match Reactor::new(&config, listener, metrics_listener, Some(signals), backends) {
             Ok(reactor) => reactor,
             Err(e) => {
                 log::error!(error:% = e; "cannot start the event loop");
@@ -121,24 +123,18 @@ pub fn run(config: Config, startup: Startup) -> i32 {
     if let Some(address) = metrics_retry {
         reactor.retry_metrics_bind(address, now);
     }
-    if let Some(prepared) = prepared_upstream {
-        let generation = reactor.next_upstream_generation();
-        let timeouts = config.backend.upstream.clone();
-        match prepared.into_upstream(timeouts, reactor.waker(), generation) {
-            Ok(upstream) => reactor.attach_upstream(upstream),
-            Err(message) => {
-                log::error!(error = message.as_str(); "cannot start the upstream API");
-                return EXIT_RUNTIME;
-            }
-        }
+    if let Err(message) = reactor.attach_upstreams(prepared_upstreams, &config.backend.upstream) {
+        log::error!(error = message.as_str(); "cannot start the upstream API");
+        return EXIT_RUNTIME;
     }
+    reactor.announce_backends();
     reactor.set_reload_source(ReloadSource { args: args.clone() });
     match executable {
         Ok(executable) => reactor.set_upgrade_source(UpgradeSource { executable, args }),
         Err(why) => log::warn!(error = why.as_str(); "SIGUSR2 upgrades are not available"),
     }
     log::info!(
-        socket:% = server.socket_path.display(),
+        socket = listening_on.as_str(),
         socket_type = server.socket_type.as_str(),
         socket_mode = format!("{:04o}", server.socket_mode).as_str(),
         backend = config.backend.provider.as_str(),

@@ -30,17 +30,13 @@ pub struct Tally {
     pub panics: u64,
     /// `None` in `-benchmark` mode.
     metrics: Option<Metrics>,
-    backend: Option<metrics::Backend>,
 }
 
 impl Tally {
-    /// Counts for a daemon running `backend`; `with_metrics` false skips metric updates.
-    pub fn new(backend: &str, with_metrics: bool) -> Tally {
+    /// Counts for one loop; `with_metrics` false (`-benchmark`) skips metric updates.
+    pub fn new(with_metrics: bool) -> Tally {
         Tally {
             metrics: with_metrics.then(Metrics::new),
-            backend: metrics::Backend::ALL
-                .into_iter()
-                .find(|b| b.as_str() == backend),
             ..Tally::default()
         }
     }
@@ -80,8 +76,9 @@ impl Tally {
         self.peak_streams = self.peak_streams.max(self.active_streams);
     }
 
-    /// A connection ended; `streamed` is how long its stream ran, if one started.
-    pub fn ended(&mut self, reason: EndReason, streamed: Option<Duration>) {
+    /// A connection ended; `streamed` is how long its stream ran, if one started (on
+    /// `backend`).
+    pub fn ended(&mut self, reason: EndReason, streamed: Option<Duration>, backend: Option<&str>) {
         if let EndReason::Rejected(_) = reason {
             self.rejections += 1;
         }
@@ -95,7 +92,7 @@ impl Tally {
         }
         if let Some(m) = &mut self.metrics {
             m.ended(reason, streamed);
-            if let (Some(took), Some(backend)) = (streamed, self.backend) {
+            if let (Some(took), Some(backend)) = (streamed, label(backend)) {
                 m.backend_duration(backend, took);
             }
         }
@@ -116,22 +113,22 @@ impl Tally {
     }
 
     /// A local backend started producing, or an upstream request was sent.
-    pub fn backend_request(&mut self) {
-        if let (Some(m), Some(backend)) = (&mut self.metrics, self.backend) {
+    pub fn backend_request(&mut self, backend: &str) {
+        if let (Some(m), Some(backend)) = (&mut self.metrics, label(Some(backend))) {
             m.backend_request(backend);
         }
     }
 
     /// From an upstream request sent to the first byte of its response.
-    pub fn backend_ttfb(&mut self, took: Duration) {
-        if let (Some(m), Some(backend)) = (&mut self.metrics, self.backend) {
+    pub fn backend_ttfb(&mut self, backend: &str, took: Duration) {
+        if let (Some(m), Some(backend)) = (&mut self.metrics, label(Some(backend))) {
             m.backend_ttfb(backend, took);
         }
     }
 
     /// Any upstream failure, and every upstream event that could not be understood.
-    pub fn backend_error(&mut self) {
-        if let (Some(m), Some(backend)) = (&mut self.metrics, self.backend) {
+    pub fn backend_error(&mut self, backend: &str) {
+        if let (Some(m), Some(backend)) = (&mut self.metrics, label(Some(backend))) {
             m.backend_error(backend);
         }
     }
@@ -174,4 +171,12 @@ impl Tally {
             self.bytes_sent
         )
     }
+}
+
+/// The `backend` label for a backend's name (tests' own backends have none).
+fn label(backend: Option<&str>) -> Option<metrics::Backend> {
+    let name = backend?;
+    metrics::Backend::ALL
+        .into_iter()
+        .find(|b| b.as_str() == name)
 }

@@ -525,7 +525,6 @@ fn sales_daemon(name: &str, default: &FakeUpstream, sales: &FakeUpstream, yaml: 
 // Needs the connection integration: the reactor keeps one upstream per `Backends::targets()`
 // entry and sends each request to `request.target`.
 #[test]
-#[ignore = "needs the connection integration"]
 fn p2_p6_a_profile_on_its_own_server_gets_its_key_and_its_thread_runs() {
     let default = FakeUpstream::start(Kind::Plain, vec![ok_stream(&[&token("default")])]);
     let sales = FakeUpstream::start(
@@ -569,7 +568,6 @@ fn p2_p6_a_profile_on_its_own_server_gets_its_key_and_its_thread_runs() {
 // Needs the connection integration: `BackendError::UnknownProfile` answered 400 with
 // `client_message()`, reason `unknown_profile`.
 #[test]
-#[ignore = "needs the connection integration"]
 fn p5_an_unknown_profile_is_a_400_and_no_request() {
     let upstream = FakeUpstream::start(Kind::Plain, vec![ok_stream(&[&token("fine")])]);
     let mut d = upstream_daemon("lg-no-profile", "langgraph", &upstream, PROFILES, &[]);
@@ -587,7 +585,6 @@ fn p5_an_unknown_profile_is_a_400_and_no_request() {
 // Needs the connection integration: the reactor runs `Backends::start`, and
 // `BackendError::UnknownBackend` is answered 400, reason `unknown_backend`.
 #[test]
-#[ignore = "needs the connection integration"]
 fn p9_only_allowed_backends_run() {
     let upstream = FakeUpstream::start(Kind::Plain, vec![]);
     let mut d = daemon("lg-not-allowed", &upstream, &[]);
@@ -635,7 +632,6 @@ fn p9_only_allowed_backends_run() {
 
 // Needs the connection integration: the daemon calls `Backends::announce` at start-up.
 #[test]
-#[ignore = "needs the connection integration"]
 fn one_info_line_per_profile_at_start_up_without_keys() {
     let default = FakeUpstream::start(Kind::Plain, vec![]);
     let sales = FakeUpstream::start(Kind::Plain, vec![]);

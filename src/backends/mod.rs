@@ -52,12 +52,6 @@ pub trait Backend: Send {
         &[]
     }
 
-    /// The first of [`Backend::targets`]: what the reactor connects to while it keeps a single
-    /// upstream. Goes away once it holds a [`Backends`] and one upstream per target.
-    fn upstream(&self) -> Option<&upstream::Target> {
-        self.targets().first()
-    }
-
     /// Logs, at info, what an operator should see about this backend's settings (langgraph:
     /// one line per profile, never a key). Called once the backend is in use: at start-up and
     /// after a reload is applied.

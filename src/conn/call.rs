@@ -77,7 +77,9 @@ pub struct Call {
     readable: bool,
     /// The longest SSE line or event accepted from the upstream.
     max_line: usize,
-    /// The generation of the upstream the connection came from: only that one pools it.
+    /// Which of the reactor's upstreams the request is for, and that upstream's generation
+    /// when the call began: after a reload replaced it, the call is not sent to another one.
+    target: usize,
     generation: u64,
 }
 
@@ -164,12 +166,21 @@ pub struct Io<'a> {
     pub repeats: &'a mut Repeats,
     /// The handoff's custom headers, for the success head.
     pub headers: &'a CustomHeaders,
+    /// The backend the call is for: the metrics' `backend` label.
+    pub backend: &'static str,
     pub conn: u64,
 }
 
 impl Call {
-    /// A call about to open its connection (on its first event, at once: its deadline is now).
-    pub fn new(request: UpstreamRequest, now: Instant, max_line: usize, conn: u64) -> Call {
+    /// A call about to open its connection (on its first event, at once: its deadline is now),
+    /// to the upstream of `generation` at `request.target`.
+    pub fn new(
+        request: UpstreamRequest,
+        generation: u64,
+        now: Instant,
+        max_line: usize,
+        conn: u64,
+    ) -> Call {
         for note in &request.notes {
             log::warn!(conn = conn, note = note.as_str(); "handoff data partly ignored");
         }
@@ -184,8 +195,14 @@ impl Call {
             sent_at: None,
             readable: false,
             max_line,
-            generation: 0,
+            target: request.target,
+            generation,
         }
+    }
+
+    /// Which of the reactor's upstreams the request is for.
+    pub fn target(&self) -> usize {
+        self.target
     }
 
     /// The success head has been appended: the client's stream has begun.
@@ -292,7 +309,7 @@ impl Call {
                     && now >= deadline::after(self.since, timeouts.idle_gap_timeout) =>
             {
                 log::warn!(conn = io.conn; "upstream silent past the idle gap timeout");
-                io.tally.backend_error();
+                io.tally.backend_error(io.backend);
                 self.close_transport();
                 self.phase = Phase::Done;
                 sse::error_event(out, "the upstream API stopped sending");
@@ -314,7 +331,7 @@ impl Call {
         if self.attempt == Attempt::Fresh {
             // Counted when the attempt starts, so that connect failures (counted as errors)
             // never outnumber requests.
-            io.tally.backend_request();
+            io.tally.backend_request(io.backend);
         }
         let Some(upstream) = io.upstream.as_deref_mut() else {
             return self.refuse(
@@ -325,8 +342,16 @@ impl Call {
                 io,
             );
         };
+        if upstream.generation() != self.generation {
+            return self.refuse(
+                ErrorStatus::BadGateway,
+                "the upstream API changed; retry",
+                Outcome::UpstreamUnreachable,
+                "a reload replaced the upstream this call was for".to_string(),
+                io,
+            );
+        }
         let fresh = self.attempt == Attempt::Retry;
-        self.generation = upstream.generation();
         let (mut transport, reused) = match upstream.open(io.now, fresh) {
             Ok(opened) => opened,
             Err(e) => {
@@ -412,7 +437,7 @@ impl Call {
                     if before == 0 {
                         if let Some(sent) = self.sent_at {
                             io.tally
-                                .backend_ttfb(io.now.saturating_duration_since(sent));
+                                .backend_ttfb(io.backend, io.now.saturating_duration_since(sent));
                         }
                     }
                     match parse_head(head) {
@@ -504,7 +529,7 @@ impl Call {
                 message,
                 retry_after,
             } => {
-                io.tally.backend_error();
+                io.tally.backend_error(io.backend);
                 let mut body = ErrorBody::new(&head);
                 body.feed(&rest);
                 let refusal = Refusal {
@@ -644,7 +669,7 @@ impl Call {
             if io.repeats.first(Repeatable::SkippedEvent) {
                 log::warn!(conn = io.conn, reason = reason.as_str(); "skipped an upstream event");
             }
-            io.tally.backend_error();
+            io.tally.backend_error(io.backend);
         }
         match fed.step {
             RelayStep::More => None,
@@ -688,7 +713,7 @@ impl Call {
                     error = failure.detail.as_str();
                     "upstream stream failed"
                 );
-                io.tally.backend_error();
+                io.tally.backend_error(io.backend);
                 sse::error_event(out, &failure.message);
                 (failure.outcome, Some(failure.detail))
             }
@@ -718,7 +743,7 @@ impl Call {
         error: String,
         io: &mut Io<'_>,
     ) -> Step {
-        io.tally.backend_error();
+        io.tally.backend_error(io.backend);
         self.close_transport();
         self.phase = Phase::Done;
         Step::Refused(Refusal {

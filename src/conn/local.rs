@@ -73,6 +73,8 @@ pub struct Io<'a> {
     pub client_clear: bool,
     /// Client events appended, for the connection's count.
     pub events: u32,
+    /// The backend the stream runs on: the metrics' `backend` label.
+    pub backend: &'static str,
     pub conn: u64,
 }
 
@@ -137,7 +139,7 @@ impl Local {
         if events > 0 {
             if let Some(started) = self.first_event_due.take() {
                 io.tally
-                    .backend_ttfb(io.now.saturating_duration_since(started));
+                    .backend_ttfb(io.backend, io.now.saturating_duration_since(started));
             }
         }
         match next {
@@ -153,7 +155,7 @@ impl Local {
                 }
             }
             Next::Fail(message) => {
-                io.tally.backend_error();
+                io.tally.backend_error(io.backend);
                 sse::error_event(out, &message);
                 Step::Ended {
                     outcome: Outcome::Other,
@@ -212,11 +214,11 @@ impl Local {
             ),
             CommandResult::Exited { success: false, .. } => {
                 log::warn!("conn={} {name} exited with a failure status", io.conn);
-                io.tally.backend_error();
+                io.tally.backend_error(io.backend);
             }
             CommandResult::Failed(why) => {
                 log::warn!("conn={} {name} {why}", io.conn);
-                io.tally.backend_error();
+                io.tally.backend_error(io.backend);
             }
         }
         self.source.on_command(result);

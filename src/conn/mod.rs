@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry};
 
-use crate::backends::{Backend, BackendError, Start};
+use crate::backends::{BackendError, Backends, Start};
 use crate::config::UpstreamTimeouts;
 use crate::deadline;
 use crate::end::{EndReason, Outcome, Rejection};
@@ -136,9 +136,9 @@ pub struct Context<'a> {
     pub now: Instant,
     pub registry: &'a Registry,
     pub buffers: &'a mut Buffers,
-    pub backend: &'a mut dyn Backend,
-    /// The backend's upstream API, when it has one.
-    pub upstream: Option<&'a mut Upstream>,
+    pub backends: &'a mut Backends,
+    /// One per entry of `backends.targets()`, in that order.
+    pub upstreams: &'a mut [Upstream],
     pub admission: Admission,
     pub tally: &'a mut Tally,
     /// Killed programs of local backends, collected by the reactor.
@@ -257,6 +257,9 @@ pub struct Connection {
     /// error responses that follow the parsing of the data (SPEC §2, §3.3). Boxed: most
     /// handoffs have none.
     headers: Option<Box<CustomHeaders>>,
+    /// The backend the request runs on, once chosen (the provider until then): the `backend`
+    /// of its log line and metrics.
+    backend: &'static str,
     state: State,
 }
 
@@ -267,6 +270,7 @@ impl Connection {
         apache: OwnedFd,
         tokens: Tokens,
         over_capacity: bool,
+        backend: &'static str,
         ctx: (&Registry, Rc<Settings>, Instant),
     ) -> std::io::Result<Connection> {
         let (registry, settings, now) = ctx;
@@ -288,8 +292,14 @@ impl Connection {
             started: None,
             repeats: Repeats::default(),
             headers: None,
+            backend,
             state: State::Receiving(receiver),
         })
+    }
+
+    /// The backend the request runs on (the provider until one was chosen).
+    pub fn backend(&self) -> &'static str {
+        self.backend
     }
 
     /// Accepted over capacity: it is answered 503.
@@ -416,7 +426,8 @@ impl Connection {
     }
 
     /// The one line an operator sees for each connection.
-    pub fn log_end(&self, end: &End, backend: &str, now: Instant) {
+    pub fn log_end(&self, end: &End, now: Instant) {
+        let backend = self.backend;
         let took = now.saturating_duration_since(self.accepted_at);
         let (status, bytes, events) = self
             .client
@@ -497,13 +508,7 @@ impl Connection {
             (State::Receiving(receiver), Event::Tick) if now >= receiver.deadline() => {
                 self.reject(HandoffError::TimedOut, ctx)
             }
-            (State::Receiving(_), Event::Shutdown) => {
-                let end = End::new(
-                    Rejection::Other,
-                    Some("shutting down before the handoff was complete".into()),
-                );
-                self.refuse_unfinished(end, ctx)
-            }
+            (State::Receiving(_), Event::Shutdown) => self.refuse_unfinished(ctx),
 
             (
                 State::Calling(_) | State::Streaming(_) | State::Finishing(_),
@@ -527,8 +532,7 @@ impl Connection {
             }
             (State::Calling(_), Event::Shutdown) => {
                 let end = End::new(Outcome::Canceled, None);
-                let message = "server shutting down";
-                self.respond_accepted(ErrorStatus::ServiceUnavailable, message, None, end, ctx)
+                self.respond_busy("server shutting down", end, ctx)
             }
             (State::Calling(call), event @ (Event::Upstream { .. } | Event::Tick)) => {
                 self.call(call, event, ctx)
@@ -583,7 +587,7 @@ impl Connection {
         ctx.tally.handoff_received(took);
         if ctx.admission == Admission::ShuttingDown {
             let end = End::new(Outcome::Canceled, None);
-            return self.respond_busy("server shutting down; retry shortly", end, ctx);
+            return self.respond_busy("server shutting down", end, ctx);
         }
         let request = match parsed.data {
             Ok(request) => request,
@@ -592,15 +596,16 @@ impl Connection {
         if let Some(warning) = request.ignored_keys_warning() {
             log::warn!(conn = self.id, keys = warning.as_str(); "handoff keys ignored");
         }
-        let start = match ctx.backend.start(request, ctx.now) {
-            Ok(start) => start,
+        let started = match ctx.backends.start(request, ctx.now) {
+            Ok(started) => started,
             Err(error) => return self.refuse_start(error, ctx),
         };
+        self.backend = started.backend;
         self.started = Some(ctx.now);
         ctx.tally.stream_started();
-        match start {
+        match started.start {
             Start::Local(source) => {
-                ctx.tally.backend_request();
+                ctx.tally.backend_request(self.backend);
                 // Local backends answer at once: the head goes out with the first events.
                 self.answer(200);
                 write_success_head(&mut ctx.buffers.out, self.custom_headers());
@@ -608,7 +613,13 @@ impl Connection {
                 self.local(local, local::Event::Tick, ctx)
             }
             Start::Upstream(request) => {
-                let call = Call::new(request, ctx.now, self.settings.max_line, self.id);
+                // Unknown target: the call refuses itself with 502 when it opens.
+                let generation = ctx
+                    .upstreams
+                    .get(request.target)
+                    .map_or(0, Upstream::generation);
+                let max_line = self.settings.max_line;
+                let call = Call::new(request, generation, ctx.now, max_line, self.id);
                 State::Calling(Box::new(call))
             }
         }
@@ -668,35 +679,36 @@ impl Connection {
     }
 
     /// Shutdown came before the handoff was complete: 503 if its fd is there.
-    fn refuse_unfinished(&mut self, end: End, ctx: &mut Context<'_>) -> State {
-        match self.adopt_client(ctx) {
-            Ok(()) => self.respond(
-                ErrorStatus::ServiceUnavailable,
-                "server shutting down",
-                end,
-                ctx,
-            ),
-            Err(_) => State::Done(end),
+    /// Shutdown came before the handoff was complete: like every handoff taken during the
+    /// drain it is answered 503 (outcome `canceled`), if its fd is there to answer.
+    fn refuse_unfinished(&mut self, ctx: &mut Context<'_>) -> State {
+        if self.adopt_client(ctx).is_err() {
+            let error = "shutting down before the handoff was complete";
+            return State::Done(End::new(Rejection::Other, Some(error.into())));
         }
+        if self.over_capacity {
+            let end = End::new(EndReason::OverCapacity, None);
+            return self.respond_busy("server at capacity; retry shortly", end, ctx);
+        }
+        let took = ctx.now.saturating_duration_since(self.accepted_at);
+        ctx.tally.handoff_received(took);
+        let end = End::new(Outcome::Canceled, None);
+        self.respond_busy("server shutting down", end, ctx)
     }
 
     fn refuse_start(&mut self, error: BackendError, ctx: &mut Context<'_>) -> State {
-        let (status, message, reason) = match &error {
-            BackendError::BadRequest(reason) => (
-                ErrorStatus::BadRequest,
-                format!("invalid request data: {reason}"),
-                EndReason::Rejected(Rejection::BadJson),
-            ),
-            _ => {
-                log::error!("conn={} backend could not start: {error}", self.id);
-                ctx.tally.backend_error();
+        let (status, reason) = match error.rejection() {
+            Some(rejection) => (ErrorStatus::BadRequest, EndReason::Rejected(rejection)),
+            None => {
+                log::error!(conn = self.id, error:% = error; "the backend could not start");
+                ctx.tally.backend_error(self.backend);
                 (
                     ErrorStatus::InternalServerError,
-                    "the backend could not start".to_string(),
                     EndReason::Stream(Outcome::Other),
                 )
             }
         };
+        let message = error.client_message();
         let end = End::new(reason, Some(error.to_string()));
         self.respond(status, &message, end, ctx)
     }
@@ -718,6 +730,7 @@ impl Connection {
             tally: ctx.tally,
             client_clear,
             events: 0,
+            backend: self.backend,
             conn: self.id,
         };
         let step = local.advance(event, &mut io, &mut ctx.buffers.out);
@@ -752,7 +765,7 @@ impl Connection {
             now: ctx.now,
             registry: ctx.registry,
             token: self.tokens.upstream,
-            upstream: ctx.upstream.as_deref_mut(),
+            upstream: ctx.upstreams.get_mut(call.target()),
             read_buf: &mut ctx.buffers.read,
             decode_buf: &mut ctx.buffers.decode,
             tally: ctx.tally,
@@ -760,6 +773,7 @@ impl Connection {
             events: 0,
             repeats: &mut self.repeats,
             headers: self.headers.as_deref().unwrap_or(&NO_HEADERS),
+            backend: self.backend,
             conn: self.id,
         };
         let step = call.advance(

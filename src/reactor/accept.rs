@@ -94,7 +94,7 @@ impl Reactor {
 
     /// Reads a handoff with the spare descriptor's slot free for the client fd it carries.
     pub(super) fn receive_handoff(&mut self, key: Key, now: Instant) {
-        let idle = self.upstream.as_ref().map_or(0, Upstream::idle_connections);
+        let idle: usize = self.upstreams.iter().map(Upstream::idle_connections).sum();
         if !self.reserve.is_tight(self.conns.len(), idle) {
             self.dispatch(key, now, |conn, ctx| conn.on_ready(Ready::Apache, ctx));
             return;
@@ -182,7 +182,8 @@ impl Reactor {
             child: token::connection_token(key, Side::Child),
         };
         let ctx = (self.poll.registry(), self.settings.clone(), now);
-        match Connection::accept(id, apache, tokens, over_capacity, ctx) {
+        let provider = self.backends.provider();
+        match Connection::accept(id, apache, tokens, over_capacity, provider, ctx) {
             Ok(conn) => {
                 let key = self.conns.insert(Entry {
                     occupant: Occupant::Handoff(conn),

@@ -35,14 +35,16 @@ pub use reload::ReloadSource;
 pub use slab::Slab;
 pub use upgrade::UpgradeSource;
 
-use crate::backends::Backend;
+use crate::backends::Backends;
 use crate::config::Config;
+use crate::config::UpstreamTimeouts;
 use crate::conn::{Admission, Buffers, Connection, Context, End, Ready, Reaper, Settings, Step};
 use crate::end::{EndReason, Outcome};
 use crate::metrics::ProcessReader;
 use crate::stats::Tally;
 use crate::sys::notify::Notifier;
 use crate::sys::signals::SignalFd;
+use crate::upstream::prepare::PreparedUpstream;
 use crate::upstream::Upstream;
 use reserve::FdReserve;
 use scrape::Scrape;
@@ -112,7 +114,7 @@ pub struct Reactor {
     timers: Timers,
     /// Reused by every turn for the timers that are due.
     due_timers: Vec<(Key, Instant)>,
-    backend: Box<dyn Backend>,
+    backends: Backends,
     /// What connections accepted from now on run with (a reload replaces it).
     settings: Rc<Settings>,
     shutdown_timeout: Duration,
@@ -120,7 +122,8 @@ pub struct Reactor {
     mem_limit: Option<u64>,
     held_bytes: usize,
     buffers: Buffers,
-    upstream: Option<Upstream>,
+    /// One per entry of `backends.targets()`, in that order.
+    upstreams: Vec<Upstream>,
     /// The loop's one waker (mio allows one per `Poll`), shared with the resolver thread.
     waker: std::sync::Arc<mio::Waker>,
     /// Programs of local backends killed but not yet waited for.
@@ -145,7 +148,7 @@ impl Reactor {
         listener: Listener,
         mut metrics_listener: Option<TcpListener>,
         signals: Option<SignalFd>,
-        backend: Box<dyn Backend>,
+        backends: Backends,
     ) -> io::Result<Reactor> {
         let poll = Poll::new()?;
         poll.registry().register(
@@ -168,7 +171,6 @@ impl Reactor {
             )?;
         }
         let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), token::WAKER)?);
-        let backend_name = backend.name();
         let server = &config.server;
         let settings = Rc::new(Settings::from_config(config));
         let buffers = Buffers {
@@ -197,17 +199,17 @@ impl Reactor {
             conns: Slab::new(),
             timers: Timers::new(now),
             due_timers: Vec::new(),
-            backend,
+            backends,
             settings,
             shutdown_timeout: server.shutdown_timeout,
             max_connections: server.max_connections,
             mem_limit: server.mem_limit,
             held_bytes: 0,
             buffers,
-            upstream: None,
+            upstreams: Vec::new(),
             waker,
             reaper: Reaper::default(),
-            tally: Tally::new(backend_name, !config.benchmark),
+            tally: Tally::new(!config.benchmark),
             next_id: 1,
             lifecycle: Lifecycle::Serving,
             config: config.clone(),
@@ -235,7 +237,7 @@ impl Reactor {
     }
 
     /// A new generation for an upstream about to be attached.
-    pub fn next_upstream_generation(&mut self) -> u64 {
+    fn next_upstream_generation(&mut self) -> u64 {
         self.upstream_generation += 1;
         self.upstream_generation
     }
@@ -245,9 +247,39 @@ impl Reactor {
         self.waker.clone()
     }
 
-    /// The backend's upstream API: connections to it are made and pooled by this loop.
+    /// The upstream APIs of `backends.targets()`, prepared in that order: connections to them
+    /// are made and pooled by this loop, and a resolver thread each keeps their addresses.
+    pub fn attach_upstreams(
+        &mut self,
+        prepared: Vec<PreparedUpstream>,
+        timeouts: &UpstreamTimeouts,
+    ) -> Result<(), String> {
+        self.upstreams = self.make_upstreams(prepared, timeouts)?;
+        Ok(())
+    }
+
+    fn make_upstreams(
+        &mut self,
+        prepared: Vec<PreparedUpstream>,
+        timeouts: &UpstreamTimeouts,
+    ) -> Result<Vec<Upstream>, String> {
+        prepared
+            .into_iter()
+            .map(|prepared| {
+                let generation = self.next_upstream_generation();
+                prepared.into_upstream(timeouts.clone(), self.waker.clone(), generation)
+            })
+            .collect()
+    }
+
+    /// One line per LangGraph profile (never its key), at start-up.
+    pub fn announce_backends(&self) {
+        self.backends.announce();
+    }
+
+    /// Tests bring an upstream of their own (no resolver, no TLS).
     pub fn attach_upstream(&mut self, upstream: Upstream) {
-        self.upstream = Some(upstream);
+        self.upstreams.push(upstream);
     }
 
     pub fn tally(&self) -> &Tally {
@@ -310,7 +342,7 @@ impl Reactor {
                 token::METRICS_LISTENER => self.accept_scrapes(now),
                 token::SIGNALS => self.handle_signals(now),
                 token::WAKER => {
-                    if let Some(upstream) = &mut self.upstream {
+                    for upstream in &mut self.upstreams {
                         upstream.take_resolved();
                     }
                     self.take_reload();
@@ -347,7 +379,7 @@ impl Reactor {
         }
         self.accept(now);
         self.fire_timers(now);
-        if let Some(upstream) = &mut self.upstream {
+        for upstream in &mut self.upstreams {
             upstream.sweep(now);
         }
         self.reaper.reap();
@@ -369,7 +401,7 @@ impl Reactor {
             Lifecycle::Draining { deadline } => Some(deadline),
             Lifecycle::Serving => None,
         };
-        let sweep_at = self.upstream.as_ref().and_then(Upstream::sweep_at);
+        let sweep_at = self.upstreams.iter().filter_map(Upstream::sweep_at).min();
         let reap_at = self.reaper.next_check(now);
         let wake_at = [
             self.timers.earliest(),
@@ -407,8 +439,8 @@ impl Reactor {
             now,
             registry: self.poll.registry(),
             buffers: &mut self.buffers,
-            backend: self.backend.as_mut(),
-            upstream: self.upstream.as_mut(),
+            backends: &mut self.backends,
+            upstreams: &mut self.upstreams,
             admission,
             tally: &mut self.tally,
             reaper: &mut self.reaper,
@@ -512,11 +544,11 @@ impl Reactor {
             error: Some("a panic while closing".into()),
         });
         let tally = &mut self.tally;
-        if caught(|| tally.ended(end.reason, conn.streamed(now))).is_err() {
+        let backend = conn.backend();
+        if caught(|| tally.ended(end.reason, conn.streamed(now), Some(backend))).is_err() {
             self.panicked("counting a connection's end");
         }
-        let backend = &*self.backend;
-        if caught(|| conn.log_end(&end, backend.name(), now)).is_err() {
+        if caught(|| conn.log_end(&end, now)).is_err() {
             self.panicked("logging a connection's end");
         }
     }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
 
-use crate::backends::{self, Backend};
+use crate::backends::Backends;
 use crate::config::{self, Config, Invocation, ReloadPlan};
 use crate::conn::Settings;
 use crate::logging;
@@ -39,8 +39,8 @@ pub(super) struct Reloading {
 /// What the helper thread prepared.
 struct Loaded {
     plan: ReloadPlan,
-    backend: Box<dyn Backend>,
-    upstream: Option<PreparedUpstream>,
+    backends: Backends,
+    upstreams: Vec<PreparedUpstream>,
 }
 
 impl Reloading {
@@ -111,24 +111,17 @@ impl Reactor {
     fn apply_reload(&mut self, loaded: Loaded) {
         let Loaded {
             plan,
-            backend,
-            upstream,
+            backends,
+            upstreams,
         } = loaded;
         let ReloadPlan {
             applied,
             needs_restart,
             config,
         } = plan;
-        let upstream = match upstream {
-            None => None,
-            Some(prepared) => {
-                let generation = self.next_upstream_generation();
-                let timeouts = config.backend.upstream.clone();
-                match prepared.into_upstream(timeouts, Arc::clone(&self.waker), generation) {
-                    Ok(upstream) => Some(upstream),
-                    Err(message) => return self.refuse_reload(&message),
-                }
-            }
+        let upstreams = match self.make_upstreams(upstreams, &config.backend.upstream) {
+            Ok(upstreams) => upstreams,
+            Err(message) => return self.refuse_reload(&message),
         };
         logging::reconfigure(config.logging.level, config.logging.format);
         logging::set_secrets(config.secrets());
@@ -142,8 +135,9 @@ impl Reactor {
         self.settings = Rc::new(Settings::from_config(&config));
         // Pooled connections of the old upstream close with it; calls still running on one
         // finish there and are not pooled by the new upstream (another generation).
-        self.backend = backend;
-        self.upstream = upstream;
+        self.backends = backends;
+        self.backends.announce();
+        self.upstreams = upstreams;
         self.config = config;
         if !needs_restart.is_empty() {
             log::warn!(
@@ -173,11 +167,11 @@ fn load(args: Vec<OsString>, running: &Config) -> Result<Loaded, String> {
         Err(error) => return Err(error.to_string()),
     };
     let plan = config::plan_reload(running, loaded);
-    let backend = backends::create(&plan.config).map_err(|e| e.to_string())?;
-    let upstream = prepare::prepare(backend.upstream())?;
+    let backends = Backends::create(&plan.config).map_err(|e| e.to_string())?;
+    let upstreams = prepare::prepare_all(backends.targets())?;
     Ok(Loaded {
         plan,
-        backend,
-        upstream,
+        backends,
+        upstreams,
     })
 }

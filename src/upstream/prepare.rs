@@ -22,12 +22,15 @@ pub struct PreparedUpstream {
     addresses: Vec<SocketAddr>,
 }
 
+/// Every target prepared, in order (see [`prepare`]). Blocks: never call it from the loop.
+pub fn prepare_all(targets: &[Target]) -> Result<Vec<PreparedUpstream>, String> {
+    targets.iter().map(prepare).collect()
+}
+
 /// TLS trust (a bad `ca_file` or `SSL_CERT_FILE` is a configuration error) and a first lookup,
 /// so that the first requests need not wait. Blocks: never call it from the loop.
-pub fn prepare(target: Option<&Target>) -> Result<Option<PreparedUpstream>, String> {
-    let Some(target) = target.cloned() else {
-        return Ok(None);
-    };
+pub fn prepare(target: &Target) -> Result<PreparedUpstream, String> {
+    let target = target.clone();
     let tls = if Upstream::needs_tls(&target) {
         let trust = Trust {
             cert_file: std::env::var_os("SSL_CERT_FILE")
@@ -48,12 +51,12 @@ pub fn prepare(target: Option<&Target>) -> Result<Option<PreparedUpstream>, Stri
             Vec::new()
         }),
     };
-    Ok(Some(PreparedUpstream {
+    Ok(PreparedUpstream {
         target,
         tls,
         host,
         addresses,
-    }))
+    })
 }
 
 impl PreparedUpstream {

@@ -216,7 +216,7 @@ fn the_backend_starts_an_upstream_call_over_a_unix_socket_too() {
     config.backend.langgraph.api_socket = Some("/run/lg.sock".into());
     let mut backend = create(&config).unwrap();
     assert_eq!(backend.name(), "langgraph");
-    let target = backend.upstream().unwrap();
+    let target = &backend.targets()[0];
     assert_eq!(
         target.origin.unix_socket.as_deref(),
         Some(std::path::Path::new("/run/lg.sock"))
