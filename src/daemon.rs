@@ -123,6 +123,7 @@ pub fn run(config: Config, startup: Startup) -> i32 {
     if let Some(address) = metrics_retry {
         reactor.retry_metrics_bind(address, now);
     }
+    reactor.open_data_dir(now);
     if let Err(message) = reactor.attach_upstreams(prepared_upstreams, &config.backend.upstream) {
         log::error!(error = message.as_str(); "cannot start the upstream API");
         return EXIT_RUNTIME;

@@ -187,7 +187,7 @@ fn a_refusal_names_the_ref_and_maps_to_a_status_and_reason() {
             "b".into()
         ))
     );
-    assert_eq!(refusal.error.status(), 400);
+    assert_eq!(refusal.error.status().code(), 400);
     assert_eq!(refusal.error.rejection(), Rejection::BadAttachment);
     assert!(!refusal.error.to_string().contains("b.exe"));
     assert!(refusal.log_detail().contains("b.exe"));

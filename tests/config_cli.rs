@@ -228,18 +228,18 @@ fn a_feature_not_built_yet_exits_2_naming_its_key() {
          loop runs; remove the setting or set it to 1\n"
     );
     let file = TempFile::new(
-        "backend:\n  provider: langgraph\n  langgraph:\n    profiles:\n      sales:\n        api_key: lgk-must-not-leak\n        content_format: anthropic\n",
+        "backend:\n  provider: typing\n  openai:\n    api_key: sk-must-not-leak\n  typing:\n    use_api: true\n",
     );
     let output = daemon(&["-config", &file.0.display().to_string()]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
     assert!(
         stderr.starts_with(
-            "streaming-daemon: backend.langgraph.content_format is recognised but not implemented in this version: "
+            "streaming-daemon: backend.typing.use_api is recognised but not implemented in this version: "
         ),
         "{stderr}"
     );
-    assert!(!stderr.contains("lgk-must-not-leak"));
+    assert!(!stderr.contains("sk-must-not-leak"));
 }
 
 #[test]

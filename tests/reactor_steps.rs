@@ -17,7 +17,7 @@ use common::upstream::{
 };
 use common::*;
 use streaming_daemon::backends::{
-    Backend, BackendError, Backends, Command, CommandResult, EventSource, Next, Start,
+    Attached, Backend, BackendError, Backends, Command, CommandResult, EventSource, Next, Start,
 };
 use streaming_daemon::config::{Config, SocketType};
 use streaming_daemon::handoff::HandoffData;
@@ -413,7 +413,12 @@ impl Backend for Trickle {
     fn name(&self) -> &'static str {
         "trickle"
     }
-    fn start(&mut self, _: HandoffData, _: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        _: HandoffData,
+        _: Option<Attached>,
+        _: Instant,
+    ) -> Result<Start, BackendError> {
         Ok(Start::Local(Box::new(TrickleStream(0))))
     }
 }
@@ -439,7 +444,12 @@ impl Backend for Firehose {
     fn name(&self) -> &'static str {
         "firehose"
     }
-    fn start(&mut self, _: HandoffData, _: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        _: HandoffData,
+        _: Option<Attached>,
+        _: Instant,
+    ) -> Result<Start, BackendError> {
         Ok(Start::Local(Box::new(FirehoseStream)))
     }
 }
@@ -527,7 +537,12 @@ impl Backend for Fragile {
     fn name(&self) -> &'static str {
         "fragile"
     }
-    fn start(&mut self, request: HandoffData, _: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        request: HandoffData,
+        _: Option<Attached>,
+        _: Instant,
+    ) -> Result<Start, BackendError> {
         if request.prompt == "panic at start" {
             panic!("deliberate panic at start");
         }
@@ -633,7 +648,12 @@ impl Backend for Shell {
     fn name(&self) -> &'static str {
         "shell"
     }
-    fn start(&mut self, request: HandoffData, _: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        request: HandoffData,
+        _: Option<Attached>,
+        _: Instant,
+    ) -> Result<Start, BackendError> {
         Ok(Start::Local(Box::new(ShellStream {
             script: Some(request.prompt),
             result: None,
@@ -744,7 +764,12 @@ impl Backend for Counted {
     fn name(&self) -> &'static str {
         "counted"
     }
-    fn start(&mut self, _: HandoffData, _: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        _: HandoffData,
+        _: Option<Attached>,
+        _: Instant,
+    ) -> Result<Start, BackendError> {
         Ok(Start::Local(Box::new(CountedStream(self.0.clone()))))
     }
 }

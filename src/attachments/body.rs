@@ -147,6 +147,20 @@ impl BodyPlan {
         self.len == 0
     }
 
+    /// The bytes, when nothing is streamed from a file (a body without binary attachments,
+    /// which is most): sent with the head in one piece.
+    pub fn into_bytes(self) -> Result<Vec<u8>, BodyPlan> {
+        if self
+            .segments
+            .iter()
+            .all(|segment| matches!(segment, Segment::Literal { .. }))
+        {
+            Ok(self.literal)
+        } else {
+            Err(self)
+        }
+    }
+
     pub fn finish(mut self) -> Body {
         self.literal.shrink_to_fit();
         self.segments.shrink_to_fit();

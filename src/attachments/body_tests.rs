@@ -123,7 +123,7 @@ fn a_file_that_grows_or_shrinks_after_the_check_breaks_the_body() {
         let error = (0..1000)
             .find_map(|_| body.fill_vec(&mut out, SLICE).err())
             .expect("the change is noticed");
-        assert_eq!(error.error.status(), 500);
+        assert_eq!(error.error.status().code(), 500);
         assert_eq!(
             error.error.to_string(),
             "attachment \"p\" changed while it was being read"

@@ -16,7 +16,7 @@ fn refused(json: &str, files: &[(&str, &[u8])]) -> (Refusal, Vec<String>) {
 
 /// The client's status and message.
 fn answer(refusal: &Refusal) -> (u16, String) {
-    (refusal.error.status(), refusal.error.to_string())
+    (refusal.error.status().code(), refusal.error.to_string())
 }
 
 #[test]
@@ -35,7 +35,7 @@ fn ae1_a_name_that_climbs_out_is_refused_and_the_other_files_deleted() {
         refusal.error,
         AttachmentError::BadName(FileLabel::Attachment("a".into()))
     );
-    assert_eq!(refusal.error.status(), 400);
+    assert_eq!(refusal.error.status().code(), 400);
     assert_eq!(
         refusal.error.rejection(),
         crate::end::Rejection::BadAttachment
@@ -57,7 +57,7 @@ fn ae2_names_that_are_not_plain_relative_names() {
             serde_json::to_string(name).unwrap()
         );
         let (refusal, left) = refused(&json, &[("b.txt", b"b")]);
-        assert_eq!(refusal.error.status(), 400, "{name:?}");
+        assert_eq!(refusal.error.status().code(), 400, "{name:?}");
         assert!(
             matches!(refusal.error, AttachmentError::BadName(_)),
             "{name:?}"
@@ -76,7 +76,7 @@ fn ae3_an_unknown_extension_is_refused_and_deleted() {
         refusal.error,
         AttachmentError::UnknownType(FileLabel::Attachment("a".into()))
     );
-    assert_eq!(refusal.error.status(), 400);
+    assert_eq!(refusal.error.status().code(), 400);
     assert!(left.is_empty());
 }
 
@@ -117,7 +117,7 @@ fn ae5_a_binary_file_over_twenty_mebibytes() {
             }
             Err(refusal) => {
                 assert!(!accepted);
-                assert_eq!(refusal.error.status(), 413);
+                assert_eq!(refusal.error.status().code(), 413);
             }
         }
         assert!(temp.listing().is_empty());
@@ -162,7 +162,7 @@ fn ae7_more_than_thirty_two_files() {
         .check(DirAccess::Open(&dir), MAX_TOTAL)
         .unwrap_err();
     assert_eq!(refusal.error, AttachmentError::TooManyFiles { count: 33 });
-    assert_eq!(refusal.error.status(), 413);
+    assert_eq!(refusal.error.status().code(), 413);
     assert!(temp.listing().is_empty());
 
     // 32 is fine.
@@ -202,7 +202,7 @@ fn ae9_an_empty_type_override() {
         refusal.error,
         AttachmentError::EmptyType(FileLabel::Attachment("a".into()))
     );
-    assert_eq!(refusal.error.status(), 400);
+    assert_eq!(refusal.error.status().code(), 400);
     assert!(left.is_empty());
 }
 
@@ -325,7 +325,7 @@ fn ae13_inline_images_must_be_clean_base64_of_an_image_type() {
         refusal.error,
         AttachmentError::BadBase64(ImageLabel::Images(0))
     );
-    assert_eq!(refusal.error.status(), 400);
+    assert_eq!(refusal.error.status().code(), 400);
     let (refusal, _) = refused(
         r#"{"prompt":"x","images":[{"base64":"QQ==","mime_type":"text/html"}]}"#,
         &[],
@@ -365,7 +365,7 @@ fn ae14_no_user_message() {
         &[("p.png", b"\x89PNG")],
     );
     assert_eq!(refusal.error, AttachmentError::NoUserMessage);
-    assert_eq!(refusal.error.status(), 400);
+    assert_eq!(refusal.error.status().code(), 400);
     assert!(left.is_empty());
 }
 
@@ -410,7 +410,7 @@ fn a_directory_not_open_yet_is_500() {
         .check(DirAccess::Unavailable, MAX_TOTAL)
         .unwrap_err();
     assert_eq!(refusal.error, AttachmentError::DirUnavailable);
-    assert_eq!(refusal.error.status(), 500);
+    assert_eq!(refusal.error.status().code(), 500);
 }
 
 #[test]
@@ -466,7 +466,7 @@ fn files_are_checked_in_ref_order_then_image_paths_then_image_path() {
             ("z.pdf", b"%"),
         ],
     );
-    assert_eq!(refusal.error.status(), 413);
+    assert_eq!(refusal.error.status().code(), 413);
     assert!(
         left.is_empty(),
         "every file deleted after the failure: {left:?}"

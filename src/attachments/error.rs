@@ -8,6 +8,7 @@ use std::fmt;
 use std::io;
 
 use crate::end::Rejection;
+use crate::http::ErrorStatus;
 
 /// Refs are the client's own words; a very long one is cut in messages.
 const LABEL_MAX: usize = 64;
@@ -110,14 +111,14 @@ pub enum AttachmentError {
 
 impl AttachmentError {
     /// The HTTP status the client gets (SPEC §3.3).
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> ErrorStatus {
         match self {
             AttachmentError::TooManyFiles { .. }
             | AttachmentError::TooLarge { .. }
-            | AttachmentError::OverTotal { .. } => 413,
+            | AttachmentError::OverTotal { .. } => ErrorStatus::PayloadTooLarge,
             AttachmentError::DirUnavailable
             | AttachmentError::Changed(_)
-            | AttachmentError::ReadFailed(_) => 500,
+            | AttachmentError::ReadFailed(_) => ErrorStatus::InternalServerError,
             AttachmentError::FilesOff
             | AttachmentError::NoUserMessage
             | AttachmentError::TargetIsParts
@@ -131,7 +132,7 @@ impl AttachmentError {
             | AttachmentError::NotImage(_)
             | AttachmentError::NotUtf8(_)
             | AttachmentError::BadBase64(_)
-            | AttachmentError::BadImageType(_) => 400,
+            | AttachmentError::BadImageType(_) => ErrorStatus::BadRequest,
         }
     }
 
@@ -347,19 +348,23 @@ mod tests {
     #[test]
     fn statuses() {
         let file = FileLabel::Attachment("a".into());
-        assert_eq!(AttachmentError::BadName(file.clone()).status(), 400);
+        assert_eq!(AttachmentError::BadName(file.clone()).status().code(), 400);
         assert_eq!(
             AttachmentError::TooLarge {
                 file: file.clone(),
                 limit: 1
             }
-            .status(),
+            .status()
+            .code(),
             413
         );
-        assert_eq!(AttachmentError::OverTotal { limit: 1 }.status(), 413);
-        assert_eq!(AttachmentError::TooManyFiles { count: 33 }.status(), 413);
-        assert_eq!(AttachmentError::DirUnavailable.status(), 500);
-        assert_eq!(AttachmentError::Changed(file).status(), 500);
+        assert_eq!(AttachmentError::OverTotal { limit: 1 }.status().code(), 413);
+        assert_eq!(
+            AttachmentError::TooManyFiles { count: 33 }.status().code(),
+            413
+        );
+        assert_eq!(AttachmentError::DirUnavailable.status().code(), 500);
+        assert_eq!(AttachmentError::Changed(file).status().code(), 500);
         assert_eq!(
             AttachmentError::FilesOff.rejection(),
             Rejection::BadAttachment

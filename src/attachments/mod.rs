@@ -55,7 +55,7 @@ pub use dir::{DataDir, DataDirSlot, DirAccess, DirError, DirNote, Method, RETRY_
 pub use error::{AttachmentError, FileLabel, ImageLabel, Refusal, Warning, WarningKind};
 pub use files::Files;
 pub use request::{find_target, AttachmentRequest, InlineImage, MessageView, Target};
-pub use sweep::{sweep, SweepReport, SWEEP_INTERVAL};
+pub use sweep::{sweep, SweepReport, Sweeper, SWEEP_INTERVAL};
 pub use types::{BINARY_MAX, TEXT_MAX};
 
 /// Most files (`attachments` plus `image_paths` and `image_path`) one request may name.

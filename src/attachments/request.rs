@@ -1,6 +1,8 @@
 //! What a handoff asks to attach, as the handoff parser hands it over, and the message the
 //! attachments go into (SPEC §4.5 "Target message").
 
+use crate::handoff::{HandoffData, StagedFiles};
+
 /// The attachment keys of one handoff, exactly as given (SPEC §1.3).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AttachmentRequest {
@@ -31,6 +33,71 @@ pub struct InlineImage {
 }
 
 impl AttachmentRequest {
+    /// The attachment keys of parsed handoff data (a ref given twice is there once, the last:
+    /// see [`AttachmentRequest::leftovers`] for the files of the earlier ones).
+    pub fn from_handoff(data: &HandoffData) -> AttachmentRequest {
+        AttachmentRequest {
+            attachments: data
+                .attachments
+                .iter()
+                .map(|(reference, name)| (reference.clone(), name.clone()))
+                .collect(),
+            attachment_types: data
+                .attachment_types
+                .iter()
+                .map(|(reference, kind)| (reference.clone(), kind.clone()))
+                .collect(),
+            images: data
+                .images
+                .iter()
+                .map(|image| InlineImage {
+                    base64: image.base64.clone(),
+                    mime_type: image.mime_type.clone(),
+                })
+                .collect(),
+            image_base64: data.image_base64.clone(),
+            image_mime_type: data.image_mime_type.clone(),
+            image_path: data.image_path.clone(),
+            image_paths: data.image_paths.clone(),
+        }
+    }
+
+    /// The files a handoff named that `effective` does not use: names of keys given twice, or
+    /// all of them when the data was refused. Only to be deleted ([`super::discard`]).
+    pub fn leftovers(staged: &StagedFiles, effective: Option<&AttachmentRequest>) -> Self {
+        let mut used: Vec<&str> = Vec::new();
+        if let Some(effective) = effective {
+            used.extend(effective.attachments.iter().map(|(_, name)| name.as_str()));
+            used.extend(effective.image_paths.iter().map(String::as_str));
+            used.extend(effective.image_path());
+        }
+        let mut take = |name: &String| match used.iter().position(|u| *u == name) {
+            Some(at) => {
+                used.swap_remove(at);
+                false
+            }
+            None => true,
+        };
+        let attachments = staged
+            .attachments
+            .iter()
+            .filter(|name| take(name))
+            .enumerate()
+            .map(|(i, name)| (format!("leftover-{i}"), name.clone()))
+            .collect();
+        let image_paths = staged
+            .image_paths
+            .iter()
+            .filter(|name| take(name))
+            .cloned()
+            .collect();
+        AttachmentRequest {
+            attachments,
+            image_paths,
+            ..AttachmentRequest::default()
+        }
+    }
+
     /// True when the handoff names at least one file (`data_dir` is needed).
     pub fn names_files(&self) -> bool {
         !self.attachments.is_empty() || !self.image_paths.is_empty() || self.image_path().is_some()

@@ -10,6 +10,8 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use super::dir::DataDir;
@@ -62,6 +64,75 @@ pub fn sweep(dir: &DataDir, max_age: Duration, now: SystemTime) -> SweepReport {
         sweep_dir(dir.fd(), max_age, now, 0, &mut report);
     }
     report
+}
+
+/// The helper thread that sweeps `data_dir` while `data_max_age_ms` is set; a reload changes
+/// what it sweeps. It starts with the first configuration that asks for a sweep and runs until
+/// the process ends; it holds no fd between sweeps.
+#[derive(Default)]
+pub struct Sweeper {
+    plan: Arc<Mutex<SweepPlan>>,
+    running: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SweepPlan {
+    dir: Option<PathBuf>,
+    max_age: Duration,
+}
+
+impl Sweeper {
+    /// Sweeps `dir` every [`SWEEP_INTERVAL`], the first time at once, removing files older than
+    /// `max_age` (zero or no directory: nothing is swept).
+    pub fn configure(&mut self, dir: Option<&Path>, max_age: Duration) {
+        let plan = SweepPlan {
+            dir: dir.map(Path::to_path_buf),
+            max_age,
+        };
+        let wanted = plan.dir.is_some() && !plan.max_age.is_zero();
+        match self.plan.lock() {
+            Ok(mut shared) => *shared = plan,
+            Err(poisoned) => *poisoned.into_inner() = plan,
+        }
+        if wanted && !self.running {
+            let plan = Arc::clone(&self.plan);
+            let spawned = std::thread::Builder::new()
+                .name("sweeper".into())
+                .spawn(move || sweep_forever(&plan));
+            match spawned {
+                Ok(_) => self.running = true,
+                Err(error) => log::error!(
+                    error:% = error;
+                    "cannot start the data_dir sweeper thread: old attachment files stay"
+                ),
+            }
+        }
+    }
+}
+
+fn sweep_forever(plan: &Mutex<SweepPlan>) {
+    loop {
+        let SweepPlan { dir, max_age } = match plan.lock() {
+            Ok(plan) => plan.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if let (Some(path), false) = (dir, max_age.is_zero()) {
+            match DataDir::open(&path) {
+                Ok((dir, _)) => {
+                    let report = sweep(&dir, max_age, SystemTime::now());
+                    if report.failed > 0 {
+                        log::warn!(data_dir:? = path, report:% = report; "data_dir swept");
+                    } else if report.removed > 0 {
+                        log::info!(data_dir:? = path, report:% = report; "data_dir swept");
+                    }
+                }
+                Err(error) => {
+                    log::warn!(data_dir:? = path, error:% = error; "data_dir cannot be swept")
+                }
+            }
+        }
+        std::thread::sleep(SWEEP_INTERVAL);
+    }
 }
 
 fn sweep_dir(

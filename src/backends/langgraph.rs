@@ -14,9 +14,8 @@
 //! the handoff keeps them as JSON text ([`crate::handoff::RawJson`]) and the body is written
 //! out around them.
 //!
-//! Attachments (not sent yet): the target message's content will come from
-//! `crate::attachments` shaped by the profile's `content_format` ([`Backend::accept`] gives it
-//! as the [`Flavour`]); `push_messages` is where it goes in.
+//! Attachments: the target message's content comes from `crate::attachments`, shaped by the
+//! profile's `content_format` ([`Backend::accept`] gives it as the [`Flavour`]).
 
 mod translate;
 
@@ -24,14 +23,13 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::upstream::{
-    request_error, Origin, Output, Target, UpstreamRequest, FALLBACK_PROMPT, USER_AGENT,
+    push_messages, request_error, Origin, Output, RequestBytes, Roles, Target, UpstreamRequest,
+    USER_AGENT,
 };
-use super::{Accepted, Backend, BackendError, Start};
-use crate::attachments::Flavour;
+use super::{Accepted, Attached, Backend, BackendError, Start};
+use crate::attachments::{BodyPlan, Flavour};
 use crate::config::{Config, LangGraphOutput, LangGraphProfile};
-use crate::handoff::{Content, HandoffData};
-use crate::http::build_request as build_http_request;
-use crate::sse::push_json_string;
+use crate::handoff::HandoffData;
 
 pub use translate::{LangGraphTranslator, StreamMode};
 
@@ -167,9 +165,15 @@ impl Backend for LangGraph {
         })
     }
 
-    fn start(&mut self, request: HandoffData, _now: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        request: HandoffData,
+        attached: Option<Attached>,
+        _now: Instant,
+    ) -> Result<Start, BackendError> {
         let (_, profile) = self.select(&request)?;
-        let mut call = upstream_request(&profile.settings, &profile.origin, &request)?;
+        let attached = attached.as_ref();
+        let mut call = upstream_request(&profile.settings, &profile.origin, &request, attached)?;
         call.target = profile.target;
         Ok(Start::Upstream(call))
     }
@@ -181,6 +185,7 @@ pub fn upstream_request(
     settings: &LangGraphProfile,
     origin: &Origin,
     request: &HandoffData,
+    attached: Option<&Attached>,
 ) -> Result<UpstreamRequest, BackendError> {
     let mut notes = Vec::new();
     let output = match settings.output {
@@ -189,8 +194,11 @@ pub fn upstream_request(
         ))),
         LangGraphOutput::Raw => Output::Raw,
     };
+    let RequestBytes { bytes, streamed } =
+        build_request(settings, origin, request, attached, &mut notes)?;
     Ok(UpstreamRequest {
-        request: build_request(settings, origin, request, &mut notes)?,
+        request: bytes,
+        body: streamed,
         target: 0,
         output,
         notes,
@@ -206,7 +214,7 @@ fn stream_mode<'a>(settings: &'a LangGraphProfile, request: &'a HandoffData) -> 
         .unwrap_or(&settings.stream_mode)
 }
 
-/// The complete HTTP request for one handoff; what was ignored in it is added to `notes`.
+/// The HTTP request for one handoff; what was ignored in it is added to `notes`.
 /// Fails with `BadRequest` (the client's fault: 400) for a `thread_id` that cannot be a path
 /// segment or a `test_pattern` that cannot be a header, and with `Internal` (ours: 500) for a
 /// configured key that cannot be one.
@@ -214,13 +222,14 @@ pub fn build_request(
     settings: &LangGraphProfile,
     origin: &Origin,
     request: &HandoffData,
+    attached: Option<&Attached>,
     notes: &mut Vec<String>,
-) -> Result<Vec<u8>, BackendError> {
+) -> Result<RequestBytes, BackendError> {
     let target = match &request.thread_id {
         Some(thread) => origin.join(&format!("/threads/{}/runs/stream", thread_segment(thread)?)),
         None => origin.join("/runs/stream"),
     };
-    let body = request_body(settings, request, notes);
+    let body = request_body(settings, request, attached, notes);
     let mut headers: Vec<(&str, &str)> = vec![
         ("Content-Type", "application/json"),
         ("Accept", "text/event-stream"),
@@ -232,8 +241,7 @@ pub fn build_request(
     if let Some(pattern) = request.test_pattern.as_deref().filter(|p| !p.is_empty()) {
         headers.push(("X-Test-Pattern", pattern));
     }
-    build_http_request("POST", &target, &origin.host_header(), &headers, &body)
-        .map_err(request_error)
+    RequestBytes::post_json(&target, &origin.host_header(), &headers, body).map_err(request_error)
 }
 
 /// `{"assistant_id":…,"input":{"messages":[…],<langgraph_input fields>},"stream_mode":[…],
@@ -245,18 +253,19 @@ pub fn build_request(
 fn request_body(
     settings: &LangGraphProfile,
     request: &HandoffData,
+    attached: Option<&Attached>,
     notes: &mut Vec<String>,
-) -> Vec<u8> {
+) -> BodyPlan {
     let assistant = request
         .assistant_id
         .as_deref()
         .unwrap_or(&settings.assistant_id);
-    let mut body = Vec::with_capacity(256 + request.prompt.len());
-    body.extend_from_slice(b"{\"assistant_id\":");
-    push_json_string(&mut body, assistant);
-    body.extend_from_slice(b",\"input\":{\"messages\":[");
-    push_messages(&mut body, request);
-    body.push(b']');
+    let mut body = BodyPlan::new();
+    body.push(b"{\"assistant_id\":");
+    body.push_json_string(assistant);
+    body.push(b",\"input\":{\"messages\":[");
+    push_messages(&mut body, request, attached, &ROLES);
+    body.push(b"]");
     for (key, value) in &request.langgraph_input {
         if key == "messages" {
             notes.push(
@@ -266,59 +275,33 @@ fn request_body(
             );
             continue;
         }
-        body.push(b',');
-        push_json_string(&mut body, key);
-        body.push(b':');
-        body.extend_from_slice(value.get().as_bytes());
+        body.push(b",");
+        body.push_json_string(key);
+        body.push(b":");
+        body.push(value.get().as_bytes());
     }
-    body.extend_from_slice(b"},\"stream_mode\":[");
-    push_json_string(&mut body, stream_mode(settings, request));
-    body.extend_from_slice(b"],\"stream_subgraphs\":false");
+    body.push(b"},\"stream_mode\":[");
+    body.push_json_string(stream_mode(settings, request));
+    body.push(b"],\"stream_subgraphs\":false");
     // The client left: stop the run rather than pay for an answer nobody reads.
-    body.extend_from_slice(b",\"on_disconnect\":\"cancel\"");
+    body.push(b",\"on_disconnect\":\"cancel\"");
     if request.thread_id.is_none() {
         // A stateless run's thread is of no use to anyone afterwards.
-        body.extend_from_slice(b",\"on_completion\":\"delete\"");
+        body.push(b",\"on_completion\":\"delete\"");
     } else {
         // A thread seen for the first time is created by the run itself: no extra round trip
         // (the newest Go daemon first POSTs /threads).
-        body.extend_from_slice(b",\"if_not_exists\":\"create\"");
+        body.push(b",\"if_not_exists\":\"create\"");
     }
-    body.push(b'}');
+    body.push(b"}");
     body
 }
 
-/// The conversation as LangGraph messages, `{"type":…,"content":…}` each; one human message
-/// when the handoff has none. A content-parts array is the message's content list, as given.
-/// Attachments hook: the target message's content (SPEC §4.5) replaces its text here, once the
-/// body is written into an `attachments::BodyPlan`.
-fn push_messages(body: &mut Vec<u8>, request: &HandoffData) {
-    if request.messages.is_empty() {
-        let prompt = match request.prompt.as_str() {
-            "" => FALLBACK_PROMPT,
-            prompt => prompt,
-        };
-        push_message(body, "human", &Content::from(prompt));
-        return;
-    }
-    for (i, message) in request.messages.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        push_message(body, message_type(&message.role), &message.content);
-    }
-}
-
-fn push_message(body: &mut Vec<u8>, kind: &str, content: &Content) {
-    body.extend_from_slice(b"{\"type\":");
-    push_json_string(body, kind);
-    body.extend_from_slice(b",\"content\":");
-    match content {
-        Content::Text(text) => push_json_string(body, text),
-        Content::Parts(parts) => body.extend_from_slice(parts.json().as_bytes()),
-    }
-    body.push(b'}');
-}
+/// LangChain message types: OpenAI-style roles mapped, anything else passed on unchanged.
+const ROLES: Roles = Roles {
+    key: "type",
+    name: message_type,
+};
 
 /// OpenAI-style roles to LangChain message types; anything else is passed on unchanged.
 fn message_type(role: &str) -> &str {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Backend, BackendError, EventSource, Next, Start};
+use super::{Attached, Backend, BackendError, EventSource, Next, Start};
 use crate::config::Config;
 use crate::handoff::HandoffData;
 use crate::sse::EventSink;
@@ -47,7 +47,12 @@ impl Backend for Mock {
         "mock"
     }
 
-    fn start(&mut self, request: HandoffData, _now: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        request: HandoffData,
+        _attached: Option<Attached>,
+        _now: Instant,
+    ) -> Result<Start, BackendError> {
         let user_id = request.user_id;
         Ok(Start::Local(Box::new(MockStream {
             prompt: Some(shown_prompt(request)),
@@ -130,7 +135,7 @@ mod tests {
 
     fn run(delay: Duration, request: HandoffData) -> (Vec<String>, Vec<Next>) {
         let mut backend = Mock { delay };
-        let Ok(Start::Local(mut source)) = backend.start(request, Instant::now()) else {
+        let Ok(Start::Local(mut source)) = backend.start(request, None, Instant::now()) else {
             panic!("the mock backend is local");
         };
         let mut out = Vec::new();

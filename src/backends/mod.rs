@@ -68,9 +68,24 @@ pub trait Backend: Send {
         })
     }
 
-    /// Starts producing the answer to one handoff. `now` is the reactor's clock, so that
+    /// Starts producing the answer to one handoff, with what it attached when it attached
+    /// anything (only upstream backends are given that). `now` is the reactor's clock, so that
     /// whatever a backend decides by time (a rate limit) is decided without reading a clock.
-    fn start(&mut self, request: HandoffData, now: Instant) -> Result<Start, BackendError>;
+    fn start(
+        &mut self,
+        request: HandoffData,
+        attached: Option<Attached>,
+        now: Instant,
+    ) -> Result<Start, BackendError>;
+}
+
+/// What a handoff attached, checked, loaded and shaped for the backend (SPEC §4.5): the
+/// content of its target message.
+#[derive(Debug)]
+pub struct Attached {
+    /// `Some(i)`: `messages[i]`; `None`: the user message made from `prompt`.
+    pub target: Option<usize>,
+    pub content: crate::attachments::Content,
 }
 
 /// What [`Backend::accept`] decided.

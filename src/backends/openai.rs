@@ -8,14 +8,14 @@ mod translate;
 use std::time::Instant;
 
 use super::upstream::{
-    request_error, Origin, Output, Target, Translator, UpstreamRequest, FALLBACK_PROMPT, USER_AGENT,
+    push_messages, request_error, Origin, Output, RequestBytes, Roles, Target, Translator,
+    UpstreamRequest, USER_AGENT,
 };
-use super::{Accepted, Backend, BackendError, Start};
-use crate::attachments::Flavour;
+use super::{Accepted, Attached, Backend, BackendError, Start};
+use crate::attachments::{BodyPlan, Flavour};
 use crate::config::{Config, OpenAiConfig};
-use crate::handoff::{Content, HandoffData};
-use crate::http::{build_request as build_http_request, RequestError};
-use crate::sse::push_json_string;
+use crate::handoff::HandoffData;
+use crate::http::RequestError;
 
 pub use translate::OpenAiTranslator;
 
@@ -59,12 +59,18 @@ impl Backend for OpenAi {
         })
     }
 
-    fn start(&mut self, request: HandoffData, _now: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        request: HandoffData,
+        attached: Option<Attached>,
+        _now: Instant,
+    ) -> Result<Start, BackendError> {
         let call = upstream_request(
             &self.settings,
             &self.default_model,
             &self.targets[0].origin,
             &request,
+            attached.as_ref(),
         )
         .map_err(request_error)?;
         Ok(Start::Upstream(call))
@@ -77,24 +83,29 @@ pub fn upstream_request(
     default_model: &str,
     origin: &Origin,
     request: &HandoffData,
+    attached: Option<&Attached>,
 ) -> Result<UpstreamRequest, RequestError> {
+    let RequestBytes { bytes, streamed } =
+        build_request(config, default_model, origin, request, attached)?;
     Ok(UpstreamRequest {
-        request: build_request(config, default_model, origin, request)?,
+        request: bytes,
+        body: streamed,
         target: 0,
         output: Output::Translate(translator()),
         notes: Vec::new(),
     })
 }
 
-/// The complete HTTP request for one handoff. Fails only when a header value would need a line
-/// break: a handoff's `test_pattern` (the client's fault: 400) or the configured key (ours: 500).
+/// The HTTP request for one handoff. Fails only when a header value would need a line break:
+/// a handoff's `test_pattern` (the client's fault: 400) or the configured key (ours: 500).
 pub fn build_request(
     config: &OpenAiConfig,
     default_model: &str,
     origin: &Origin,
     request: &HandoffData,
-) -> Result<Vec<u8>, RequestError> {
-    let body = request_body(default_model, request);
+    attached: Option<&Attached>,
+) -> Result<RequestBytes, RequestError> {
+    let body = request_body(default_model, request, attached);
     let authorization = config
         .api_key
         .as_deref()
@@ -111,12 +122,11 @@ pub fn build_request(
     if let Some(pattern) = request.test_pattern.as_deref().filter(|p| !p.is_empty()) {
         headers.push(("X-Test-Pattern", pattern));
     }
-    build_http_request(
-        "POST",
+    RequestBytes::post_json(
         &origin.join(ENDPOINT),
         &origin.host_header(),
         &headers,
-        &body,
+        body,
     )
 }
 
@@ -126,49 +136,34 @@ pub fn translator() -> Box<dyn Translator> {
 }
 
 /// `{"model":…,"messages":[…],"stream":true}` plus `max_tokens` when the handoff gave one.
-fn request_body(default_model: &str, request: &HandoffData) -> Vec<u8> {
+fn request_body(
+    default_model: &str,
+    request: &HandoffData,
+    attached: Option<&Attached>,
+) -> BodyPlan {
     let model = request
         .model
         .as_deref()
         .filter(|model| !model.is_empty())
         .unwrap_or(default_model);
-    let mut body = Vec::with_capacity(128 + request.prompt.len());
-    body.extend_from_slice(b"{\"model\":");
-    push_json_string(&mut body, model);
-    body.extend_from_slice(b",\"messages\":[");
-    if request.messages.is_empty() {
-        let prompt = match request.prompt.as_str() {
-            "" => FALLBACK_PROMPT,
-            prompt => prompt,
-        };
-        push_message(&mut body, "user", &Content::from(prompt));
-    } else {
-        for (i, message) in request.messages.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            push_message(&mut body, &message.role, &message.content);
-        }
-    }
-    body.extend_from_slice(b"],\"stream\":true");
+    let mut body = BodyPlan::new();
+    body.push(b"{\"model\":");
+    body.push_json_string(model);
+    body.push(b",\"messages\":[");
+    push_messages(&mut body, request, attached, &ROLES);
+    body.push(b"],\"stream\":true");
     if let Some(max_tokens) = request.max_tokens {
-        body.extend_from_slice(format!(",\"max_tokens\":{max_tokens}").as_bytes());
+        body.push(format!(",\"max_tokens\":{max_tokens}").as_bytes());
     }
-    body.push(b'}');
+    body.push(b"}");
     body
 }
 
-/// One message; a content-parts array goes upstream exactly as the client wrote it.
-fn push_message(body: &mut Vec<u8>, role: &str, content: &Content) {
-    body.extend_from_slice(b"{\"role\":");
-    push_json_string(body, role);
-    body.extend_from_slice(b",\"content\":");
-    match content {
-        Content::Text(text) => push_json_string(body, text),
-        Content::Parts(parts) => body.extend_from_slice(parts.json().as_bytes()),
-    }
-    body.push(b'}');
-}
+/// OpenAI names roles as the handoff does.
+const ROLES: Roles = Roles {
+    key: "role",
+    name: |role| role,
+};
 
 #[cfg(test)]
 mod request_tests;

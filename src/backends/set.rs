@@ -15,7 +15,7 @@
 use std::time::Instant;
 
 use super::upstream::{Target, UpstreamRequest};
-use super::{build, Backend, BackendError, Start};
+use super::{build, Attached, Backend, BackendError, Start};
 use crate::attachments::Flavour;
 use crate::config::Config;
 use crate::handoff::HandoffData;
@@ -146,7 +146,12 @@ impl Backends {
     /// Starts the answer to one handoff on the backend it picks: [`Backends::choose`], then
     /// that backend's start. An upstream request's `target` is an index into
     /// [`Backends::targets`].
-    pub fn start(&mut self, request: HandoffData, now: Instant) -> Result<Started, BackendError> {
+    pub fn start(
+        &mut self,
+        request: HandoffData,
+        attached: Option<Attached>,
+        now: Instant,
+    ) -> Result<Started, BackendError> {
         let Choice {
             backend,
             profile,
@@ -154,7 +159,7 @@ impl Backends {
             ..
         } = self.choose(&request)?;
         let entry = &mut self.entries[index];
-        let start = match entry.backend.start(request, now)? {
+        let start = match entry.backend.start(request, attached, now)? {
             Start::Upstream(call) => Start::Upstream(UpstreamRequest {
                 target: *entry.targets.get(call.target).ok_or_else(|| {
                     BackendError::Internal(format!(

@@ -23,7 +23,7 @@ mod text;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{Backend, BackendError, Command, CommandResult, EventSource, Next, Start};
+use super::{Attached, Backend, BackendError, Command, CommandResult, EventSource, Next, Start};
 use crate::config::Config;
 use crate::handoff::HandoffData;
 use crate::sse::EventSink;
@@ -77,7 +77,12 @@ impl Backend for Typing {
         "typing"
     }
 
-    fn start(&mut self, request: HandoffData, now: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        request: HandoffData,
+        _attached: Option<Attached>,
+        now: Instant,
+    ) -> Result<Start, BackendError> {
         let stage = if request.prompt == FIXED_PROMPT {
             Stage::typing(FIXED_ANSWER.to_string())
         } else if self.may_call(now) {

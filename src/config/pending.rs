@@ -13,7 +13,7 @@
 //!
 //! When a feature is built, its entry is deleted from `NOT_YET_IMPLEMENTED`, and nothing else.
 
-use super::{Config, ConfigError, ContentFormat};
+use super::{Config, ConfigError};
 
 /// A key whose feature is missing, and when a configuration needs that feature.
 pub struct Pending {
@@ -38,24 +38,6 @@ pub const NOT_YET_IMPLEMENTED: &[Pending] = &[
         key: "server.resume_window_ms (-resume-window)",
         instead: "streams cannot be resumed yet; remove the setting or set it to 0",
         needs: |config| !config.server.resume_window.is_zero(),
-    },
-    Pending {
-        key: "server.data_max_age_ms",
-        instead: "old files in data_dir are not swept yet; remove the setting or set it to 0",
-        needs: |config| !config.server.data_max_age.is_zero(),
-    },
-    Pending {
-        key: "backend.langgraph.content_format",
-        instead: "attachments are not sent yet; remove the setting (and each profile's) or set \
-                  it to openai",
-        needs: |config| {
-            let langgraph = &config.backend.langgraph;
-            langgraph.content_format != ContentFormat::OpenAi
-                || langgraph.profiles.values().any(|spec| {
-                    spec.content_format
-                        .is_some_and(|f| f != ContentFormat::OpenAi)
-                })
-        },
     },
     Pending {
         key: "backend.typing.use_api",
@@ -83,7 +65,7 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{LangGraphOutput, LangGraphProfileSpec};
+    use crate::config::{ContentFormat, LangGraphOutput, LangGraphProfileSpec};
     use std::num::NonZeroUsize;
     use std::path::PathBuf;
     use std::time::Duration;
@@ -107,14 +89,16 @@ mod tests {
         config.server.max_attachment_bytes = 1 << 20;
         config.server.resume_buffer_bytes = 1 << 20;
         config.backend.provider = "openai".into();
-        // Built: handoffs pick among allowed backends, LangGraph profiles, raw output.
+        // Built: handoffs pick among allowed backends, LangGraph profiles, raw output,
+        // attachments in either content format.
         config.backend.allowed = vec!["openai".into(), "langgraph".into(), "typing".into()];
         config.backend.langgraph.output = LangGraphOutput::Raw;
+        config.backend.langgraph.content_format = ContentFormat::Anthropic;
         config.backend.langgraph.profiles.insert(
             "sales".into(),
             LangGraphProfileSpec {
                 output: Some(LangGraphOutput::Translate),
-                content_format: Some(ContentFormat::OpenAi),
+                content_format: Some(ContentFormat::Anthropic),
                 ..LangGraphProfileSpec::default()
             },
         );
@@ -128,8 +112,6 @@ mod tests {
         let mut config = Config::default();
         config.server.workers = NonZeroUsize::new(2);
         config.server.resume_window = Duration::from_secs(30);
-        config.server.data_max_age = Duration::from_secs(3600);
-        config.backend.langgraph.content_format = ContentFormat::Anthropic;
         config.backend.typing.use_api = true;
         let named = keys(&config);
         let every: Vec<&str> = NOT_YET_IMPLEMENTED
@@ -146,18 +128,5 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains('\n'));
-    }
-
-    #[test]
-    fn a_profiles_content_format_needs_attachments_too() {
-        let mut config = Config::default();
-        config.backend.langgraph.profiles.insert(
-            "claude".into(),
-            LangGraphProfileSpec {
-                content_format: Some(ContentFormat::Anthropic),
-                ..LangGraphProfileSpec::default()
-            },
-        );
-        assert_eq!(keys(&config), ["backend.langgraph.content_format"]);
     }
 }

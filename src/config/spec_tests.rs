@@ -92,17 +92,9 @@ fn every_key_of_the_newest_go_config_loads() {
     assert_eq!(claude.api_key.as_deref(), Some("lgk-top-secret"));
     assert_eq!(claude.content_format, ContentFormat::Anthropic);
 
-    // claude's `content_format: anthropic` shapes attachments, which this version does not send
-    // yet: the file is read, then refused for that one key only.
+    // The whole file loads as it is, with the flag that names it.
     let file = TempFile::new(NEWEST_GO_STYLE);
-    assert_eq!(
-        not_implemented(run(&[&file.flag()], &[])),
-        ["backend.langgraph.content_format"]
-    );
-    let without = NEWEST_GO_STYLE.replace("        content_format: anthropic\n", "");
-    assert_ne!(without, NEWEST_GO_STYLE);
-    let file = TempFile::new(without);
-    let config = run(&[&file.flag()], &[]).expect("loads without the anthropic format");
+    let config = run(&[&file.flag()], &[]).expect("the newest Go daemon's file loads");
     let names: Vec<&String> = config.backend.langgraph.profiles.keys().collect();
     assert_eq!(names, ["claude", "sales"]);
     assert_eq!(config.backend.provider, "langgraph");
@@ -189,27 +181,12 @@ fn profiles_inherit_what_flags_and_environment_set() {
 
 #[test]
 fn each_pending_feature_is_refused_by_name_and_inert_values_load() {
-    let cases: [(&[&str], &str, &str); 6] = [
+    let cases: [(&[&str], &str, &str); 3] = [
         (&["-workers", "2"], "", "server.workers (-workers)"),
         (
             &["-resume-window", "30s"],
             "",
             "server.resume_window_ms (-resume-window)",
-        ),
-        (
-            &[],
-            "server:\n  data_max_age_ms: 60000\n",
-            "server.data_max_age_ms",
-        ),
-        (
-            &[],
-            "backend:\n  langgraph:\n    content_format: anthropic\n",
-            "backend.langgraph.content_format",
-        ),
-        (
-            &[],
-            "backend:\n  langgraph:\n    profiles:\n      claude:\n        content_format: anthropic\n",
-            "backend.langgraph.content_format",
         ),
         (
             &[],

@@ -9,6 +9,8 @@
 //! | Connecting   | Upstream writable or closed: connected                  | Sending                                  |
 //! | Connecting   | Upstream writable or closed: failed; Tick past the connect timeout | refused 502 (`upstream_unreachable`) |
 //! | Sending      | Upstream: request written                               | AwaitingHead                             |
+//! | Sending      | Upstream or Tick: a streamed body's slice written, more to come | Sending (next slice next turn)   |
+//! | Sending      | a streamed body's file changed size                     | refused 500 (`other`)                    |
 //! | Sending, AwaitingHead | Tick past the response-head timeout            | refused 504 (`upstream_timeout`)         |
 //! | AwaitingHead | Upstream (or Tick, when a read was cut short): incomplete head | AwaitingHead                      |
 //! | AwaitingHead | a `200` event-stream head                               | Relaying: `out` = the success head and the first events |
@@ -35,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
 
+use crate::attachments::{self, Body, SLICE};
 use crate::backends::upstream::{
     status_outcome, Ending as RelayEnding, ErrorBody, Failure, Output, Relay, StatusOutcome,
     Step as RelayStep, UpstreamRequest, EXCERPT_LIMIT,
@@ -60,9 +63,17 @@ const TLS_SESSION_ESTIMATE: usize = 16 * 1024;
 const ERROR_BODY_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Call {
-    /// Kept until the head arrives, for the one retry on a fresh connection.
+    /// Kept until the head arrives, for the one retry on a fresh connection: the whole request,
+    /// or its head when `body` streams the body.
     request: Vec<u8>,
     written: usize,
+    /// A body with file content, produced a slice at a time as the upstream takes it.
+    body: Option<Body>,
+    /// The slice of `body` being written, and how much of it is written.
+    slice: Vec<u8>,
+    slice_written: usize,
+    /// The body has more, but this turn's slice is spent: the deadline brings the call back.
+    body_due: bool,
     transport: Option<Transport>,
     /// Until the head: then it moves into the relay.
     output: Option<Output>,
@@ -187,6 +198,10 @@ impl Call {
         Call {
             request: request.request,
             written: 0,
+            body: request.body,
+            slice: Vec::new(),
+            slice_written: 0,
+            body_due: false,
             transport: None,
             output: Some(request.output),
             phase: Phase::Opening,
@@ -215,6 +230,7 @@ impl Call {
         match &self.phase {
             Phase::Opening => Some(self.since),
             Phase::Connecting => Some(deadline::after(self.since, timeouts.connect_timeout)),
+            Phase::Sending if self.body_due => Some(self.since),
             // A read cut short by the per-advance cap comes back next turn.
             Phase::AwaitingHead(_) if self.readable => Some(self.since),
             Phase::Sending | Phase::AwaitingHead(_) => Some(deadline::after(
@@ -230,9 +246,9 @@ impl Call {
         }
     }
 
-    /// Bytes held for the memory budget: the request kept for a retry, a response head being
-    /// collected, the relay's partial line and event, and a fixed estimate for a TLS session's
-    /// state and record buffers.
+    /// Bytes held for the memory budget: the request kept for a retry (and a streamed body's
+    /// JSON and slice), a response head being collected, the relay's partial line and event,
+    /// and a fixed estimate for a TLS session's state and record buffers.
     pub fn held_bytes(&self) -> usize {
         let phase = match &self.phase {
             Phase::AwaitingHead(head) => head.capacity(),
@@ -244,7 +260,8 @@ impl Call {
             Some(transport) if transport.is_tls() => TLS_SESSION_ESTIMATE,
             _ => 0,
         };
-        self.request.capacity() + phase + tls
+        let body = self.body.as_ref().map_or(0, Body::held_bytes) + self.slice.capacity();
+        self.request.capacity() + body + phase + tls
     }
 
     pub fn advance(
@@ -289,6 +306,7 @@ impl Call {
                 Ok(()) => self.send(io, out),
                 Err(e) => self.closed_before_head(Some(e), io, out),
             },
+            (Phase::Sending, Event::Tick) if self.body_due => self.send(io, out),
             (Phase::Sending, Event::Tick) => Step::Continue,
             (Phase::AwaitingHead(_), _) => match self.flush_tls() {
                 Ok(()) => self.read_head(io, out),
@@ -371,6 +389,12 @@ impl Call {
         }
         self.transport = Some(transport);
         self.written = 0;
+        if let Some(body) = self.body.as_mut() {
+            body.rewind();
+        }
+        self.slice.clear();
+        self.slice_written = 0;
+        self.body_due = false;
         self.since = io.now;
         self.readable = false;
         if reused {
@@ -408,6 +432,36 @@ impl Call {
             match transport.write(&self.request[self.written..]) {
                 Ok(0) => return Step::Continue,
                 Ok(n) => self.written += n,
+                Err(e) => return self.closed_before_head(Some(e), io, out),
+            }
+        }
+        self.body_due = false;
+        let mut sliced = false;
+        while let Some(body) = self.body.as_mut() {
+            if self.slice_written == self.slice.len() {
+                if body.is_done() {
+                    break;
+                }
+                if sliced {
+                    // One slice per turn: reading and encoding files must not hold up the loop.
+                    self.body_due = true;
+                    self.since = io.now;
+                    return Step::Continue;
+                }
+                self.slice.clear();
+                self.slice_written = 0;
+                if let Err(refusal) = body.fill_vec(&mut self.slice, SLICE) {
+                    return self.body_failed(&refusal, io);
+                }
+                sliced = true;
+            }
+            match transport.write(&self.slice[self.slice_written..]) {
+                Ok(0) => return Step::Continue,
+                Ok(n) => {
+                    self.slice_written += n;
+                    // Sending counts as life: the response-head timeout starts at the last byte.
+                    self.since = io.now;
+                }
                 Err(e) => return self.closed_before_head(Some(e), io, out),
             }
         }
@@ -556,6 +610,9 @@ impl Call {
                 };
                 self.phase = Phase::Relaying(Box::new(Relay::new(&head, output, self.max_line)));
                 self.request = Vec::new();
+                // No retry any more: the files can close.
+                self.body = None;
+                self.slice = Vec::new();
                 self.since = io.now;
                 write_success_head(out, io.headers);
                 // Fed even when empty: an empty body ends on this first feed.
@@ -719,6 +776,19 @@ impl Call {
             }
         };
         Step::Ended { outcome, error }
+    }
+
+    /// A file could not be read as the body was written (its size changed): 500.
+    fn body_failed(&mut self, refusal: &attachments::Refusal, io: &mut Io<'_>) -> Step {
+        let detail = refusal.log_detail();
+        log::warn!(conn = io.conn, error = detail.as_str(); "attachment could not be sent");
+        self.refuse(
+            ErrorStatus::InternalServerError,
+            &refusal.error.to_string(),
+            Outcome::Other,
+            detail,
+            io,
+        )
     }
 
     /// A connect failed or timed out: the addresses may be stale, and the client gets 502.

@@ -37,6 +37,7 @@
 //! bytes a state appended are written to the client; while the client keeps up and something
 //! changed, the connection ticks itself again, a bounded number of rounds per turn.
 
+mod attach;
 mod call;
 mod child;
 mod client;
@@ -53,7 +54,8 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry};
 
-use crate::backends::{BackendError, Backends, Start};
+use crate::attachments::{self, AttachmentRequest, DataDirSlot, Flavour};
+use crate::backends::{Attached, BackendError, Backends, Start};
 use crate::config::UpstreamTimeouts;
 use crate::deadline;
 use crate::end::{EndReason, Outcome, Rejection};
@@ -66,6 +68,7 @@ use crate::sse;
 use crate::stats::Tally;
 use crate::upstream::Upstream;
 
+use attach::{Attaching, Loaded};
 use call::Call;
 use child::Child;
 use client::{Client, Input};
@@ -73,6 +76,7 @@ use local::Local;
 use receive::{Received, Receiver};
 use repeats::Repeats;
 
+pub use attach::report_dir as report_data_dir;
 pub use child::Reaper;
 pub use outbox::{Flushed, Outbox};
 pub use receive::Limits;
@@ -92,6 +96,8 @@ pub struct Settings {
     pub upstream: UpstreamTimeouts,
     /// The longest upstream SSE line or event.
     pub max_line: usize,
+    /// `server.max_attachment_bytes`.
+    pub attachments: attachments::Limits,
 }
 
 impl Settings {
@@ -107,6 +113,9 @@ impl Settings {
             max_stream_duration: Some(server.max_stream_duration).filter(|d| !d.is_zero()),
             upstream: config.backend.upstream.clone(),
             max_line: config.backend.upstream.sse_max_line_bytes,
+            attachments: attachments::Limits {
+                max_total: server.max_attachment_bytes,
+            },
         }
     }
 }
@@ -143,6 +152,8 @@ pub struct Context<'a> {
     pub tally: &'a mut Tally,
     /// Killed programs of local backends, collected by the reactor.
     pub reaper: &'a mut Reaper,
+    /// `server.data_dir`, where attachment files are staged.
+    pub data_dir: &'a mut DataDirSlot,
 }
 
 /// The tokens of a connection's sockets.
@@ -201,6 +212,8 @@ impl End {
 enum State {
     /// Reading Apache's message: data and the client's fd.
     Receiving(Receiver),
+    /// An upstream backend's attachments are being read.
+    Attaching(Box<Attaching>),
     /// The backend's upstream is being asked; nothing written to the client yet.
     Calling(Box<Call>),
     /// The success head is out; events come from the source.
@@ -260,6 +273,10 @@ pub struct Connection {
     /// The backend the request runs on, once chosen (the provider until then): the `backend`
     /// of its log line and metrics.
     backend: &'static str,
+    /// The LangGraph profile it runs with (`""`: the default), for the log line.
+    profile: Option<Box<str>>,
+    /// Attached files and inline images sent upstream, for the log line.
+    attachments: u32,
     state: State,
 }
 
@@ -293,6 +310,8 @@ impl Connection {
             repeats: Repeats::default(),
             headers: None,
             backend,
+            profile: None,
+            attachments: 0,
             state: State::Receiving(receiver),
         })
     }
@@ -317,6 +336,7 @@ impl Connection {
             + self.program.as_ref().map_or(0, |child| child.held_bytes())
             + match &self.state {
                 State::Receiving(receiver) => receiver.held_bytes(),
+                State::Attaching(attaching) => attaching.held_bytes(),
                 State::Calling(call) | State::Streaming(Source::Relay(call)) => call.held_bytes(),
                 _ => 0,
             }
@@ -333,6 +353,7 @@ impl Connection {
         let ends_at = self.ends_at();
         let own = match &self.state {
             State::Receiving(receiver) => Some(receiver.deadline()),
+            State::Attaching(attaching) => Some(attaching.deadline()),
             State::Calling(call) | State::Streaming(Source::Relay(call)) => {
                 earliest(call.deadline(&settings.upstream, clear), ends_at)
             }
@@ -442,9 +463,11 @@ impl Connection {
         log::info!(
             conn = self.id,
             backend = backend,
+            profile = self.profile.as_deref(),
             status = status,
             bytes = bytes,
             events = events,
+            attachments = self.attachments,
             duration_ms = duration_ms,
             outcome = outcome.as_str(),
             error = error,
@@ -510,15 +533,21 @@ impl Connection {
             }
             (State::Receiving(_), Event::Shutdown) => self.refuse_unfinished(ctx),
 
+            (State::Attaching(attaching), Event::Tick) => self.attach(attaching, ctx),
+            (State::Attaching(_), Event::Shutdown) => {
+                let end = End::new(Outcome::Canceled, None);
+                self.respond_busy("server shutting down", end, ctx)
+            }
+
             (
-                State::Calling(_) | State::Streaming(_) | State::Finishing(_),
+                State::Attaching(_) | State::Calling(_) | State::Streaming(_) | State::Finishing(_),
                 Event::ClientGone(outcome, error),
             ) => {
                 self.release_program(ctx);
                 State::Done(End::new(outcome, error))
             }
             (
-                State::Calling(_) | State::Streaming(_) | State::Finishing(_),
+                State::Attaching(_) | State::Calling(_) | State::Streaming(_) | State::Finishing(_),
                 Event::WriteStalled,
             ) => {
                 self.release_program(ctx);
@@ -574,9 +603,35 @@ impl Connection {
             // The newest Go daemon logs each of these at info; they are the usual case.
             log::debug!(conn = self.id; "handoff without data: defaults apply");
         }
-        // Parsed first: a 503 carries the response headers too, when the data parses.
-        let parsed = parse_handoff(data);
-        if let Ok(request) = &parsed.data {
+        let mut parsed = parse_handoff(data);
+        let staged = std::mem::take(&mut parsed.staged);
+        // What the attachment check is given deletes its own files; every other file the data
+        // names is deleted below, whatever the answer (SPEC §4.5 "Deletion").
+        let mut claimed = None;
+        let state = self.start_parsed(parsed.data, &mut claimed, ctx);
+        if !staged.is_empty() {
+            attach::discard_unclaimed(
+                &staged,
+                claimed.as_ref(),
+                ctx.data_dir,
+                ctx.now,
+                &mut self.repeats,
+                self.id,
+            );
+        }
+        state
+    }
+
+    /// Decides what becomes of parsed handoff data (SPEC §1.2): capacity, drain, the data,
+    /// the backend, the attachments; `claimed` is set to what the attachment check was given.
+    fn start_parsed(
+        &mut self,
+        data: Result<HandoffData, HandoffError>,
+        claimed: &mut Option<AttachmentRequest>,
+        ctx: &mut Context<'_>,
+    ) -> State {
+        // First: a 503 carries the response headers too, when the data parses.
+        if let Ok(request) = &data {
             self.take_response_headers(request);
         }
         if self.over_capacity {
@@ -589,17 +644,63 @@ impl Connection {
             let end = End::new(Outcome::Canceled, None);
             return self.respond_busy("server shutting down", end, ctx);
         }
-        let request = match parsed.data {
+        let request = match data {
             Ok(request) => request,
             Err(error) => return self.reject(error, ctx),
         };
         if let Some(warning) = request.ignored_keys_warning() {
             log::warn!(conn = self.id, keys = warning.as_str(); "handoff keys ignored");
         }
-        let started = match ctx.backends.start(request, ctx.now) {
+        let choice = match ctx.backends.choose(&request) {
+            Ok(choice) => choice,
+            Err(error) => return self.refuse_start(error, ctx),
+        };
+        self.backend = choice.backend;
+        self.profile = choice.profile.map(String::into_boxed_str);
+        let wanted = AttachmentRequest::from_handoff(&request);
+        if !wanted.attaches_anything() {
+            return self.begin(request, None, ctx);
+        }
+        let wanted = claimed.insert(wanted);
+        let limits = self.settings.attachments;
+        let checked = attach::check(&request, wanted, ctx.data_dir, limits, ctx.now);
+        let mut checked = match checked {
+            Ok(checked) => checked,
+            Err(refusal) => return self.refuse_attachments(refusal, ctx),
+        };
+        attach::log_warnings(checked.take_warnings(), &mut self.repeats, self.id);
+        if choice.flavour == Flavour::Local {
+            let count = checked.count();
+            log::info!(conn = self.id, count = count; "attachments ignored by this backend");
+            return self.begin(request, None, ctx);
+        }
+        let attaching = Attaching::new(request, checked, choice.flavour, ctx.now);
+        // Most attachments are read in the first slice: no turn is lost waiting for the next.
+        self.attach(Box::new(attaching), ctx)
+    }
+
+    /// Reads the next slice of the attachments; starts the backend once all are read.
+    fn attach(&mut self, attaching: Box<Attaching>, ctx: &mut Context<'_>) -> State {
+        match attaching.load(ctx.now, &mut self.repeats, self.id) {
+            Ok(Loaded::More(attaching)) => State::Attaching(attaching),
+            Ok(Loaded::Ready(request, attached)) => self.begin(request, attached, ctx),
+            Err(refusal) => self.refuse_attachments(refusal, ctx),
+        }
+    }
+
+    /// Starts the backend on an accepted handoff.
+    fn begin(
+        &mut self,
+        request: HandoffData,
+        attached: Option<Attached>,
+        ctx: &mut Context<'_>,
+    ) -> State {
+        let sent = attached.as_ref().map_or(0, |a| a.content.sent());
+        let started = match ctx.backends.start(request, attached, ctx.now) {
             Ok(started) => started,
             Err(error) => return self.refuse_start(error, ctx),
         };
+        self.attachments = u32::try_from(sent).unwrap_or(u32::MAX);
         self.backend = started.backend;
         self.started = Some(ctx.now);
         ctx.tally.stream_started();
@@ -623,6 +724,19 @@ impl Connection {
                 State::Calling(Box::new(call))
             }
         }
+    }
+
+    /// The attachments refused the handoff (every file is deleted already): 400, 413 or 500.
+    fn refuse_attachments(
+        &mut self,
+        mut refusal: attachments::Refusal,
+        ctx: &mut Context<'_>,
+    ) -> State {
+        attach::log_refusal(&mut refusal, &mut self.repeats, self.id);
+        let reason = EndReason::Rejected(refusal.error.rejection());
+        let end = End::new(reason, Some(refusal.log_detail()));
+        let message = refusal.error.to_string();
+        self.respond(refusal.error.status(), &message, end, ctx)
     }
 
     /// The handoff's `response_headers`, filtered (what was dropped is said once, at warn).

@@ -14,7 +14,7 @@ mod respond;
 pub mod response;
 
 pub use body::{Body, BodyError};
-pub use request::{build_request, RequestError};
+pub use request::{build_request, build_request_head, RequestError};
 pub use respond::{
     error_response, error_response_with_headers, line_len, write_success_head, CustomHeaders,
     ErrorStatus, HeaderRefusal, NO_HEADERS, SSE_HEAD,

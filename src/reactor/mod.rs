@@ -35,10 +35,13 @@ pub use reload::ReloadSource;
 pub use slab::Slab;
 pub use upgrade::UpgradeSource;
 
+use crate::attachments::{DataDirSlot, Sweeper};
 use crate::backends::Backends;
 use crate::config::Config;
 use crate::config::UpstreamTimeouts;
-use crate::conn::{Admission, Buffers, Connection, Context, End, Ready, Reaper, Settings, Step};
+use crate::conn::{
+    report_data_dir, Admission, Buffers, Connection, Context, End, Ready, Reaper, Settings, Step,
+};
 use crate::end::{EndReason, Outcome};
 use crate::metrics::ProcessReader;
 use crate::stats::Tally;
@@ -128,6 +131,10 @@ pub struct Reactor {
     waker: std::sync::Arc<mio::Waker>,
     /// Programs of local backends killed but not yet waited for.
     reaper: Reaper,
+    /// `server.data_dir`: off until [`Reactor::open_data_dir`].
+    data_dir: DataDirSlot,
+    /// Removes old files from it (`server.data_max_age_ms`).
+    sweeper: Sweeper,
     tally: Tally,
     next_id: u64,
     lifecycle: Lifecycle,
@@ -209,6 +216,8 @@ impl Reactor {
             upstreams: Vec::new(),
             waker,
             reaper: Reaper::default(),
+            data_dir: DataDirSlot::open(None, now).0,
+            sweeper: Sweeper::default(),
             tally: Tally::new(!config.benchmark),
             next_id: 1,
             lifecycle: Lifecycle::Serving,
@@ -234,6 +243,17 @@ impl Reactor {
     /// What to start on SIGUSR2.
     pub fn set_upgrade_source(&mut self, source: UpgradeSource) {
         self.upgrading = upgrade::Upgrading::new(Some(source));
+    }
+
+    /// Opens `server.data_dir` (creating it when missing) and says how that went, and starts
+    /// sweeping it when `data_max_age_ms` asks: at start-up.
+    pub fn open_data_dir(&mut self, now: Instant) {
+        let server = &self.config.server;
+        let path = server.data_dir.as_deref();
+        let (slot, result) = DataDirSlot::open(path, now);
+        report_data_dir(path, &result);
+        self.sweeper.configure(path, server.data_max_age);
+        self.data_dir = slot;
     }
 
     /// A new generation for an upstream about to be attached.
@@ -444,6 +464,7 @@ impl Reactor {
             admission,
             tally: &mut self.tally,
             reaper: &mut self.reaper,
+            data_dir: &mut self.data_dir,
         };
         // A panic unwinds out of one connection's handler only. What it shares stays usable:
         // the pool is changed only by whole `take`/`put` calls (a transport taken and then lost

@@ -10,10 +10,12 @@ use std::ffi::OsString;
 use std::rc::Rc;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
+use std::time::Instant;
 
+use crate::attachments::{DataDirSlot, DirError, DirNote};
 use crate::backends::Backends;
 use crate::config::{self, Config, Invocation, ReloadPlan};
-use crate::conn::Settings;
+use crate::conn::{report_data_dir, Settings};
 use crate::logging;
 use crate::metrics::ReloadResult;
 use crate::upstream::prepare::{self, PreparedUpstream};
@@ -41,7 +43,11 @@ struct Loaded {
     plan: ReloadPlan,
     backends: Backends,
     upstreams: Vec<PreparedUpstream>,
+    /// `server.data_dir` opened anew, when the reload changes it.
+    data_dir: Option<OpenedDir>,
 }
+
+type OpenedDir = (DataDirSlot, Result<Vec<DirNote>, DirError>);
 
 impl Reloading {
     pub(super) fn new(source: Option<ReloadSource>) -> Reloading {
@@ -113,6 +119,7 @@ impl Reactor {
             plan,
             backends,
             upstreams,
+            data_dir,
         } = loaded;
         let ReloadPlan {
             applied,
@@ -138,6 +145,12 @@ impl Reactor {
         self.backends = backends;
         self.backends.announce();
         self.upstreams = upstreams;
+        if let Some((slot, result)) = data_dir {
+            report_data_dir(config.server.data_dir.as_deref(), &result);
+            self.data_dir = slot;
+        }
+        self.sweeper
+            .configure(config.server.data_dir.as_deref(), config.server.data_max_age);
         self.config = config;
         if !needs_restart.is_empty() {
             log::warn!(
@@ -169,9 +182,13 @@ fn load(args: Vec<OsString>, running: &Config) -> Result<Loaded, String> {
     let plan = config::plan_reload(running, loaded);
     let backends = Backends::create(&plan.config).map_err(|e| e.to_string())?;
     let upstreams = prepare::prepare_all(backends.targets())?;
+    let new_dir = plan.config.server.data_dir.as_deref();
+    let data_dir = (new_dir != running.server.data_dir.as_deref())
+        .then(|| DataDirSlot::open(new_dir, Instant::now()));
     Ok(Loaded {
         plan,
         backends,
         upstreams,
+        data_dir,
     })
 }

@@ -202,6 +202,13 @@ pub struct Daemon {
     pub log: Vec<String>,
 }
 
+/// The data directory the test daemon on `socket` stages attachments in (created by it).
+pub fn data_dir_of(socket: &Path) -> PathBuf {
+    let mut path = socket.as_os_str().to_owned();
+    path.push(".data");
+    PathBuf::from(path)
+}
+
 impl Daemon {
     /// Starts `streaming-daemon` on a fresh socket with `args` and waits until it listens.
     pub fn start(name: &str, args: &[&str]) -> Daemon {
@@ -280,6 +287,9 @@ impl Daemon {
             .arg("-socket")
             .arg(socket)
             .args(["-metrics-addr="])
+            // Not the default under /run: each daemon stages in a directory of its own. A test's
+            // own `-data-dir` comes later and wins.
+            .arg(format!("-data-dir={}", data_dir_of(socket).display()))
             .args(args)
             .env_remove("OPENAI_API_KEY")
             .env_remove("SSL_CERT_FILE")
@@ -426,6 +436,7 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
         let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_dir_all(data_dir_of(&self.socket));
     }
 }
 

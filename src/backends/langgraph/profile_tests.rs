@@ -45,7 +45,7 @@ fn config() -> Config {
 fn call_for(config: &Config, handoff: &str) -> Result<UpstreamRequest, BackendError> {
     let mut backend = create(config).unwrap();
     let data = parse_handoff_data(handoff.as_bytes()).unwrap();
-    match backend.start(data, Instant::now())? {
+    match backend.start(data, None, Instant::now())? {
         Start::Upstream(call) => Ok(call),
         Start::Local(_) => panic!("langgraph calls an upstream"),
     }

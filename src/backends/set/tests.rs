@@ -45,7 +45,7 @@ fn langgraph_config(allowed: &[&str]) -> Config {
 }
 
 fn started(backends: &mut Backends, request: HandoffData) -> Started {
-    match backends.start(request, Instant::now()) {
+    match backends.start(request, None, Instant::now()) {
         Ok(started) => started,
         Err(error) => panic!("{error}"),
     }
@@ -75,7 +75,7 @@ fn a_backend_not_allowed_is_refused_before_anything_starts() {
     let mut backends = Backends::create(&langgraph_config(&[])).unwrap();
     for name in ["typing", "mock", "openai", "nope", "LangGraph"] {
         let error = backends
-            .start(handoff(Some(name), None), Instant::now())
+            .start(handoff(Some(name), None), None, Instant::now())
             .err()
             .unwrap();
         assert_eq!(error, BackendError::UnknownBackend(name.into()));
@@ -134,7 +134,7 @@ fn an_unknown_profile_is_refused_before_any_request() {
     // P5.
     let mut backends = Backends::create(&langgraph_config(&[])).unwrap();
     let error = backends
-        .start(handoff(None, Some("nope")), Instant::now())
+        .start(handoff(None, Some("nope")), None, Instant::now())
         .err()
         .unwrap();
     assert_eq!(error, BackendError::UnknownProfile("nope".into()));

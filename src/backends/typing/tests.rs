@@ -13,7 +13,7 @@ fn start(backend: &mut Typing, prompt: &str, now: Instant) -> Box<dyn EventSourc
         prompt: prompt.into(),
         ..HandoffData::default()
     };
-    match backend.start(request, now) {
+    match backend.start(request, None, now) {
         Ok(Start::Local(source)) => source,
         _ => panic!("the typing backend is local"),
     }

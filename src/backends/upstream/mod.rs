@@ -47,6 +47,7 @@
 mod error_body;
 mod excerpt;
 pub mod json;
+mod messages;
 mod origin;
 mod relay;
 mod status;
@@ -55,13 +56,15 @@ pub mod testing;
 
 pub use error_body::ErrorBody;
 pub use excerpt::{excerpt, EXCERPT_LIMIT};
+pub use messages::{push_messages, Roles};
 pub use origin::{Origin, OriginError, Scheme};
 pub use relay::{Ending, Fed, Relay, Step};
 pub use status::{status_outcome, StatusOutcome};
 
 use super::BackendError;
+use crate::attachments::{Body, BodyPlan};
 use crate::end::Outcome;
-use crate::http::RequestError;
+use crate::http::{build_request, build_request_head, RequestError};
 use crate::sse::{EventSink, SseItem};
 
 /// Sent with every upstream request.
@@ -95,8 +98,10 @@ impl Target {
 
 /// One upstream call: what to send, where, and how to read the answer.
 pub struct UpstreamRequest {
-    /// The complete HTTP/1.1 request, head and body.
+    /// The HTTP/1.1 request: head and body, or the head alone when `body` streams the body.
     pub request: Vec<u8>,
+    /// A body that carries file content, produced as the request is written (SPEC §4.5).
+    pub body: Option<Body>,
     /// Where to send it. From a backend's `start`: an index into its own `Backend::targets`;
     /// from `Backends::start`: an index into `Backends::targets`.
     pub target: usize,
@@ -118,6 +123,49 @@ pub enum Output {
 impl From<Box<dyn Translator>> for Output {
     fn from(translator: Box<dyn Translator>) -> Output {
         Output::Translate(translator)
+    }
+}
+
+/// A request as it is sent: whole, or its head with the body to be streamed after it.
+#[derive(Debug)]
+pub struct RequestBytes {
+    /// The whole request, or only its head when `streamed` is set.
+    pub bytes: Vec<u8>,
+    pub streamed: Option<Body>,
+}
+
+impl RequestBytes {
+    /// A `POST` of a JSON body: one piece when the body holds no file content (most requests),
+    /// else the head with a `Content-Length` computed beforehand and the body streamed.
+    pub fn post_json(
+        target: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+        body: BodyPlan,
+    ) -> Result<RequestBytes, RequestError> {
+        match body.into_bytes() {
+            Ok(bytes) => Ok(RequestBytes {
+                bytes: build_request("POST", target, host, headers, &bytes)?,
+                streamed: None,
+            }),
+            Err(plan) => Ok(RequestBytes {
+                bytes: build_request_head("POST", target, host, headers, plan.len(), 0)?,
+                streamed: Some(plan.finish()),
+            }),
+        }
+    }
+
+    /// Every byte, the streamed body produced to its end: for tests.
+    #[cfg(test)]
+    pub fn whole(mut self) -> Vec<u8> {
+        if let Some(mut body) = self.streamed.take() {
+            while body
+                .fill_vec(&mut self.bytes, crate::attachments::SLICE)
+                .expect("body")
+                > 0
+            {}
+        }
+        self.bytes
     }
 }
 
