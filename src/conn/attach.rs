@@ -40,8 +40,8 @@ pub struct Attaching {
 pub enum Loaded {
     /// More to read next turn.
     More(Box<Attaching>),
-    /// Everything read: start the backend with this.
-    Ready(HandoffData, Option<Attached>),
+    /// Everything read: start the backend with the request and what it attached.
+    Ready(Box<(HandoffData, Option<Attached>)>),
 }
 
 impl Attaching {
@@ -90,7 +90,7 @@ impl Attaching {
                     log_warnings(warnings, repeats, conn);
                     Attached { target, content }
                 });
-                Ok(Loaded::Ready(request, attached))
+                Ok(Loaded::Ready(Box::new((request, attached))))
             }
         }
     }

@@ -683,7 +683,10 @@ impl Connection {
     fn attach(&mut self, attaching: Box<Attaching>, ctx: &mut Context<'_>) -> State {
         match attaching.load(ctx.now, &mut self.repeats, self.id) {
             Ok(Loaded::More(attaching)) => State::Attaching(attaching),
-            Ok(Loaded::Ready(request, attached)) => self.begin(request, attached, ctx),
+            Ok(Loaded::Ready(ready)) => {
+                let (request, attached) = *ready;
+                self.begin(request, attached, ctx)
+            }
             Err(refusal) => self.refuse_attachments(refusal, ctx),
         }
     }

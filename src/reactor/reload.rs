@@ -149,8 +149,10 @@ impl Reactor {
             report_data_dir(config.server.data_dir.as_deref(), &result);
             self.data_dir = slot;
         }
-        self.sweeper
-            .configure(config.server.data_dir.as_deref(), config.server.data_max_age);
+        self.sweeper.configure(
+            config.server.data_dir.as_deref(),
+            config.server.data_max_age,
+        );
         self.config = config;
         if !needs_restart.is_empty() {
             log::warn!(
