@@ -353,6 +353,9 @@ fn a_stream_the_daemon_completes_first_is_late_not_failed() {
         json["faults"]["noread"],
         serde_json::json!({"streams": 4, "as_planned": 0, "late": 4, "failed": 0})
     );
+    // They read only once the daemon had hung up: no time to first byte is made up for them.
+    assert!(json["ttfb_ms"].is_null(), "{json:#}");
+    assert!(json["duration_ms"]["max"].is_number(), "{json:#}");
     assert!(
         String::from_utf8_lossy(&run.stderr).contains("faults: noread 4 (4 late)"),
         "{run:?}"

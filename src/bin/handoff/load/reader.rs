@@ -322,8 +322,11 @@ impl Reader {
             fault: stream.fault,
             late,
             handoff: Some(stream.handoff),
+            // A client that never read has no time to first byte: it read only after the
+            // daemon hung up.
             ttfb: response
                 .first_byte()
+                .filter(|_| stream.fault != Fault::NoRead)
                 .map(|at| at.saturating_duration_since(stream.started)),
             duration,
             status: response.status(),

@@ -14,7 +14,7 @@
 //! | `wall_seconds` | first handoff to the end of the last stream |
 //! | `streams_per_second` | `streams / wall_seconds` |
 //! | `handoff_ms` | `{p50, p95, p99, max}`: connect to the daemon's socket until the handoff data is sent, over streams handed off |
-//! | `ttfb_ms` | the same for start of handoff to the first response byte read, over streams that got one |
+//! | `ttfb_ms` | the same for start of handoff to the first response byte read, over streams that got one (never `noread` ones) |
 //! | `duration_ms` | the same for start of handoff to the daemon's close, over streams the daemon closed |
 //! | `bytes_total`, `events_total` | response bytes and SSE data events (`[DONE]` and `event: error` not counted) over all streams |
 //! | `faults` | with `-faults` only: `{mix, <kind>: {streams, as_planned, late, failed}}` for each kind in the mix (see `fault`); `late` streams were completed by the daemon before the client's planned close |
