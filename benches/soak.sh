@@ -49,6 +49,8 @@ started=$(date +%s.%N)
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # A daemon removes its socket when it drains; not one that died.
+    rm -f "/tmp/soak-mock-$$.sock" "/tmp/soak-openai-$$.sock"
 }
 trap cleanup EXIT
 
