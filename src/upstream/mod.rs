@@ -140,7 +140,7 @@ impl Upstream {
         }
         self.pool.put(0, transport, now);
         if self.next_sweep.is_none() && self.pool.idle() > 0 {
-            self.next_sweep = Some(now + pool::SWEEP_INTERVAL);
+            self.next_sweep = Some(now + self.pool.sweep_interval());
         }
     }
 
