@@ -326,6 +326,11 @@ impl Daemon {
         }
     }
 
+    /// Where this daemon takes attachment files from, unless the test gave its own.
+    pub fn data_dir(&self) -> PathBuf {
+        data_dir_of(&self.socket)
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
