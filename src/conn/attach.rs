@@ -64,14 +64,23 @@ impl Attaching {
         self.checked.held_bytes() + self.request.prompt.capacity()
     }
 
-    /// Reads the next slice of the text files; once all are read, shapes the content.
+    /// Reads the next slice of the text files (at most what is `left` of this turn's file
+    /// bytes, which it takes); once all are read, shapes the content.
     pub fn load(
         mut self: Box<Self>,
+        left: &mut usize,
         now: Instant,
         repeats: &mut Repeats,
         conn: u64,
     ) -> Result<Loaded, Refusal> {
-        let loading = self.checked.load(SLICE);
+        let budget = SLICE.min(*left);
+        let loading = if budget == 0 {
+            Ok(Loading::More)
+        } else {
+            // Charged in full: it reads at most that much.
+            *left -= budget;
+            self.checked.load(budget)
+        };
         log_warnings(self.checked.take_warnings(), repeats, conn);
         match loading? {
             Loading::More => {

@@ -168,6 +168,8 @@ pub struct Io<'a> {
     /// Shared per reactor: bytes read from the upstream, and their decoded body.
     pub read_buf: &'a mut Vec<u8>,
     pub decode_buf: &'a mut Vec<u8>,
+    /// What this loop turn may still produce of attachment bodies (shared by all connections).
+    pub file_bytes_left: &'a mut usize,
     pub tally: &'a mut Tally,
     /// The client has taken everything written: the upstream may be read.
     pub client_clear: bool,
@@ -442,16 +444,19 @@ impl Call {
                 if body.is_done() {
                     break;
                 }
-                if sliced {
-                    // One slice per turn: reading and encoding files must not hold up the loop.
+                if sliced || *io.file_bytes_left == 0 {
+                    // One slice per connection per turn, and a few per turn in all: reading
+                    // and encoding files must not hold up the loop.
                     self.body_due = true;
                     self.since = io.now;
                     return Step::Continue;
                 }
                 self.slice.clear();
                 self.slice_written = 0;
-                if let Err(refusal) = body.fill_vec(&mut self.slice, SLICE) {
-                    return self.body_failed(&refusal, io);
+                let room = SLICE.min(*io.file_bytes_left);
+                match body.fill_vec(&mut self.slice, room) {
+                    Ok(produced) => *io.file_bytes_left -= produced.min(*io.file_bytes_left),
+                    Err(refusal) => return self.body_failed(&refusal, io),
                 }
                 sliced = true;
             }

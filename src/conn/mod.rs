@@ -138,7 +138,16 @@ pub struct Buffers {
     /// Bytes read from upstreams, and their decoded bodies.
     pub read: Vec<u8>,
     pub decode: Vec<u8>,
+    /// Attachment bytes (files read, bodies encoded) this loop turn may still produce: set
+    /// each turn to [`FILE_BYTES_PER_TURN`], it bounds a turn's file work however many
+    /// uploads run at once. A connection left without is due again next turn.
+    pub file_bytes_left: usize,
 }
+
+/// Attachment bytes one loop turn produces at most, over all connections: four slices, which
+/// encode in well under a millisecond, so that 50 concurrent uploads do not hold up the
+/// other streams' turns (SPEC §10).
+pub const FILE_BYTES_PER_TURN: usize = 4 * attachments::SLICE;
 
 /// What a connection's handlers borrow from the reactor for one call.
 pub struct Context<'a> {
@@ -681,7 +690,8 @@ impl Connection {
 
     /// Reads the next slice of the attachments; starts the backend once all are read.
     fn attach(&mut self, attaching: Box<Attaching>, ctx: &mut Context<'_>) -> State {
-        match attaching.load(ctx.now, &mut self.repeats, self.id) {
+        let budget = &mut ctx.buffers.file_bytes_left;
+        match attaching.load(budget, ctx.now, &mut self.repeats, self.id) {
             Ok(Loaded::More(attaching)) => State::Attaching(attaching),
             Ok(Loaded::Ready(ready)) => {
                 let (request, attached) = *ready;
@@ -885,6 +895,7 @@ impl Connection {
             upstream: ctx.upstreams.get_mut(call.target()),
             read_buf: &mut ctx.buffers.read,
             decode_buf: &mut ctx.buffers.decode,
+            file_bytes_left: &mut ctx.buffers.file_bytes_left,
             tally: ctx.tally,
             client_clear: self.client.as_ref().is_none_or(Client::is_clear),
             events: 0,

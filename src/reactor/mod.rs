@@ -41,6 +41,7 @@ use crate::config::Config;
 use crate::config::UpstreamTimeouts;
 use crate::conn::{
     report_data_dir, Admission, Buffers, Connection, Context, End, Ready, Reaper, Settings, Step,
+    FILE_BYTES_PER_TURN,
 };
 use crate::end::{EndReason, Outcome};
 use crate::metrics::ProcessReader;
@@ -185,6 +186,7 @@ impl Reactor {
             handoff: vec![0; server.max_handoff_bytes + 1].into_boxed_slice(),
             read: Vec::new(),
             decode: Vec::new(),
+            file_bytes_left: FILE_BYTES_PER_TURN,
         };
         let now = Instant::now();
         Ok(Reactor {
@@ -348,6 +350,7 @@ impl Reactor {
 
     /// Handles what the last poll returned, then every deadline due at `now`.
     fn dispatch_at(&mut self, now: Instant) -> Turn {
+        self.buffers.file_bytes_left = FILE_BYTES_PER_TURN;
         let ready: Vec<(mio::Token, bool, bool, bool)> = self
             .events
             .iter()
