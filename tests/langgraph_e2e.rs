@@ -342,10 +342,10 @@ fn a_heartbeat_reaches_the_client_while_the_graph_is_still_silent() {
     assert!(body.ends_with("data: [DONE]\n\n"));
 }
 
-/// The A.3 configuration's default profile and a `claude` profile on the same server (its
-/// `content_format: anthropic` left out: attachments are not sent yet, so the key is refused).
+/// The A.3 configuration's default profile and a `claude` profile on the same server.
 const PROFILES: &str = "  langgraph:\n    api_key: top-key\n    assistant_id: agent\n    \
-    stream_mode: messages-tuple\n    profiles:\n      claude:\n        assistant_id: claude-agent\n";
+    stream_mode: messages-tuple\n    profiles:\n      claude:\n        assistant_id: claude-agent\n        \
+    content_format: anthropic\n";
 
 #[test]
 fn a_profile_on_the_default_server_and_handoff_overrides_shape_the_run() {
