@@ -8,11 +8,14 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::backends::Backends;
 use crate::config::Config;
-use crate::reactor::{Listener, Reactor, ReloadSource, UpgradeSource};
+use crate::reactor::{Follower, Listener, Reactor, ReloadSource, UpgradeSource};
+use crate::stats::Tally;
 use crate::sys::activation::{self, Activation, ActivationError};
 use crate::sys::notify::{self, Notifier};
 use crate::sys::{limits, signals::SignalFd, spawn};
@@ -64,6 +67,23 @@ pub fn run(config: Config, startup: Startup) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    // Each further worker gets backends and upstreams of its own (never shared).
+    let mut others = Vec::new();
+    for _ in 1..config.server.worker_count() {
+        let made = Backends::create(&config)
+            .map_err(|e| e.to_string())
+            .and_then(|backends| {
+                let prepared = prepare::prepare_all(backends.targets())?;
+                Ok((backends, prepared))
+            });
+        match made {
+            Ok(made) => others.push(made),
+            Err(message) => {
+                log::error!(error = message.as_str(); "cannot set up a worker's backend");
+                return EXIT_CONFIG;
+            }
+        }
+    }
 
     // Each stream holds a client fd and possibly an upstream one; handoffs hold one more.
     let wanted = 2 * config.server.max_connections as u64 + 2000;
@@ -111,6 +131,16 @@ pub fn run(config: Config, startup: Startup) -> i32 {
     let now = Instant::now();
     // The path it really listens on: a passed socket's own, not `socket_path`.
     let listening_on = listener.path().display().to_string();
+    let mut listener_for_workers = Vec::new();
+    for _ in 0..others.len() {
+        match listener.for_another_worker() {
+            Ok(copy) => listener_for_workers.push(copy),
+            Err(e) => {
+                log::error!(error:% = e; "cannot share the handoff socket with the workers");
+                return EXIT_RUNTIME;
+            }
+        }
+    }
     let (metrics_listener, metrics_retry) = take_metrics(&config, metrics_fd);
     let mut reactor =
         match Reactor::new(&config, listener, metrics_listener, Some(signals), backends) {
@@ -128,6 +158,14 @@ pub fn run(config: Config, startup: Startup) -> i32 {
         log::error!(error = message.as_str(); "cannot start the upstream API");
         return EXIT_RUNTIME;
     }
+    let workers = match start_followers(&config, &reactor, listener_for_workers, others, now) {
+        Ok(workers) => workers,
+        Err(message) => {
+            log::error!(error = message.as_str(); "cannot start the workers");
+            return EXIT_RUNTIME;
+        }
+    };
+    reactor.lead(workers.iter().map(|w| w.handle.clone()).collect());
     reactor.announce_backends();
     reactor.set_reload_source(ReloadSource { args: args.clone() });
     match executable {
@@ -139,7 +177,7 @@ pub fn run(config: Config, startup: Startup) -> i32 {
         socket_type = server.socket_type.as_str(),
         socket_mode = format!("{:04o}", server.socket_mode).as_str(),
         backend = config.backend.provider.as_str(),
-        workers = 1,
+        workers = config.server.worker_count(),
         max_connections = server.max_connections,
         max_stream_duration_ms = server.max_stream_duration.as_millis() as u64,
         mem_limit = server.mem_limit;
@@ -148,8 +186,14 @@ pub fn run(config: Config, startup: Startup) -> i32 {
     announce_ready(&mut reactor, upgrade_pipe, now);
 
     let result = reactor.run();
+    let tallies: Vec<Tally> = workers
+        .into_iter()
+        .filter_map(|worker| worker.thread.join().ok().flatten())
+        .collect();
     if config.benchmark {
-        print!("{}", reactor.tally().benchmark_summary());
+        let mut all = vec![reactor.tally()];
+        all.extend(tallies.iter());
+        print!("{}", Tally::benchmark_summary(&all));
     }
     match result {
         Ok(()) => {
@@ -161,6 +205,66 @@ pub fn run(config: Config, startup: Startup) -> i32 {
             EXIT_RUNTIME
         }
     }
+}
+
+/// A follower's thread, and the leader's handle on it.
+struct Worker {
+    handle: Follower,
+    /// Its tally at the end (`None` if it could not run).
+    thread: JoinHandle<Option<Tally>>,
+}
+
+/// Starts one follower thread per listener copy, each with its own backends and upstreams,
+/// and waits until each loop is ready to serve.
+fn start_followers(
+    config: &Config,
+    leader: &Reactor,
+    listeners: Vec<Listener>,
+    backends: Vec<(Backends, Vec<prepare::PreparedUpstream>)>,
+    now: Instant,
+) -> Result<Vec<Worker>, String> {
+    let mut workers = Vec::new();
+    for (index, (listener, (backends, prepared))) in listeners.into_iter().zip(backends).enumerate()
+    {
+        let config = config.clone();
+        let shared = leader.tally().shared().clone();
+        let leader_waker = leader.waker();
+        let (control, orders) = mpsc::channel();
+        let (ready, started) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("worker-{}", index + 1))
+            .spawn(move || {
+                let made = Reactor::worker(&config, listener, backends, shared)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut reactor| {
+                        reactor.attach_upstreams(prepared, &config.backend.upstream)?;
+                        reactor.open_data_dir(now);
+                        reactor.follow(orders, leader_waker);
+                        Ok(reactor)
+                    });
+                let mut reactor = match made {
+                    Ok(reactor) => reactor,
+                    Err(message) => {
+                        let _ = ready.send(Err(message));
+                        return None;
+                    }
+                };
+                let _ = ready.send(Ok(reactor.waker()));
+                if let Err(e) = reactor.run() {
+                    log::error!(error:% = e; "a worker's event loop failed");
+                }
+                Some(reactor.into_tally())
+            })
+            .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+        let waker = started
+            .recv()
+            .map_err(|_| "a worker thread ended before it started".to_string())??;
+        workers.push(Worker {
+            handle: Follower::new(control, waker),
+            thread,
+        });
+    }
+    Ok(workers)
 }
 
 /// The handoff listener: passed to us, or bound at `socket_path`.

@@ -29,12 +29,6 @@ pub struct Pending {
 /// lands.
 pub const NOT_YET_IMPLEMENTED: &[Pending] = &[
     Pending {
-        key: "server.workers (-workers)",
-        instead: "one event loop runs; remove the setting or set it to 1",
-        // Only an explicit count: the default (one per CPU) runs one loop until workers exist.
-        needs: |config| config.server.workers.is_some_and(|n| n.get() > 1),
-    },
-    Pending {
         key: "server.resume_window_ms (-resume-window)",
         instead: "streams cannot be resumed yet; remove the setting or set it to 0",
         needs: |config| !config.server.resume_window.is_zero(),
@@ -122,8 +116,9 @@ mod tests {
         let message = check(&config).expect_err("refused").to_string();
         assert!(
             message.starts_with(
-                "server.workers (-workers) is recognised but not implemented in this version: one \
-                 event loop runs; remove the setting or set it to 1; server.resume_window_ms"
+                "server.resume_window_ms (-resume-window) is recognised but not implemented in this \
+                 version: streams cannot be resumed yet; remove the setting or set it to 0; \
+                 backend.typing.use_api"
             ),
             "{message}"
         );

@@ -181,8 +181,7 @@ fn profiles_inherit_what_flags_and_environment_set() {
 
 #[test]
 fn each_pending_feature_is_refused_by_name_and_inert_values_load() {
-    let cases: [(&[&str], &str, &str); 3] = [
-        (&["-workers", "2"], "", "server.workers (-workers)"),
+    let cases: [(&[&str], &str, &str); 2] = [
         (
             &["-resume-window", "30s"],
             "",

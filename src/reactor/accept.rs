@@ -108,15 +108,17 @@ impl Reactor {
 
     /// Over `max_connections` or the memory budget: new handoffs are answered 503.
     fn over_capacity(&self) -> bool {
+        // Daemon-wide: every worker's connections and buffers count.
+        let shared = self.tally.shared();
         let over_memory = self
             .mem_limit
-            .is_some_and(|limit| self.held_bytes as u64 > limit);
-        self.connections() >= self.max_connections || over_memory
+            .is_some_and(|limit| shared.held_bytes() as u64 > limit);
+        shared.connections() >= self.max_connections || over_memory
     }
 
     /// Over capacity with as many refusals pending as allowed: accepting waits.
     pub(super) fn refusals_full(&self) -> bool {
-        self.refusing >= MAX_PENDING_REFUSALS && self.over_capacity()
+        self.tally.shared().refusing() >= MAX_PENDING_REFUSALS && self.over_capacity()
     }
 
     fn admit(&mut self, apache: OwnedFd, now: Instant) {
@@ -168,12 +170,11 @@ impl Reactor {
     fn admit_as(&mut self, apache: OwnedFd, over_capacity: bool, now: Instant) {
         if over_capacity {
             self.tally.connection_rejected();
-            self.refusing += 1;
+            self.tally.shared().refusal_started();
         } else {
             self.tally.connection_accepted();
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.tally.shared().next_id();
         let key = self.conns.next_key();
         let tokens = Tokens {
             apache: token::connection_token(key, Side::Apache),
@@ -190,6 +191,7 @@ impl Reactor {
                     armed: None,
                     held: 0,
                 });
+                self.tally.shared().connection_opened();
                 // Apache sends the handoff right after connecting, so it is usually here
                 // already: reading now saves the client a whole turn of the loop.
                 self.receive_handoff(key, now);
@@ -197,7 +199,7 @@ impl Reactor {
             Err(e) => {
                 log::error!("conn={id} could not be registered: {e}");
                 if over_capacity {
-                    self.refusing -= 1;
+                    self.tally.shared().refusal_done();
                 }
             }
         }

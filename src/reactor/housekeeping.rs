@@ -61,13 +61,19 @@ impl Reactor {
     pub(super) fn housekeeping(&mut self, now: Instant) {
         if let Some((interval, at)) = self.housekeeping.watchdog {
             if now >= at {
-                self.notifier.watchdog();
+                // A worker whose loop is stuck stops the pings: systemd restarts the daemon.
+                if self.every_loop_turned() {
+                    self.notifier.watchdog();
+                } else {
+                    log::warn!("a worker's event loop has not turned since the last watchdog check: not pinging");
+                }
                 self.housekeeping.watchdog = Some((interval, deadline::after(now, interval)));
             }
         }
         if self.notifier.is_enabled() && self.housekeeping.status_at.is_none_or(|at| now >= at) {
-            let streams = self.tally.active_streams as u64;
-            let connections = self.connections() as u64;
+            let shared = self.tally.shared();
+            let streams = shared.active_streams() as u64;
+            let connections = shared.connections() as u64;
             if let Some(status) = self.housekeeping.status.due(now, streams, connections) {
                 self.notifier.status(&status);
             }

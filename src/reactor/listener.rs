@@ -210,6 +210,17 @@ impl Listener {
         self.fd.as_fd()
     }
 
+    /// The same socket for another worker to accept from: a second descriptor, which never
+    /// owns the path (the first worker's removes it at the drain).
+    pub fn for_another_worker(&self) -> io::Result<Listener> {
+        Ok(Listener {
+            fd: self.fd.try_clone()?,
+            socket_type: self.socket_type,
+            path: self.path.clone(),
+            owned: None,
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -10,6 +10,7 @@ use mio::Interest;
 use super::scrape::{Scrape, View};
 use super::token::{self, Key, Side};
 use super::{caught, Entry, Occupant, Reactor};
+use crate::metrics::ProcessReader;
 
 /// Scrapes in progress at once. Prometheus sends one at a time; the rest is headroom for
 /// health checks and people with curl.
@@ -119,15 +120,15 @@ impl Reactor {
     }
 
     pub(super) fn serve_scrape(&mut self, key: Key, now: Instant) {
-        let connections = self.connections();
+        let process = &*self.process.get_or_insert_with(ProcessReader::new);
         let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
         let Occupant::Scrape(scrape) = &mut entry.occupant else {
             return;
         };
-        let gauges = self.tally.gauges(connections, self.held_bytes);
-        let (out, tally, process) = (&mut self.buffers.out, &self.tally, &self.process);
+        let gauges = self.tally.gauges();
+        let (out, tally) = (&mut self.buffers.out, &self.tally);
         let view = || View {
             tally,
             gauges,

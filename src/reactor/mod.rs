@@ -17,9 +17,9 @@ mod slab;
 mod timers;
 pub mod token;
 mod upgrade;
+mod workers;
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -34,6 +34,7 @@ pub use reload::ReloadSource;
 /// Shared with the `handoff` load generator, whose reader loop keys its streams the same way.
 pub use slab::Slab;
 pub use upgrade::UpgradeSource;
+pub use workers::{Control, Follower};
 
 use crate::attachments::{DataDirSlot, Sweeper};
 use crate::backends::Backends;
@@ -101,8 +102,6 @@ pub struct Reactor {
     events: Events,
     listener: Option<Listener>,
     listener_ready: bool,
-    /// Connections accepted over capacity whose 503 is not done yet.
-    refusing: usize,
     /// Accepting stopped because `MAX_PENDING_REFUSALS` are pending (logged once per episode).
     refusals_full: bool,
     accept_paused_until: Option<Instant>,
@@ -111,7 +110,8 @@ pub struct Reactor {
     scrapes: Vec<Key>,
     /// Metrics connections turned away, logged in summary.
     scrape_refusals: metrics_endpoint::Summary,
-    process: ProcessReader,
+    /// Made at the first scrape: only the worker serving metrics needs one (it runs a thread).
+    process: Option<ProcessReader>,
     reserve: FdReserve,
     signals: Option<SignalFd>,
     conns: Slab<Entry>,
@@ -137,7 +137,6 @@ pub struct Reactor {
     /// Removes old files from it (`server.data_max_age_ms`).
     sweeper: Sweeper,
     tally: Tally,
-    next_id: u64,
     lifecycle: Lifecycle,
     /// The configuration running now (a reload replaces it).
     config: Config,
@@ -148,22 +147,47 @@ pub struct Reactor {
     housekeeping: housekeeping::Housekeeping,
     /// The last generation given to an upstream (a reload makes a new one).
     upstream_generation: u64,
+    /// The only worker, the leader of several, or one of its followers.
+    role: workers::Role,
+    turns: workers::Turns,
 }
 
 impl Reactor {
+    /// The daemon's only worker, or its leader (see [`Reactor::lead`]).
     pub fn new(
+        config: &Config,
+        listener: Listener,
+        metrics_listener: Option<TcpListener>,
+        signals: Option<SignalFd>,
+        backends: Backends,
+    ) -> io::Result<Reactor> {
+        let tally = Tally::new(!config.benchmark);
+        Reactor::build(config, listener, metrics_listener, signals, backends, tally)
+    }
+
+    /// Another worker of the daemon whose counts are `shared`: no signals, no metrics
+    /// listener; see [`Reactor::follow`].
+    pub fn worker(
+        config: &Config,
+        listener: Listener,
+        backends: Backends,
+        shared: std::sync::Arc<crate::stats::Shared>,
+    ) -> io::Result<Reactor> {
+        let tally = Tally::for_worker(!config.benchmark, shared);
+        Reactor::build(config, listener, None, None, backends, tally)
+    }
+
+    fn build(
         config: &Config,
         listener: Listener,
         mut metrics_listener: Option<TcpListener>,
         signals: Option<SignalFd>,
         backends: Backends,
+        tally: Tally,
     ) -> io::Result<Reactor> {
         let poll = Poll::new()?;
-        poll.registry().register(
-            &mut SourceFd(&listener.fd().as_raw_fd()),
-            token::LISTENER,
-            Interest::READABLE,
-        )?;
+        // Every worker waits on the one listener; each connection wakes only one of them.
+        crate::sys::epoll::add_exclusive(&poll, listener.fd(), token::LISTENER.0)?;
         if let Some(metrics_listener) = &mut metrics_listener {
             poll.registry().register(
                 metrics_listener,
@@ -196,13 +220,12 @@ impl Reactor {
             // Handoffs may have queued before the first poll; edge-triggered polling would
             // not report them.
             listener_ready: true,
-            refusing: 0,
             refusals_full: false,
             accept_paused_until: None,
             metrics_listener,
             scrapes: Vec::new(),
             scrape_refusals: metrics_endpoint::Summary::new(metrics_endpoint::REFUSAL_LOG_INTERVAL),
-            process: ProcessReader::new(),
+            process: None,
             reserve: FdReserve::new(),
             signals,
             conns: Slab::new(),
@@ -220,8 +243,9 @@ impl Reactor {
             reaper: Reaper::default(),
             data_dir: DataDirSlot::open(None, now).0,
             sweeper: Sweeper::default(),
-            tally: Tally::new(!config.benchmark),
-            next_id: 1,
+            turns: workers::Turns::new(tally.shared().register_turns()),
+            tally,
+            role: workers::Role::default(),
             lifecycle: Lifecycle::Serving,
             config: config.clone(),
             notifier: Notifier::disabled(),
@@ -253,8 +277,11 @@ impl Reactor {
         let server = &self.config.server;
         let path = server.data_dir.as_deref();
         let (slot, result) = DataDirSlot::open(path, now);
-        report_data_dir(path, &result);
-        self.sweeper.configure(path, server.data_max_age);
+        // Said once, by the leader: every worker opens the same directory.
+        if !self.is_follower() {
+            report_data_dir(path, &result);
+            self.sweeper.configure(path, server.data_max_age);
+        }
         self.data_dir = slot;
     }
 
@@ -308,6 +335,11 @@ impl Reactor {
         &self.tally
     }
 
+    /// Its counts, once its loop is done (a worker's, for the `-benchmark` summary).
+    pub fn into_tally(self) -> Tally {
+        self.tally
+    }
+
     /// Entries in the timer heap, stale ones included (for tests: it must stay near one per
     /// connection).
     pub fn timer_entries(&self) -> usize {
@@ -350,6 +382,7 @@ impl Reactor {
 
     /// Handles what the last poll returned, then every deadline due at `now`.
     fn dispatch_at(&mut self, now: Instant) -> Turn {
+        self.turns.turned();
         self.buffers.file_bytes_left = FILE_BYTES_PER_TURN;
         let ready: Vec<(mio::Token, bool, bool, bool)> = self
             .events
@@ -369,6 +402,7 @@ impl Reactor {
                         upstream.take_resolved();
                     }
                     self.take_reload();
+                    self.take_control(now);
                 }
                 token::UPGRADE => self.on_upgrade_pipe(now),
                 other => {
@@ -490,6 +524,7 @@ impl Reactor {
         };
         let held = conn.held_bytes();
         self.held_bytes = self.held_bytes + held - entry.held;
+        self.tally.shared().held_changed(entry.held, held);
         entry.held = held;
         match step {
             Step::Continue => self.rearm(key, now),
@@ -547,6 +582,7 @@ impl Reactor {
             return;
         };
         self.held_bytes -= entry.held;
+        self.tally.shared().held_changed(entry.held, 0);
         let mut conn = match entry.occupant {
             Occupant::Handoff(conn) => conn,
             Occupant::Scrape(_) => {
@@ -554,8 +590,9 @@ impl Reactor {
                 return;
             }
         };
+        self.tally.shared().connection_closed();
         if conn.is_over_capacity() {
-            self.refusing -= 1;
+            self.tally.shared().refusal_done();
         }
         // Every connection leaves through here, so no program outlives its stream.
         let registry = self.poll.registry();

@@ -38,9 +38,17 @@ pub(super) struct Reloading {
     again: bool,
 }
 
-/// What the helper thread prepared.
+/// What the helper thread prepared: the plan, and one load for each worker.
 struct Loaded {
     plan: ReloadPlan,
+    leader: WorkerLoad,
+    followers: Vec<WorkerLoad>,
+}
+
+/// What one worker applies: the configuration, and the backends, upstreams and data
+/// directory built for it alone (a worker's are never shared).
+pub struct WorkerLoad {
+    config: Config,
     backends: Backends,
     upstreams: Vec<PreparedUpstream>,
     /// `server.data_dir` opened anew, when the reload changes it.
@@ -63,8 +71,8 @@ impl Reactor {
     /// SIGHUP.
     pub(super) fn begin_reload(&mut self) {
         log::info!(
-            active_connections = self.connections(),
-            active_streams = self.tally.active_streams;
+            active_connections = self.tally.shared().connections(),
+            active_streams = self.tally.shared().active_streams();
             "SIGHUP received"
         );
         self.notifier.reloading();
@@ -80,12 +88,13 @@ impl Reactor {
         };
         let args = source.args.clone();
         let running = self.config.clone();
+        let followers = self.follower_count();
         let waker = Arc::clone(&self.waker);
         let (answer, pending) = mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
-                let _ = answer.send(load(args, &running));
+                let _ = answer.send(load(args, &running, followers));
                 let _ = waker.wake();
             });
         match spawned {
@@ -117,43 +126,29 @@ impl Reactor {
     fn apply_reload(&mut self, loaded: Loaded) {
         let Loaded {
             plan,
-            backends,
-            upstreams,
-            data_dir,
+            leader,
+            followers,
         } = loaded;
         let ReloadPlan {
             applied,
             needs_restart,
             config,
         } = plan;
-        let upstreams = match self.make_upstreams(upstreams, &config.backend.upstream) {
-            Ok(upstreams) => upstreams,
-            Err(message) => return self.refuse_reload(&message),
-        };
+        let data_dir_result = leader.data_dir.as_ref().map(|(_, result)| result);
+        if let Some(result) = data_dir_result {
+            report_data_dir(config.server.data_dir.as_deref(), result);
+        }
+        if let Err(message) = self.apply_worker_load(leader) {
+            return self.refuse_reload(&message);
+        }
+        self.send_reloads(followers);
         logging::reconfigure(config.logging.level, config.logging.format);
         logging::set_secrets(config.secrets());
-        let server = &config.server;
-        if server.max_handoff_bytes + 1 != self.buffers.handoff.len() {
-            self.buffers.handoff = vec![0; server.max_handoff_bytes + 1].into_boxed_slice();
-        }
-        self.max_connections = server.max_connections;
-        self.mem_limit = server.mem_limit;
-        self.shutdown_timeout = server.shutdown_timeout;
-        self.settings = Rc::new(Settings::from_config(&config));
-        // Pooled connections of the old upstream close with it; calls still running on one
-        // finish there and are not pooled by the new upstream (another generation).
-        self.backends = backends;
-        self.backends.announce();
-        self.upstreams = upstreams;
-        if let Some((slot, result)) = data_dir {
-            report_data_dir(config.server.data_dir.as_deref(), &result);
-            self.data_dir = slot;
-        }
         self.sweeper.configure(
             config.server.data_dir.as_deref(),
             config.server.data_max_age,
         );
-        self.config = config;
+        self.backends.announce();
         if !needs_restart.is_empty() {
             log::warn!(
                 keys = needs_restart.join(", ").as_str();
@@ -165,6 +160,36 @@ impl Reactor {
         self.notifier.ready();
     }
 
+    /// What every worker applies of a reload: settings for the connections it accepts from
+    /// now on, its backends, upstreams and data directory. Fails (changing nothing) only when
+    /// an upstream cannot be started.
+    pub(super) fn apply_worker_load(&mut self, load: WorkerLoad) -> Result<(), String> {
+        let WorkerLoad {
+            config,
+            backends,
+            upstreams,
+            data_dir,
+        } = load;
+        let upstreams = self.make_upstreams(upstreams, &config.backend.upstream)?;
+        let server = &config.server;
+        if server.max_handoff_bytes + 1 != self.buffers.handoff.len() {
+            self.buffers.handoff = vec![0; server.max_handoff_bytes + 1].into_boxed_slice();
+        }
+        self.max_connections = server.max_connections;
+        self.mem_limit = server.mem_limit;
+        self.shutdown_timeout = server.shutdown_timeout;
+        self.settings = Rc::new(Settings::from_config(&config));
+        // Pooled connections of the old upstream close with it; calls still running on one
+        // finish there and are not pooled by the new upstream (another generation).
+        self.backends = backends;
+        self.upstreams = upstreams;
+        if let Some((slot, _)) = data_dir {
+            self.data_dir = slot;
+        }
+        self.config = config;
+        Ok(())
+    }
+
     fn refuse_reload(&mut self, message: &str) {
         log::error!(error = message; "configuration reload refused; nothing changed");
         self.tally.reloaded(ReloadResult::Error);
@@ -173,8 +198,9 @@ impl Reactor {
 }
 
 /// On the reload thread: the configuration read and validated as at start-up, the plan against
-/// the running one, the backend for it and its upstream prepared.
-fn load(args: Vec<OsString>, running: &Config) -> Result<Loaded, String> {
+/// the running one, and for the leader and each of its `followers` the backends and upstreams
+/// for it prepared (and `data_dir` opened, when it changes).
+fn load(args: Vec<OsString>, running: &Config, followers: usize) -> Result<Loaded, String> {
     let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     let loaded = match config::load(args, &env) {
         Ok(Invocation::Run(config)) => config,
@@ -182,15 +208,24 @@ fn load(args: Vec<OsString>, running: &Config) -> Result<Loaded, String> {
         Err(error) => return Err(error.to_string()),
     };
     let plan = config::plan_reload(running, loaded);
-    let backends = Backends::create(&plan.config).map_err(|e| e.to_string())?;
-    let upstreams = prepare::prepare_all(backends.targets())?;
     let new_dir = plan.config.server.data_dir.as_deref();
-    let data_dir = (new_dir != running.server.data_dir.as_deref())
-        .then(|| DataDirSlot::open(new_dir, Instant::now()));
+    let dir_changed = new_dir != running.server.data_dir.as_deref();
+    let worker = || -> Result<WorkerLoad, String> {
+        let backends = Backends::create(&plan.config).map_err(|e| e.to_string())?;
+        let upstreams = prepare::prepare_all(backends.targets())?;
+        let data_dir = dir_changed.then(|| DataDirSlot::open(new_dir, Instant::now()));
+        Ok(WorkerLoad {
+            config: plan.config.clone(),
+            backends,
+            upstreams,
+            data_dir,
+        })
+    };
+    let leader = worker()?;
+    let followers = (0..followers).map(|_| worker()).collect::<Result<_, _>>()?;
     Ok(Loaded {
         plan,
-        backends,
-        upstreams,
-        data_dir,
+        leader,
+        followers,
     })
 }

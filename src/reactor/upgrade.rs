@@ -164,7 +164,7 @@ impl Reactor {
             .deregister(&mut SourceFd(&successor.pipe.as_raw_fd()));
         log::info!(
             pid = successor.child.id(),
-            connections = self.connections();
+            connections = self.tally.shared().connections();
             "upgrade: the new process is ready; handing over and draining"
         );
         if let Some(listener) = &mut self.listener {

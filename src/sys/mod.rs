@@ -8,6 +8,7 @@
 pub mod activation;
 pub mod at;
 pub mod dirlist;
+pub mod epoll;
 pub mod fdpass;
 pub mod file;
 pub mod info;

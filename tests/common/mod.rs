@@ -290,6 +290,10 @@ impl Daemon {
             // Not the default under /run: each daemon stages in a directory of its own. A test's
             // own `-data-dir` comes later and wins.
             .arg(format!("-data-dir={}", data_dir_of(socket).display()))
+            // One loop unless the test asks for more: which worker takes a connection is the
+            // kernel's choice, and most tests count per-loop things (pooled connections, one
+            // turn's accepts). tests/workers_e2e.rs runs several.
+            .arg("-workers=1")
             .args(args)
             .env_remove("OPENAI_API_KEY")
             .env_remove("SSL_CERT_FILE")
