@@ -209,7 +209,7 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_refused() {
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     assert!(path.exists());
     let mut daemon = Daemon::start_at(path.clone(), &[]);
-    assert!(daemon.count_log("removing stale socket") == 1);
+    assert!(daemon.count_log("removing a stale socket") == 1);
 
     let mut second = Daemon::spawn(&path, &[]);
     assert_eq!(second.wait_exit(LIMIT), 1);

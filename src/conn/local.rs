@@ -165,10 +165,7 @@ impl Local {
             Next::Run(command) => {
                 if let Some(old) = io.program.take() {
                     // A source asks for one program at a time; a second would be its bug.
-                    log::error!(
-                        "conn={} a second program was asked for; ending the first",
-                        io.conn
-                    );
+                    log::error!(conn = io.conn; "a second program was asked for; ending the first");
                     old.abandon(io.registry, io.reaper);
                 }
                 match Child::spawn(&command, io.registry, io.program_token, io.now) {
@@ -208,16 +205,17 @@ impl Local {
                 truncated,
                 ..
             } => log::debug!(
-                "conn={} {name} finished{}",
-                io.conn,
-                if *truncated { " (output cut)" } else { "" }
+                conn = io.conn,
+                program = name,
+                output_cut = *truncated;
+                "program finished"
             ),
             CommandResult::Exited { success: false, .. } => {
-                log::warn!("conn={} {name} exited with a failure status", io.conn);
+                log::warn!(conn = io.conn, program = name; "program exited with a failure status");
                 io.tally.backend_error(io.backend);
             }
             CommandResult::Failed(why) => {
-                log::warn!("conn={} {name} {why}", io.conn);
+                log::warn!(conn = io.conn, program = name, error = why.as_str(); "program failed");
                 io.tally.backend_error(io.backend);
             }
         }

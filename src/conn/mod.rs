@@ -509,7 +509,7 @@ impl Connection {
                     Flushed::Empty => {}
                     Flushed::Blocked => return Step::Continue,
                     Flushed::Failed(e) => {
-                        log::debug!("conn={} write failed: {e}", self.id);
+                        log::debug!(conn = self.id, error:% = e; "client write failed");
                         event = Event::ClientGone(Outcome::ClientDisconnected, None);
                         continue;
                     }
@@ -783,7 +783,7 @@ impl Connection {
     /// A handoff failed before it could start: the client, when its fd came and is a socket,
     /// gets the error's status.
     fn reject(&mut self, error: HandoffError, ctx: &mut Context<'_>) -> State {
-        log::warn!("conn={} handoff rejected: {error}", self.id);
+        log::warn!(conn = self.id, error:% = error; "handoff rejected");
         let reason = if self.over_capacity {
             EndReason::OverCapacity
         } else {
@@ -792,7 +792,7 @@ impl Connection {
         let end = End::new(reason, Some(error.to_string()));
         if self.arrived.is_some() {
             if let Err(bad) = self.adopt_client(ctx) {
-                log::warn!("conn={} cannot answer the client: {bad}", self.id);
+                log::warn!(conn = self.id, error:% = bad; "cannot answer the client");
             }
         }
         if self.client.is_none() {
@@ -1002,7 +1002,7 @@ impl Connection {
             Flushed::Empty => Some(Event::Tick),
             Flushed::Blocked => None,
             Flushed::Failed(e) => {
-                log::debug!("conn={} write failed: {e}", self.id);
+                log::debug!(conn = self.id, error:% = e; "client write failed");
                 Some(Event::ClientGone(Outcome::ClientDisconnected, None))
             }
         }

@@ -71,7 +71,7 @@ impl Reactor {
                 // Anything else (ENOBUFS, ENOMEM...) would repeat at once: back off as for
                 // EMFILE rather than spin.
                 Err(e) => {
-                    log::warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    log::warn!(error:% = e, pause_ms = ACCEPT_BACKOFF.as_millis() as u64; "accept failed; pausing accepts");
                     self.accept_paused_until = Some(deadline::after(now, ACCEPT_BACKOFF));
                     return;
                 }
@@ -197,7 +197,7 @@ impl Reactor {
                 self.receive_handoff(key, now);
             }
             Err(e) => {
-                log::error!("conn={id} could not be registered: {e}");
+                log::error!(conn = id, error:% = e; "cannot register a handoff connection");
                 if over_capacity {
                     self.tally.shared().refusal_done();
                 }

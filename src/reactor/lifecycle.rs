@@ -104,7 +104,7 @@ impl Reactor {
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    log::error!("reading signals failed: {e}");
+                    log::error!(error:% = e; "reading signals failed");
                     return;
                 }
             }

@@ -63,7 +63,7 @@ impl Reactor {
                 Err(e) => {
                     // Out of fds or similar: the backlog keeps the rest, and scrapes are never
                     // worth spinning for.
-                    log::warn!("metrics accept failed: {e}");
+                    log::warn!(error:% = e; "metrics accept failed");
                     return;
                 }
             };
@@ -78,7 +78,7 @@ impl Reactor {
                 Interest::READABLE | Interest::WRITABLE,
             );
             if let Err(e) = registered {
-                log::warn!("cannot register a metrics connection: {e}");
+                log::warn!(error:% = e; "cannot register a metrics connection");
                 continue;
             }
             let key = self.conns.insert(Entry {
@@ -134,7 +134,7 @@ impl Reactor {
             gauges,
             process: process
                 .read()
-                .map_err(|e| log::warn!("cannot read /proc for process metrics: {e}"))
+                .map_err(|e| log::warn!(error:% = e; "cannot read /proc for process metrics"))
                 .ok(),
         };
         match caught(|| scrape.on_ready(now, out, view)) {

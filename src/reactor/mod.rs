@@ -514,10 +514,10 @@ impl Reactor {
         let step = match caught(|| handler(conn, &mut ctx)) {
             Ok(step) => step,
             Err(()) => {
-                log::error!("conn={} panicked; closing this connection only", conn.id);
+                log::error!(conn = conn.id; "panicked; closing this connection only");
                 ctx.tally.panicked();
                 if caught(|| conn.on_panic(&mut ctx)).is_err() {
-                    log::error!("conn={} panicked again while answering with 500", conn.id);
+                    log::error!(conn = conn.id; "panicked again while answering with 500");
                 }
                 Step::Close
             }
@@ -553,7 +553,7 @@ impl Reactor {
     }
 
     fn panicked(&mut self, during: &str) {
-        log::error!("panicked while {during}; the daemon goes on");
+        log::error!(during = during; "panicked; the daemon goes on");
         self.tally.panicked();
     }
 

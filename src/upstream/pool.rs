@@ -45,7 +45,7 @@ impl Pool {
             }
             match entry.transport.check_idle() {
                 Ok(()) => return Some(entry.transport),
-                Err(stale) => log::debug!("closing a pooled upstream connection: {stale}"),
+                Err(stale) => log::debug!(reason:% = stale; "closing a pooled upstream connection"),
             }
         }
         None
