@@ -636,7 +636,7 @@ fn one_info_line_per_profile_at_start_up_without_keys() {
     let default = FakeUpstream::start(Kind::Plain, vec![]);
     let sales = FakeUpstream::start(Kind::Plain, vec![]);
     let mut d = sales_daemon("lg-announce", &default, &sales, "");
-    let line = d.wait_for_log("msg=\"LangGraph default profile\"", LIMIT);
+    let line = d.wait_for_log("msg=\"LangGraph profile\" profile=\"\"", LIMIT);
     assert!(line.contains("assistant_id=agent"), "{line}");
     for (profile, assistant) in [("claude", "claude-agent"), ("sales", "sales-agent")] {
         let line = d.wait_for_log(&format!("profile={profile} "), LIMIT);

@@ -140,10 +140,6 @@ impl Backend for LangGraph {
                 .api_socket
                 .as_ref()
                 .map(|path| path.display().to_string());
-            let what = match name {
-                "" => "LangGraph default profile",
-                _ => "LangGraph profile",
-            };
             // Never the key: an operator checks which API and assistant each profile reaches.
             log::info!(
                 profile = name,
@@ -152,7 +148,7 @@ impl Backend for LangGraph {
                 assistant_id = settings.assistant_id.as_str(),
                 stream_mode = settings.stream_mode.as_str(),
                 output = settings.output.as_str();
-                "{what}"
+                "LangGraph profile"
             );
         }
     }

@@ -202,7 +202,9 @@ unsafe fn claim(layout: Layout, socket_type: SocketType) -> Result<Activation, A
     };
     for (fd, name) in &layout.unused {
         log::warn!(
-            "closing passed fd {fd} named {name:?}: only handoff, metrics and upgrade are used"
+            fd = *fd,
+            name = name.as_str();
+            "closing a passed fd: only handoff, metrics and upgrade are used"
         );
         // SAFETY: the caller's promise; owning it closes it now.
         drop(unsafe { OwnedFd::from_raw_fd(*fd) });

@@ -160,17 +160,20 @@ impl Upstream {
             match resolved.addresses {
                 Ok(addresses) => {
                     if addresses != self.addresses {
+                        let list: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
                         log::info!(
-                            "upstream {} resolved to {addresses:?}",
-                            self.target.origin.host
+                            host = self.target.origin.host.as_str(),
+                            addresses = list.join(" ").as_str();
+                            "upstream name resolved"
                         );
                     }
                     self.addresses = addresses;
                 }
                 // Keep the last good addresses: a failed lookup is more often DNS than a move.
                 Err(reason) => log::warn!(
-                    "{reason}; keeping {} known address(es)",
-                    self.addresses.len()
+                    error:% = reason,
+                    kept = self.addresses.len();
+                    "upstream name lookup failed; keeping the known addresses"
                 ),
             }
         }
