@@ -181,17 +181,12 @@ fn profiles_inherit_what_flags_and_environment_set() {
 
 #[test]
 fn each_pending_feature_is_refused_by_name_and_inert_values_load() {
-    let cases: [(&[&str], &str, &str); 3] = [
+    let cases: [(&[&str], &str, &str); 2] = [
         (&["-workers", "2"], "", "server.workers (-workers)"),
         (
             &["-resume-window", "30s"],
             "",
             "server.resume_window_ms (-resume-window)",
-        ),
-        (
-            &[],
-            "backend:\n  typing:\n    use_api: true\n",
-            "backend.typing.use_api",
         ),
     ];
     for (flags, text, key) in cases {
@@ -216,7 +211,7 @@ fn each_pending_feature_is_refused_by_name_and_inert_values_load() {
     let inert = TempFile::new(
         "server:\n  workers: 1\n  resume_window_ms: 0\n  data_max_age_ms: 0\n  data_dir: /srv/x\nbackend:\n  \
          provider: typing\n  allowed: [typing, mock, langgraph]\n  langgraph:\n    content_format: openai\n    \
-         output: raw\n    profiles:\n      sales: {output: translate, content_format: openai}\n  typing:\n    use_api: false\n    default_model: m\n  upstream:\n    \
+         output: raw\n    profiles:\n      sales: {output: translate, content_format: openai}\n  typing:\n    use_api: true\n    default_model: m\n  upstream:\n    \
          sse_max_line_bytes: 256KiB\n",
     );
     let config =
@@ -226,6 +221,7 @@ fn each_pending_feature_is_refused_by_name_and_inert_values_load() {
         config.backend.allowed_backends(),
         ["typing", "mock", "langgraph"]
     );
+    assert!(config.backend.typing.use_api, "built: typing from the API");
 }
 
 #[test]
