@@ -27,7 +27,7 @@
 //! | Relaying     | Tick past the idle gap timeout                          | Done: `event: error` (`upstream_timeout`) |
 //! | Relaying, typed | any, the client clear, a character due               | Relaying: one `{"char","index"}` event    |
 //! | Relaying, typed | Upstream or Tick, more than 64 KiB untyped           | Relaying, not read (backpressure; no idle gap) |
-//! | Relaying, typed | end of body (`[DONE]` or nothing to follow)          | Typing, the upstream connection released |
+//! | Relaying, typed | the body ended cleanly, complete or not              | Typing, the upstream connection released (pooled if reusable) |
 //! | Relaying, typed | in-stream error, cut, bad framing, idle gap          | Done: `event: error` at once, untyped text dropped |
 //! | Typing       | Tick, the client clear, a character due                 | Typing: one event                        |
 //! | Typing       | Tick, the client clear, all typed, last pause over      | Done: `[DONE]` or nothing, by the body's end |
