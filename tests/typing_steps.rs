@@ -337,30 +337,57 @@ fn api_answers_are_typed_with_the_pauses_and_done_follows_the_last_one() {
     );
 }
 
-/// Bytes the kernel holds unread on a connection of this process to `port` on 127.0.0.1: what
-/// the reactor (in the test's thread) has not read of the upstream's answer.
-fn unread_from(port: u16) -> usize {
-    let remote = format!("0100007F:{port:04X}");
-    std::fs::read_to_string("/proc/net/tcp")
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (fields.get(2) == Some(&remote.as_str())).then(|| fields[4].to_string())
-        })
-        .map(|queues| usize::from_str_radix(queues.split_once(':').unwrap().1, 16).unwrap())
-        .sum()
+/// Bytes the kernel holds unread on this process's connections to `peer`: what the reactor (in
+/// the test's thread) has not read of the upstream's answer. The fake upstream's own end, in
+/// this process too, has the reactor's port as its peer, so it is not counted.
+fn unread_from(peer: SocketAddr) -> usize {
+    let SocketAddr::V4(peer) = peer else {
+        panic!("the fake upstream listens on 127.0.0.1");
+    };
+    let mut unread = 0;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // SAFETY: (test) an all-zero sockaddr_in is a valid value.
+        let mut address: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: (test) getpeername writes at most `len` bytes to `address`; an fd that is not
+        // a connected socket (or was closed meanwhile) makes it fail, and is skipped.
+        let got = unsafe {
+            libc::getpeername(
+                fd,
+                (&mut address as *mut libc::sockaddr_in).cast(),
+                &mut len,
+            )
+        };
+        let matches = got == 0
+            && address.sin_family == libc::AF_INET as libc::sa_family_t
+            && u16::from_be(address.sin_port) == peer.port()
+            && u32::from_be(address.sin_addr.s_addr) == u32::from(*peer.ip());
+        if !matches {
+            continue;
+        }
+        let mut queued: libc::c_int = 0;
+        // SAFETY: (test) FIONREAD writes one int, the bytes waiting to be read.
+        if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) } == 0 {
+            unread += usize::try_from(queued).unwrap_or(0);
+        }
+    }
+    unread
 }
 
 #[test]
 fn more_than_64_kib_untyped_stops_reading_the_upstream_until_typing_catches_up() {
-    // 66,000 characters: over the 64 KiB limit by 464. Then, once the test opens the gate,
-    // the end of the answer, which must not be read until typing has brought the backlog
-    // under the limit.
-    let first: String = (0..66)
+    // 66,000 characters: the last event takes the queue over the 64 KiB limit by 464 (text is
+    // queued a whole event at a time, so no read boundary can do it earlier). Then, once the
+    // test opens the gate, the end of the answer, which must not be read until typing has
+    // brought the backlog to the limit.
+    let mut first: String = (0..65)
         .map(|_| delta(&format!("\"{}\"", "a".repeat(1000))))
         .collect();
+    first.push_str(&delta(&format!("\"{}\"", "a".repeat(536))));
+    first.push_str(&delta(&format!("\"{}\"", "a".repeat(464))));
     let (first_sent, first_was_sent) = gate();
     let (open, held) = gate();
     let (rest_sent, rest_was_sent) = gate();
@@ -381,7 +408,7 @@ fn more_than_64_kib_untyped_stops_reading_the_upstream_until_typing_catches_up()
             Action::Notify(rest_sent),
         ]],
     );
-    let port = upstream_address(&upstream).port();
+    let address = upstream_address(&upstream);
     let (mut h, _) = typing_api("ty-api-backlog", &upstream);
     h.frozen = Some(Instant::now());
     let (mut client, server) = tcp_pair();
@@ -398,26 +425,21 @@ fn more_than_64_kib_untyped_stops_reading_the_upstream_until_typing_catches_up()
     for _ in 0..50 {
         h.turn();
     }
-    let unread = unread_from(port);
-    assert!(unread > 0, "the upstream was read");
+    assert!(unread_from(address) > 0, "the upstream was read");
     read_available(&mut client, &mut received);
     assert_eq!(typed(&String::from_utf8_lossy(&received)), "aa");
-    // Typing at most 464 characters brings the backlog to the limit: then reading resumes.
-    // (The kernel's table is slow to read: it is looked at every eighth character.)
+    // Typing 464 characters brings the backlog to the limit: then reading resumes at once.
     let started = Instant::now();
-    for turn in 1.. {
+    while unread_from(address) > 0 {
         assert!(started.elapsed() < LIMIT, "reading did not resume");
         h.skip(Duration::from_millis(25));
         h.turn();
         read_available(&mut client, &mut received);
-        if turn % 8 == 0 && unread_from(port) == 0 {
-            break;
-        }
     }
     let received = String::from_utf8(received).unwrap();
     let typed_so_far = typed(&received).len();
-    assert!(
-        (3..=480).contains(&typed_so_far),
+    assert_eq!(
+        typed_so_far, 464,
         "read again after {typed_so_far} characters"
     );
     assert!(!received.contains("error"), "{received}");
