@@ -227,15 +227,16 @@ fn a_feature_not_built_yet_exits_2_naming_its_key() {
         "streaming-daemon: server.resume_window_ms (-resume-window) is recognised but not implemented in this \
          version: streams cannot be resumed yet; remove the setting or set it to 0\n"
     );
+    // The message names the key and nothing else of the file: not the API key beside it.
     let file = TempFile::new(
-        "backend:\n  provider: typing\n  openai:\n    api_key: sk-must-not-leak\n  typing:\n    use_api: true\n",
+        "server:\n  resume_window_ms: 30000\nbackend:\n  provider: openai\n  openai:\n    api_key: sk-must-not-leak\n",
     );
     let output = daemon(&["-config", &file.0.display().to_string()]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
     assert!(
         stderr.starts_with(
-            "streaming-daemon: backend.typing.use_api is recognised but not implemented in this version: "
+            "streaming-daemon: server.resume_window_ms (-resume-window) is recognised but not implemented in this version: "
         ),
         "{stderr}"
     );

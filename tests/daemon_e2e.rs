@@ -260,7 +260,7 @@ fn a_client_that_disconnects_is_cleaned_up() {
 #[test]
 fn out_of_descriptors_the_daemon_pauses_accepting_and_recovers() {
     // Room for the daemon's own descriptors and a handful of streams, no more.
-    let mut daemon = Daemon::start_limited("e2e-emfile", &["-message-delay", "10s"], 24);
+    let mut daemon = Daemon::start_limited("e2e-emfile", &["-message-delay", "4s"], 24);
     let mut held = Vec::new();
     let mut refused_at_once = 0;
     for _ in 0..40 {
@@ -281,7 +281,9 @@ fn out_of_descriptors_the_daemon_pauses_accepting_and_recovers() {
         refused_at_once, 0,
         "the backlog holds what cannot be accepted yet"
     );
-    // Streams end, descriptors free up, and the queued handoffs are served.
+    // Streams end, descriptors free up, and the queued handoffs are served. The daemon sees a
+    // dropped client at its second write after the drop (the first draws the reset): about two
+    // message delays, well within `open_stream`'s read timeout.
     drop(held);
     drop(daemon.open_stream());
     // No client fd was dropped by the kernel for want of a free slot.

@@ -3,6 +3,7 @@
 //!
 //! | stage   | event                               | next                                           |
 //! |---------|-------------------------------------|------------------------------------------------|
+//! | (start) | `use_api` on and an OpenAI key set  | `Start::Upstream` with `Output::Typed` (see `api`) |
 //! | (start) | the fixed prompt                    | Typing the fixed answer                        |
 //! | (start) | `fortune` was called < 10 ms ago    | Typing a built-in saying                       |
 //! | (start) | otherwise                           | Asking                                         |
@@ -16,6 +17,7 @@
 //! after 500 ms. The one-call-per-10-ms limit is daemon-wide: the backend, which the reactor
 //! owns, remembers when it last let a stream call, on the reactor's clock.
 
+mod api;
 mod pace;
 mod quote;
 mod text;
@@ -23,11 +25,13 @@ mod text;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::upstream::Target;
 use super::{Attached, Backend, BackendError, Command, CommandResult, EventSource, Next, Start};
 use crate::config::Config;
 use crate::handoff::HandoffData;
 use crate::sse::EventSink;
 
+use api::Api;
 use pace::pause_after;
 use quote::{lowercase_first, quote_from};
 use text::{FIXED_ANSWER, FIXED_PROMPT, QUOTE_INTRO, SAYINGS};
@@ -40,6 +44,7 @@ const FORTUNE_MAX_OUTPUT: usize = 4096;
 
 pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
     Ok(Box::new(Typing {
+        api: Api::from_config(config)?,
         fortune: config.backend.typing.fortune_path.clone(),
         last_call: None,
         next_saying: 0,
@@ -47,6 +52,8 @@ pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
 }
 
 struct Typing {
+    /// `use_api` with a key: every answer comes from the API.
+    api: Option<Api>,
     fortune: PathBuf,
     last_call: Option<Instant>,
     /// Which built-in saying comes next: they take turns.
@@ -77,12 +84,25 @@ impl Backend for Typing {
         "typing"
     }
 
+    fn targets(&self) -> &[Target] {
+        self.api.as_ref().map_or(&[], Api::targets)
+    }
+
+    fn announce(&self) {
+        if let Some(api) = &self.api {
+            api.announce();
+        }
+    }
+
     fn start(
         &mut self,
         request: HandoffData,
         _attached: Option<Attached>,
         now: Instant,
     ) -> Result<Start, BackendError> {
+        if let Some(api) = &self.api {
+            return api.request(&request).map(Start::Upstream);
+        }
         let stage = if request.prompt == FIXED_PROMPT {
             Stage::typing(FIXED_ANSWER.to_string())
         } else if self.may_call(now) {

@@ -9,7 +9,7 @@
 //!
 //! A key set to its default or to a value that changes nothing loads fine: `data_dir`,
 //! `max_attachment_bytes` and `resume_buffer_bytes` matter only once a feature that is listed
-//! here (or a handoff key) uses them; `typing.default_model` only with `typing.use_api`.
+//! here (or a handoff key) uses them.
 //!
 //! When a feature is built, its entry is deleted from `NOT_YET_IMPLEMENTED`, and nothing else.
 
@@ -32,12 +32,6 @@ pub const NOT_YET_IMPLEMENTED: &[Pending] = &[
         key: "server.resume_window_ms (-resume-window)",
         instead: "streams cannot be resumed yet; remove the setting or set it to 0",
         needs: |config| !config.server.resume_window.is_zero(),
-    },
-    Pending {
-        key: "backend.typing.use_api",
-        instead: "the typing backend types only fortune quotes yet; remove the setting or set \
-                  it to false",
-        needs: |config| config.backend.typing.use_api,
     },
 ];
 
@@ -84,7 +78,7 @@ mod tests {
         config.server.resume_buffer_bytes = 1 << 20;
         config.backend.provider = "openai".into();
         // Built: handoffs pick among allowed backends, LangGraph profiles, raw output,
-        // attachments in either content format.
+        // attachments in either content format, typing from the API.
         config.backend.allowed = vec!["openai".into(), "langgraph".into(), "typing".into()];
         config.backend.langgraph.output = LangGraphOutput::Raw;
         config.backend.langgraph.content_format = ContentFormat::Anthropic;
@@ -96,6 +90,7 @@ mod tests {
                 ..LangGraphProfileSpec::default()
             },
         );
+        config.backend.typing.use_api = true;
         config.backend.typing.default_model = Some("gpt-4o".into());
         config.backend.upstream.sse_max_line_bytes = 256 << 10;
         assert_eq!(keys(&config), Vec::<&str>::new());
@@ -106,7 +101,6 @@ mod tests {
         let mut config = Config::default();
         config.server.workers = NonZeroUsize::new(2);
         config.server.resume_window = Duration::from_secs(30);
-        config.backend.typing.use_api = true;
         let named = keys(&config);
         let every: Vec<&str> = NOT_YET_IMPLEMENTED
             .iter()
@@ -117,8 +111,7 @@ mod tests {
         assert!(
             message.starts_with(
                 "server.resume_window_ms (-resume-window) is recognised but not implemented in this \
-                 version: streams cannot be resumed yet; remove the setting or set it to 0; \
-                 backend.typing.use_api"
+                 version: streams cannot be resumed yet; remove the setting or set it to 0"
             ),
             "{message}"
         );

@@ -25,9 +25,21 @@
 //! | Relaying     | Upstream while the client is behind                     | Relaying, not read (backpressure)        |
 //! | Relaying     | end of body, in-stream error, cut, bad framing          | Done: `[DONE]`, nothing, or `event: error` |
 //! | Relaying     | Tick past the idle gap timeout                          | Done: `event: error` (`upstream_timeout`) |
+//! | Relaying, typed | any, the client clear, a character due               | Relaying: one `{"char","index"}` event    |
+//! | Relaying, typed | Upstream or Tick, more than 64 KiB untyped           | Relaying, not read (backpressure; no idle gap) |
+//! | Relaying, typed | the body ended cleanly, complete or not              | Typing, the upstream connection released (pooled if reusable) |
+//! | Relaying, typed | in-stream error, cut, bad framing, idle gap          | Done: `event: error` at once, untyped text dropped |
+//! | Typing       | Tick, the client clear, a character due                 | Typing: one event                        |
+//! | Typing       | Tick, the client clear, all typed, last pause over      | Done: `[DONE]` or nothing, by the body's end |
+//! | Typing       | Tick, otherwise                                         | Typing                                   |
 //! | Connecting   | other events before the connect timeout                 | Connecting                               |
 //! | Sending      | Tick before the response-head timeout                   | Sending                                  |
 //! | Done         | any                                                     | Done                                     |
+//!
+//! "Typed" is a call whose output is `Output::Typed` (the typing backend's `use_api`, SPEC §4.2):
+//! the relay's text goes to a [`Typist`] that types it to the client one character per event, in
+//! its own time. The upstream connection is released as soon as the body ends, so it is pooled
+//! while the rest is typed.
 //!
 //! The upstream connection goes back to the pool only after a response read to its end; in
 //! every other case it is closed, at once when the call is dropped (the client left).
@@ -40,7 +52,7 @@ use mio::{Registry, Token};
 use crate::attachments::{self, Body, SLICE};
 use crate::backends::upstream::{
     status_outcome, Ending as RelayEnding, ErrorBody, Failure, Output, Relay, StatusOutcome,
-    Step as RelayStep, UpstreamRequest, EXCERPT_LIMIT,
+    Step as RelayStep, Typed, Typist, UpstreamRequest, EXCERPT_LIMIT,
 };
 use crate::config::UpstreamTimeouts;
 use crate::deadline;
@@ -101,8 +113,24 @@ enum Phase {
     AwaitingHead(Vec<u8>),
     /// A refused answer's body, read (briefly) for the log before the client is answered.
     ReadingError(Box<ErrorAnswer>),
-    Relaying(Box<Relay>),
+    Relaying(Box<Relaying>),
+    /// A typed answer's body has ended and its upstream connection is released: the rest of
+    /// the text is being typed, then the stream ends by the body's ending.
+    Typing(Box<Typist>),
     Done,
+}
+
+struct Relaying {
+    relay: Relay,
+    /// Typed output: the relay's text goes here, and from here to the client.
+    typist: Option<Typist>,
+}
+
+impl Relaying {
+    /// Reading the upstream waits while a typed answer has too much text left to type.
+    fn is_backed_up(&self) -> bool {
+        self.typist.as_ref().is_some_and(Typist::is_backed_up)
+    }
 }
 
 struct ErrorAnswer {
@@ -224,7 +252,10 @@ impl Call {
 
     /// The success head has been appended: the client's stream has begun.
     pub fn has_begun(&self) -> bool {
-        matches!(self.phase, Phase::Relaying(_) | Phase::Done)
+        matches!(
+            self.phase,
+            Phase::Relaying(_) | Phase::Typing(_) | Phase::Done
+        )
     }
 
     /// When the call needs attention without an event.
@@ -241,20 +272,34 @@ impl Call {
             )),
             Phase::ReadingError(_) => Some(deadline::after(self.since, ERROR_BODY_WAIT)),
             // While the client is behind, its write stall deadline is the one that counts.
-            Phase::Relaying(_) if !client_clear => None,
-            Phase::Relaying(_) if self.readable => Some(self.since),
-            Phase::Relaying(_) => Some(deadline::after(self.since, timeouts.idle_gap_timeout)),
+            Phase::Relaying(_) | Phase::Typing(_) if !client_clear => None,
+            Phase::Relaying(relaying) => {
+                let typing = relaying.typist.as_ref().and_then(Typist::due);
+                let reading = if relaying.is_backed_up() {
+                    None
+                } else if self.readable {
+                    Some(self.since)
+                } else {
+                    Some(deadline::after(self.since, timeouts.idle_gap_timeout))
+                };
+                typing.into_iter().chain(reading).min()
+            }
+            Phase::Typing(typist) => typist.due(),
             Phase::Done => None,
         }
     }
 
     /// Bytes held for the memory budget: the request kept for a retry (and a streamed body's
     /// JSON and slice), a response head being collected, the relay's partial line and event,
-    /// and a fixed estimate for a TLS session's state and record buffers.
+    /// the text left to type, and a fixed estimate for a TLS session's state and record
+    /// buffers.
     pub fn held_bytes(&self) -> usize {
         let phase = match &self.phase {
             Phase::AwaitingHead(head) => head.capacity(),
-            Phase::Relaying(relay) => relay.held_bytes(),
+            Phase::Relaying(relaying) => {
+                relaying.relay.held_bytes() + relaying.typist.as_ref().map_or(0, Typist::held_bytes)
+            }
+            Phase::Typing(typist) => typist.held_bytes(),
             Phase::ReadingError(_) => EXCERPT_LIMIT,
             _ => 0,
         };
@@ -324,8 +369,9 @@ impl Call {
                 Ok(()) => Step::Continue,
                 Err(e) => self.end_relay(broken_mid_answer(&e), io, out),
             },
-            (Phase::Relaying(_), Event::Tick)
+            (Phase::Relaying(relaying), Event::Tick)
                 if !self.readable
+                    && !relaying.is_backed_up()
                     && now >= deadline::after(self.since, timeouts.idle_gap_timeout) =>
             {
                 log::warn!(conn = io.conn; "upstream silent past the idle gap timeout");
@@ -342,6 +388,7 @@ impl Call {
                 Ok(()) => self.relay(io, out),
                 Err(e) => self.end_relay(broken_mid_answer(&e), io, out),
             },
+            (Phase::Typing(_), _) => self.type_rest(io, out),
             (Phase::Done, _) => Step::Continue,
         }
     }
@@ -613,7 +660,9 @@ impl Call {
                 let Some(output) = self.output.take() else {
                     return Step::Continue;
                 };
-                self.phase = Phase::Relaying(Box::new(Relay::new(&head, output, self.max_line)));
+                let typist = output.pace().map(|pace| Typist::new(pace, io.now));
+                let relay = Relay::new(&head, output, self.max_line);
+                self.phase = Phase::Relaying(Box::new(Relaying { relay, typist }));
                 self.request = Vec::new();
                 // No retry any more: the files can close.
                 self.body = None;
@@ -679,10 +728,25 @@ impl Call {
     }
 
     /// Reads the upstream until it would block or something is there for the client (the
-    /// connection writes it and comes back when the client has taken it).
+    /// connection writes it and comes back when the client has taken it). A typed answer's
+    /// next character goes first when it is due; the upstream is not read while too much text
+    /// waits to be typed.
     fn relay(&mut self, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
         for _ in 0..READS_PER_ADVANCE {
+            let Phase::Relaying(relaying) = &mut self.phase else {
+                return Step::Continue;
+            };
+            if let Some(typist) = relaying.typist.as_mut() {
+                if let Some(ending) = type_one(typist, io, out) {
+                    return self.end_relay(ending, io, out);
+                }
+            }
             if !self.readable || !out.is_empty() {
+                return Step::Continue;
+            }
+            if relaying.is_backed_up() {
+                // Not waiting on the upstream: its silence counts from when reading resumes.
+                self.since = io.now;
                 return Step::Continue;
             }
             let Some(transport) = self.transport.as_mut() else {
@@ -704,7 +768,7 @@ impl Call {
                     return Step::Continue;
                 }
                 Ok(ReadOutcome::Closed) => match &mut self.phase {
-                    Phase::Relaying(relay) => Some(relay.on_eof()),
+                    Phase::Relaying(relaying) => Some(relaying.relay.on_eof()),
                     _ => None,
                 },
                 Err(e) => Some(broken_mid_answer(&e)),
@@ -717,16 +781,24 @@ impl Call {
         Step::Continue
     }
 
-    /// Feeds upstream bytes to the relay, appending client events to `out`.
+    /// Feeds upstream bytes to the relay, appending client events to `out` (or, typed, the
+    /// text to the typist).
     fn feed(&mut self, input: &[u8], io: &mut Io<'_>, out: &mut Vec<u8>) -> Option<RelayEnding> {
-        let Phase::Relaying(relay) = &mut self.phase else {
+        let Phase::Relaying(relaying) = &mut self.phase else {
             return None;
         };
-        let mut sink = EventSink::new(out);
-        let fed = relay.feed(input, io.decode_buf, &mut sink);
-        let events = sink.events();
-        io.events += events;
-        io.tally.chunks_sent(events);
+        let Relaying { relay, typist } = &mut **relaying;
+        let fed = match typist {
+            Some(typist) => relay.feed(input, io.decode_buf, &mut typist.sink()),
+            None => {
+                let mut sink = EventSink::new(out);
+                let fed = relay.feed(input, io.decode_buf, &mut sink);
+                let events = sink.events();
+                io.events += events;
+                io.tally.chunks_sent(events);
+                fed
+            }
+        };
         for reason in fed.skipped {
             if io.repeats.first(Repeatable::SkippedEvent) {
                 log::warn!(conn = io.conn, reason = reason.as_str(); "skipped an upstream event");
@@ -739,18 +811,21 @@ impl Call {
         }
     }
 
-    /// Appends the client's end by the relay's ending and keeps or closes the upstream
-    /// connection.
+    /// The body ended: keeps or closes the upstream connection, and appends the client's end
+    /// by the relay's ending, or, typed, goes on typing what is left first.
     fn end_relay(&mut self, ending: RelayEnding, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
         // Bytes past the response still inside rustls would be read as the next response.
         let leftover = self
             .transport
             .as_mut()
             .is_some_and(Transport::has_buffered_plaintext);
-        let reusable =
-            !leftover && matches!(&self.phase, Phase::Relaying(relay) if relay.is_reusable());
-        self.phase = Phase::Done;
+        let relaying = match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Relaying(relaying) => Some(relaying),
+            _ => None,
+        };
+        let reusable = !leftover && relaying.as_ref().is_some_and(|r| r.relay.is_reusable());
         let transport = self.transport.take();
+        self.readable = false;
         if let (true, Some(mut transport), Some(upstream)) =
             (reusable, transport, io.upstream.as_deref_mut())
         {
@@ -758,6 +833,39 @@ impl Call {
                 upstream.release(transport, self.generation, io.now);
             }
         }
+        let ending = match relaying.and_then(|relaying| relaying.typist) {
+            Some(mut typist) => match typist.body_ended(ending) {
+                Some(ending) => ending,
+                None => {
+                    self.phase = Phase::Typing(Box::new(typist));
+                    return self.type_rest(io, out);
+                }
+            },
+            None => ending,
+        };
+        self.finish(ending, io, out)
+    }
+
+    /// A typed answer whose body has ended: types the next character when it is due, and ends
+    /// the stream once everything is typed.
+    fn type_rest(&mut self, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
+        let Phase::Typing(typist) = &mut self.phase else {
+            return Step::Continue;
+        };
+        if !io.client_clear {
+            return Step::Continue;
+        }
+        match type_one(typist, io, out) {
+            Some(ending) => {
+                self.phase = Phase::Done;
+                self.finish(ending, io, out)
+            }
+            None => Step::Continue,
+        }
+    }
+
+    /// Appends the client's end by how the answer ended.
+    fn finish(&mut self, ending: RelayEnding, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
         let (outcome, error) = match ending {
             RelayEnding::Complete => {
                 sse::done(out);
@@ -840,6 +948,20 @@ impl Call {
     fn close_transport(&mut self) {
         self.transport = None;
         self.readable = false;
+    }
+}
+
+/// Types a typed answer's next character if it is due, counting it as a client event; the
+/// ending once the typist is done.
+fn type_one(typist: &mut Typist, io: &mut Io<'_>, out: &mut Vec<u8>) -> Option<RelayEnding> {
+    match typist.type_due(io.now, &mut EventSink::new(out)) {
+        Typed::Waiting => None,
+        Typed::Char => {
+            io.events += 1;
+            io.tally.chunks_sent(1);
+            None
+        }
+        Typed::Ended(ending) => Some(ending),
     }
 }
 

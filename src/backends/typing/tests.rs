@@ -2,6 +2,7 @@ use super::*;
 
 fn backend() -> Typing {
     Typing {
+        api: None,
         fortune: PathBuf::from("/test/fortune"),
         last_call: None,
         next_saying: 0,

@@ -22,6 +22,15 @@
 //! 5. Pool the upstream connection only when [`Relay::is_reusable`]; otherwise close it. If the
 //!    client goes away, close the upstream connection at once.
 //!
+//! `Output::Typed` (the typing backend's `use_api`) changes steps 4 and 5: make a [`Typist`]
+//! with [`Output::pace`] when the head arrives and feed the relay its [`Typist::sink`] instead
+//! of the client's; ask [`Typist::type_due`] whenever [`Typist::due`] has come and the client
+//! has taken the last character; read the upstream only while [`Typist::is_backed_up`] is
+//! false (the idle gap counts only while reading). On `Step::Ended`, release the upstream
+//! connection as in 5 at once, give the ending to [`Typist::body_ended`], and finish the client
+//! stream by the ending it hands back: at once for a failure, after the last character's pause
+//! otherwise.
+//!
 //! | ending                        | client gets                                     | upstream connection         |
 //! |-------------------------------|-------------------------------------------------|-----------------------------|
 //! | `Ending::Complete`            | `data: [DONE]`, then close                      | pooled if `is_reusable()`   |
@@ -53,6 +62,7 @@ mod relay;
 mod status;
 #[cfg(test)]
 pub mod testing;
+mod typist;
 
 pub use error_body::ErrorBody;
 pub use excerpt::{excerpt, EXCERPT_LIMIT};
@@ -60,6 +70,7 @@ pub use messages::{push_messages, Roles};
 pub use origin::{Origin, OriginError, Scheme};
 pub use relay::{Ending, Fed, Relay, Step};
 pub use status::{status_outcome, StatusOutcome};
+pub use typist::{Pace, Typed, Typist, BACKLOG_LIMIT};
 
 use super::BackendError;
 use crate::attachments::{Body, BodyPlan};
@@ -118,6 +129,20 @@ pub enum Output {
     /// Each complete event passed on exactly as received; nothing added (LangGraph's
     /// `output: raw`, SPEC §4.4).
     Raw,
+    /// Translated as `Translate`, but the text of the content events is typed out one
+    /// character per event with these pauses (the typing backend's `use_api`, SPEC §4.2): the
+    /// relay writes into a [`Typist`]'s sink, and the typist writes to the client.
+    Typed(Box<dyn Translator>, Pace),
+}
+
+impl Output {
+    /// The pauses, when the answer is to be typed: make a [`Typist`] with them.
+    pub fn pace(&self) -> Option<Pace> {
+        match self {
+            Output::Typed(_, pace) => Some(*pace),
+            Output::Translate(_) | Output::Raw => None,
+        }
+    }
 }
 
 impl From<Box<dyn Translator>> for Output {

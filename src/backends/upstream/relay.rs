@@ -13,6 +13,9 @@
 //! | Relaying | EOF before the framing's end                     | Ended: Failed (`upstream_cut`)         |
 //! | Ended    | more bytes or EOF                                | Ended (the same ending again)          |
 //!
+//! `Output::Typed` is relayed as `Output::Translate`: where the translated text goes (a
+//! typist's sink) is the caller's choice.
+//!
 //! Translated, a clean end is `Complete` when the translator said `Complete` at any point, or,
 //! failing that, when its `on_clean_end` says so; otherwise `Incomplete`. Raw, a clean end is
 //! always `CompleteRaw`: the upstream's events were the answer, and nothing is added to them. A
@@ -80,7 +83,7 @@ impl Relay {
     /// `Box<dyn Translator>` is `Output::Translate`). `max_line` bounds SSE lines and events.
     pub fn new(head: &Head, output: impl Into<Output>, max_line: usize) -> Relay {
         let reader = match output.into() {
-            Output::Translate(translator) => Reader::Translate {
+            Output::Translate(translator) | Output::Typed(translator, _) => Reader::Translate {
                 parser: SseParser::new(max_line),
                 translator,
                 completion_seen: false,

@@ -372,3 +372,36 @@ fn raw_relay_holds_only_an_unfinished_event() {
     assert_eq!(fed.step, Step::Ended(Ending::CompleteRaw));
     assert_eq!(empty.on_eof(), Ending::CompleteRaw);
 }
+
+#[test]
+fn typed_output_is_translated_into_a_typists_sink_and_ends_as_translated() {
+    let output = Output::Typed(
+        Box::new(Words {
+            silent_end_completes: false,
+        }),
+        |_| std::time::Duration::ZERO,
+    );
+    let pace = output.pace().expect("typed output has a pace");
+    let now = std::time::Instant::now();
+    let mut typist = crate::backends::upstream::Typist::new(pace, now);
+    let body = chunked_body(&[
+        "data: h\u{e9}\n\n",
+        ": comment\n\n",
+        "data: done\n\n",
+        "data: !\n\n",
+    ]);
+    let mut relay = Relay::new(&head(true, None, false), output, DEFAULT_MAX_LINE);
+    let fed = relay.feed(&body, &mut Vec::new(), &mut typist.sink());
+    assert_eq!(fed.step, Step::Ended(Ending::Complete));
+    assert!(relay.is_reusable());
+    assert_eq!(typist.backlog(), "h\u{e9}!".len());
+    let mut out = Vec::new();
+    let mut sink = EventSink::new(&mut out);
+    while typist.type_due(now, &mut sink) == crate::backends::upstream::Typed::Char {}
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "data: {\"char\":\"h\",\"index\":0}\n\ndata: {\"char\":\"\u{e9}\",\"index\":1}\n\n\
+         data: {\"char\":\"!\",\"index\":3}\n\n"
+    );
+    assert!(Output::Raw.pace().is_none());
+}
