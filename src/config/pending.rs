@@ -27,13 +27,11 @@ pub struct Pending {
 
 /// Every key whose feature is not built yet. One entry per feature; delete it when the feature
 /// lands.
-pub const NOT_YET_IMPLEMENTED: &[Pending] = &[
-    Pending {
-        key: "server.resume_window_ms (-resume-window)",
-        instead: "streams cannot be resumed yet; remove the setting or set it to 0",
-        needs: |config| !config.server.resume_window.is_zero(),
-    },
-];
+pub const NOT_YET_IMPLEMENTED: &[Pending] = &[Pending {
+    key: "server.resume_window_ms (-resume-window)",
+    instead: "streams cannot be resumed yet; remove the setting or set it to 0",
+    needs: |config| !config.server.resume_window.is_zero(),
+}];
 
 /// Refuses a configuration that needs a feature listed in `NOT_YET_IMPLEMENTED`, naming every
 /// such key at once.

@@ -181,13 +181,11 @@ fn profiles_inherit_what_flags_and_environment_set() {
 
 #[test]
 fn each_pending_feature_is_refused_by_name_and_inert_values_load() {
-    let cases: [(&[&str], &str, &str); 1] = [
-        (
-            &["-resume-window", "30s"],
-            "",
-            "server.resume_window_ms (-resume-window)",
-        ),
-    ];
+    let cases: [(&[&str], &str, &str); 1] = [(
+        &["-resume-window", "30s"],
+        "",
+        "server.resume_window_ms (-resume-window)",
+    )];
     for (flags, text, key) in cases {
         let file = TempFile::new(text);
         let mut args = vec![file.flag()];
