@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::backends::Backends;
+use crate::backends::{Backends, DaemonWide};
 use crate::config::Config;
 use crate::reactor::{Follower, Listener, Reactor, ReloadSource, UpgradeSource};
 use crate::stats::Tally;
@@ -53,7 +53,9 @@ impl Startup {
 /// exit code (0 after a clean shutdown).
 pub fn run(config: Config, startup: Startup) -> i32 {
     install_panic_logger();
-    let backends = match Backends::create(&config) {
+    // What every worker's backends share (the fortune rate limit), now and after reloads.
+    let wide = DaemonWide::default();
+    let backends = match Backends::create_with(&config, &wide) {
         Ok(backends) => backends,
         Err(e) => {
             log::error!(error:% = e; "cannot set up the backend");
@@ -70,7 +72,7 @@ pub fn run(config: Config, startup: Startup) -> i32 {
     // Each further worker gets backends and upstreams of its own (never shared).
     let mut others = Vec::new();
     for _ in 1..config.server.worker_count() {
-        let made = Backends::create(&config)
+        let made = Backends::create_with(&config, &wide)
             .map_err(|e| e.to_string())
             .and_then(|backends| {
                 let prepared = prepare::prepare_all(backends.targets())?;
@@ -166,6 +168,7 @@ pub fn run(config: Config, startup: Startup) -> i32 {
         }
     };
     reactor.lead(workers.iter().map(|w| w.handle.clone()).collect());
+    reactor.share_backends(wide);
     reactor.announce_backends();
     reactor.set_reload_source(ReloadSource { args: args.clone() });
     match executable {

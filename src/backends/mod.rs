@@ -52,6 +52,12 @@ pub trait Backend: Send {
         &[]
     }
 
+    /// Takes what this backend shares with the same backend on the daemon's other workers
+    /// (typing: the `fortune` rate limit). Called once, right after it is made.
+    fn share(&mut self, wide: &DaemonWide) {
+        let _ = wide;
+    }
+
     /// Logs, at info, what an operator should see about this backend's settings (langgraph:
     /// one line per profile, never a key). Called once the backend is in use: at start-up and
     /// after a reload is applied.
@@ -86,6 +92,14 @@ pub struct Attached {
     /// `Some(i)`: `messages[i]`; `None`: the user message made from `prompt`.
     pub target: Option<usize>,
     pub content: crate::attachments::Content,
+}
+
+/// What the backends of every worker share: made once per daemon, given to each worker's
+/// [`Backends`] (see [`Backends::create_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct DaemonWide {
+    /// SPEC §4.2: at most one `fortune` call per 10 ms across the daemon.
+    fortune_calls: std::sync::Arc<typing::CallGate>,
 }
 
 /// What [`Backend::accept`] decided.

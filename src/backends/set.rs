@@ -15,7 +15,7 @@
 use std::time::Instant;
 
 use super::upstream::{Target, UpstreamRequest};
-use super::{build, Attached, Backend, BackendError, Start};
+use super::{build, Attached, Backend, BackendError, DaemonWide, Start};
 use crate::attachments::Flavour;
 use crate::config::Config;
 use crate::handoff::HandoffData;
@@ -60,12 +60,20 @@ impl Backends {
     /// Sets up the provider and every backend `backend.allowed` lists. Configuration validation
     /// has refused unknown names already; one here is an `UnknownProvider` error all the same.
     pub fn create(config: &Config) -> Result<Backends, BackendError> {
+        Backends::create_with(config, &DaemonWide::default())
+    }
+
+    /// The same, for one of the daemon's workers: what backends share across workers comes
+    /// from `wide`.
+    pub fn create_with(config: &Config, wide: &DaemonWide) -> Result<Backends, BackendError> {
         let mut backends = Backends {
             entries: Vec::new(),
             targets: Vec::new(),
         };
         for name in config.backend.allowed_backends() {
-            backends.push(build(name, config)?);
+            let mut backend = build(name, config)?;
+            backend.share(wide);
+            backends.push(backend);
         }
         Ok(backends)
     }

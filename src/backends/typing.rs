@@ -23,10 +23,13 @@ mod quote;
 mod text;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::upstream::Target;
-use super::{Attached, Backend, BackendError, Command, CommandResult, EventSource, Next, Start};
+use super::{
+    Attached, Backend, BackendError, Command, CommandResult, DaemonWide, EventSource, Next, Start,
+};
 use crate::config::Config;
 use crate::handoff::HandoffData;
 use crate::sse::EventSink;
@@ -46,30 +49,46 @@ pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
     Ok(Box::new(Typing {
         api: Api::from_config(config)?,
         fortune: config.backend.typing.fortune_path.clone(),
-        last_call: None,
+        calls: Arc::default(),
         next_saying: 0,
     }))
+}
+
+/// The one-call-per-10-ms limit on `fortune`, shared by every worker's typing backend
+/// ([`super::DaemonWide`]).
+#[derive(Debug, Default)]
+pub struct CallGate {
+    last_call: Mutex<Option<Instant>>,
+}
+
+impl CallGate {
+    /// Whether a stream may call `fortune` at `now`; if so, the call is counted.
+    fn may_call(&self, now: Instant) -> bool {
+        // A plain assignment under the lock: never left half done by a panic elsewhere.
+        let mut last = self
+            .last_call
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let allowed = last.is_none_or(|last| now.saturating_duration_since(last) >= CALL_INTERVAL);
+        if allowed {
+            *last = Some(now);
+        }
+        allowed
+    }
 }
 
 struct Typing {
     /// `use_api` with a key: every answer comes from the API.
     api: Option<Api>,
     fortune: PathBuf,
-    last_call: Option<Instant>,
+    calls: Arc<CallGate>,
     /// Which built-in saying comes next: they take turns.
     next_saying: usize,
 }
 
 impl Typing {
-    /// Whether a stream may call `fortune` now; if so, the call is counted.
-    fn may_call(&mut self, now: Instant) -> bool {
-        let allowed = self
-            .last_call
-            .is_none_or(|last| now.saturating_duration_since(last) >= CALL_INTERVAL);
-        if allowed {
-            self.last_call = Some(now);
-        }
-        allowed
+    fn may_call(&self, now: Instant) -> bool {
+        self.calls.may_call(now)
     }
 
     fn saying(&mut self) -> &'static str {
@@ -82,6 +101,10 @@ impl Typing {
 impl Backend for Typing {
     fn name(&self) -> &'static str {
         "typing"
+    }
+
+    fn share(&mut self, wide: &DaemonWide) {
+        self.calls = Arc::clone(&wide.fortune_calls);
     }
 
     fn targets(&self) -> &[Target] {

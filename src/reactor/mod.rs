@@ -37,7 +37,7 @@ pub use upgrade::UpgradeSource;
 pub use workers::{Control, Follower};
 
 use crate::attachments::{DataDirSlot, Sweeper};
-use crate::backends::Backends;
+use crate::backends::{Backends, DaemonWide};
 use crate::config::Config;
 use crate::config::UpstreamTimeouts;
 use crate::conn::{
@@ -147,6 +147,8 @@ pub struct Reactor {
     housekeeping: housekeeping::Housekeeping,
     /// The last generation given to an upstream (a reload makes a new one).
     upstream_generation: u64,
+    /// What every worker's backends share: a reload builds the new ones with it.
+    backends_wide: DaemonWide,
     /// The only worker, the leader of several, or one of its followers.
     role: workers::Role,
     turns: workers::Turns,
@@ -246,6 +248,7 @@ impl Reactor {
             turns: workers::Turns::new(tally.shared().register_turns()),
             tally,
             role: workers::Role::default(),
+            backends_wide: DaemonWide::default(),
             lifecycle: Lifecycle::Serving,
             config: config.clone(),
             notifier: Notifier::disabled(),
@@ -319,6 +322,11 @@ impl Reactor {
                 prepared.into_upstream(timeouts.clone(), self.waker.clone(), generation)
             })
             .collect()
+    }
+
+    /// What the backends of every worker share; reloads build the new ones with it too.
+    pub fn share_backends(&mut self, wide: DaemonWide) {
+        self.backends_wide = wide;
     }
 
     /// One line per LangGraph profile (never its key), at start-up.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::attachments::{DataDirSlot, DirError, DirNote};
-use crate::backends::Backends;
+use crate::backends::{Backends, DaemonWide};
 use crate::config::{self, Config, Invocation, ReloadPlan};
 use crate::conn::{report_data_dir, Settings};
 use crate::logging;
@@ -89,12 +89,13 @@ impl Reactor {
         let args = source.args.clone();
         let running = self.config.clone();
         let followers = self.follower_count();
+        let wide = self.backends_wide.clone();
         let waker = Arc::clone(&self.waker);
         let (answer, pending) = mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
-                let _ = answer.send(load(args, &running, followers));
+                let _ = answer.send(load(args, &running, &wide, followers));
                 let _ = waker.wake();
             });
         match spawned {
@@ -200,7 +201,12 @@ impl Reactor {
 /// On the reload thread: the configuration read and validated as at start-up, the plan against
 /// the running one, and for the leader and each of its `followers` the backends and upstreams
 /// for it prepared (and `data_dir` opened, when it changes).
-fn load(args: Vec<OsString>, running: &Config, followers: usize) -> Result<Loaded, String> {
+fn load(
+    args: Vec<OsString>,
+    running: &Config,
+    wide: &DaemonWide,
+    followers: usize,
+) -> Result<Loaded, String> {
     let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     let loaded = match config::load(args, &env) {
         Ok(Invocation::Run(config)) => config,
@@ -211,7 +217,7 @@ fn load(args: Vec<OsString>, running: &Config, followers: usize) -> Result<Loade
     let new_dir = plan.config.server.data_dir.as_deref();
     let dir_changed = new_dir != running.server.data_dir.as_deref();
     let worker = || -> Result<WorkerLoad, String> {
-        let backends = Backends::create(&plan.config).map_err(|e| e.to_string())?;
+        let backends = Backends::create_with(&plan.config, wide).map_err(|e| e.to_string())?;
         let upstreams = prepare::prepare_all(backends.targets())?;
         let data_dir = dir_changed.then(|| DataDirSlot::open(new_dir, Instant::now()));
         Ok(WorkerLoad {
