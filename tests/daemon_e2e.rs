@@ -260,7 +260,7 @@ fn a_client_that_disconnects_is_cleaned_up() {
 #[test]
 fn out_of_descriptors_the_daemon_pauses_accepting_and_recovers() {
     // Room for the daemon's own descriptors and a handful of streams, no more.
-    let mut daemon = Daemon::start_limited("e2e-emfile", &["-message-delay", "4s"], 24);
+    let mut daemon = Daemon::start_limited("e2e-emfile", &["-message-delay", "1s"], 24);
     let mut held = Vec::new();
     let mut refused_at_once = 0;
     for _ in 0..40 {
