@@ -204,7 +204,10 @@ fn the_fortune_rate_limit_is_shared_by_every_worker() {
     asked(&mut *asking);
     // Another worker, 5 ms later: the daemon called fortune too recently.
     let mut saying = start(&mut second, "hi", now + Duration::from_millis(5));
-    assert!(matches!(step(&mut *saying).1, Next::After(_)), "typed a saying");
+    assert!(
+        matches!(step(&mut *saying).1, Next::After(_)),
+        "typed a saying"
+    );
     let mut later = start(&mut second, "hi", now + CALL_INTERVAL);
     asked(&mut *later);
 }
