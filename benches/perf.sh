@@ -21,8 +21,9 @@ run() { # name, daemon flags..., --, handoff flags...
     local daemon_args=()
     while [ "$1" != "--" ]; do daemon_args+=("$1"); shift; done
     shift
+    # One worker unless the scenario asks for more (a later flag wins).
     "$bin/streaming-daemon" -socket "$socket" -metrics-addr= -log-level warn \
-        -max-connections 20000 "${daemon_args[@]}" 2>"$out/$name.daemon.log" &
+        -max-connections 20000 -workers 1 "${daemon_args[@]}" 2>"$out/$name.daemon.log" &
     local pid=$!
     for _ in $(seq 1 200); do [ -S "$socket" ] && break; sleep 0.05; done
     "$bin/handoff" -socket "$socket" -pid "$pid" -output "$out/$name.json" "$@" 2>&1 | tail -n 1
@@ -53,6 +54,20 @@ start_upstream -tls
 SSL_CERT_FILE=tests/certs/ca.pem run relay-tls -backend openai -openai-base "https://localhost:$port/v1" -- -n 2000 -c 2000 -ramp-up 5s -timeout 60s
 kill "$upstream"
 rm -f "$out/upstream.addr"
+# (d) Two workers against one: the burst and the 10,000 long streams again.
+run mock-burst-w2 -workers 2 -message-delay 0 -- -n 50000 -c 200 -socketpair -timeout 30s
+run mock-c10000-w2 -workers 2 -message-delay 833ms -- -n 10000 -c 10000 -ramp-up 10s -timeout 60s
+for pair in "mock-burst mock-burst-w2" "mock-c10000 mock-c10000-w2"; do
+    set -- $pair
+    python3 -c "
+import json, sys
+one, two = (json.load(open(f'{sys.argv[1]}/{n}.json')) for n in sys.argv[2:4])
+per = lambda s: s['daemon']['cpu_seconds_per_1000_streams']
+print(f'{sys.argv[2]}: CPU s per 1000 streams {per(one):.3f} (1 worker), {per(two):.3f} (2 workers): '
+      f'{per(two) / per(one):.2f}x; TTFB p99 {one[\"ttfb_ms\"][\"p99\"]:.2f} / {two[\"ttfb_ms\"][\"p99\"]:.2f} ms; '
+      f'RSS per stream {one[\"daemon\"][\"rss_per_stream_bytes\"]} / {two[\"daemon\"][\"rss_per_stream_bytes\"]} B')
+" "$out" "$1" "$2"
+done
 # CPU per 1,000 relayed events, from the summaries.
 for name in relay-http relay-tls; do
     python3 -c "import json,sys; s=json.load(open(sys.argv[1])); d=s['daemon']; print(sys.argv[2] + ': %.4f daemon CPU s per 1000 relayed events, %d B RSS per stream' % (d['cpu_seconds'] * 1000 / s['events_total'], d['rss_per_stream_bytes']))" "$out/$name.json" "$name"

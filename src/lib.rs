@@ -1,6 +1,7 @@
 //! streaming-daemon: takes client connections handed off by Apache's `mod_socket_handoff` and
 //! streams LLM responses to them as Server-Sent Events from one epoll event loop.
 
+pub mod attachments;
 pub mod backends;
 pub mod config;
 pub mod conn;
@@ -19,4 +20,4 @@ pub mod stats;
 pub mod sys;
 pub mod upstream;
 
-pub use daemon::run;
+pub use daemon::{run, Startup};

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use streaming_daemon::config::{self, Invocation};
 use streaming_daemon::logging;
+use streaming_daemon::Startup;
 
 fn main() -> ExitCode {
-    let args = std::env::args_os().skip(1).collect();
-    let invocation = config::load(args, &|name| {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let invocation = config::load(args.clone(), &|name| {
         std::env::var(name).ok().filter(|value| !value.is_empty())
     });
     let config = match invocation {
@@ -27,23 +28,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before any thread starts (the log writer is one): the environment changes here.
+    let startup = match Startup::take(&config, args) {
+        Ok(startup) => startup,
+        Err(error) => {
+            eprintln!("streaming-daemon: {error}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(error) = logging::init(&config.logging) {
         eprintln!("streaming-daemon: {error}");
         return ExitCode::from(2);
     }
     // Masked in every log line, whatever an upstream echoes them inside.
-    let backends = &config.backend;
-    logging::set_secrets(
-        [&backends.openai.api_key, &backends.langgraph.api_key]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
-    );
+    logging::set_secrets(config.secrets());
     for note in config.startup_notes() {
         log::log!(note.level, "{note}");
     }
-    let code = streaming_daemon::run(config);
+    let code = streaming_daemon::run(config, startup);
     // Lines still queued for stderr (the reason for a failed start among them) are written
     // by the log thread, which `exit` would cut short.
     logging::flush(Duration::from_secs(1));

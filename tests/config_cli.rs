@@ -173,9 +173,15 @@ fn a_bad_environment_variable_exits_2_naming_it() {
 #[test]
 fn the_shipped_example_validates_to_the_defaults() {
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml");
-    let args = vec![OsString::from("-config"), example.into_os_string()];
+    let args = vec![OsString::from("-config"), example.clone().into_os_string()];
     match config::load(args, &|_| None) {
-        Ok(Invocation::Run(loaded)) => assert_eq!(loaded, Config::default()),
+        Ok(Invocation::Run(loaded)) => assert_eq!(
+            loaded,
+            Config {
+                config_file: Some(example),
+                ..Config::default()
+            }
+        ),
         Ok(other) => panic!("{other:?}"),
         Err(error) => panic!("config/example.yaml does not load: {error}"),
     }
@@ -214,26 +220,27 @@ fn durations_beyond_gos_maximum_exit_2_naming_the_flag() {
 
 #[test]
 fn a_feature_not_built_yet_exits_2_naming_its_key() {
-    let output = daemon(&["-workers", "4"]);
+    let output = daemon(&["-resume-window", "4s"]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         text(&output.stderr),
-        "streaming-daemon: server.workers (-workers) is recognised but not implemented in this version: one event \
-         loop runs; remove the setting or set it to 1\n"
+        "streaming-daemon: server.resume_window_ms (-resume-window) is recognised but not implemented in this \
+         version: streams cannot be resumed yet; remove the setting or set it to 0\n"
     );
+    // The message names the key and nothing else of the file: not the API key beside it.
     let file = TempFile::new(
-        "backend:\n  provider: langgraph\n  langgraph:\n    profiles:\n      sales:\n        api_key: lgk-must-not-leak\n",
+        "server:\n  resume_window_ms: 30000\nbackend:\n  provider: openai\n  openai:\n    api_key: sk-must-not-leak\n",
     );
     let output = daemon(&["-config", &file.0.display().to_string()]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
     assert!(
         stderr.starts_with(
-            "streaming-daemon: backend.langgraph.profiles is recognised but not implemented in this version: "
+            "streaming-daemon: server.resume_window_ms (-resume-window) is recognised but not implemented in this version: "
         ),
         "{stderr}"
     );
-    assert!(!stderr.contains("lgk-must-not-leak"));
+    assert!(!stderr.contains("sk-must-not-leak"));
 }
 
 #[test]

@@ -209,7 +209,7 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_refused() {
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     assert!(path.exists());
     let mut daemon = Daemon::start_at(path.clone(), &[]);
-    assert!(daemon.count_log("removing stale socket") == 1);
+    assert!(daemon.count_log("removing a stale socket") == 1);
 
     let mut second = Daemon::spawn(&path, &[]);
     assert_eq!(second.wait_exit(LIMIT), 1);
@@ -260,7 +260,7 @@ fn a_client_that_disconnects_is_cleaned_up() {
 #[test]
 fn out_of_descriptors_the_daemon_pauses_accepting_and_recovers() {
     // Room for the daemon's own descriptors and a handful of streams, no more.
-    let mut daemon = Daemon::start_limited("e2e-emfile", &["-message-delay", "10s"], 24);
+    let mut daemon = Daemon::start_limited("e2e-emfile", &["-message-delay", "1s"], 24);
     let mut held = Vec::new();
     let mut refused_at_once = 0;
     for _ in 0..40 {
@@ -281,7 +281,9 @@ fn out_of_descriptors_the_daemon_pauses_accepting_and_recovers() {
         refused_at_once, 0,
         "the backlog holds what cannot be accepted yet"
     );
-    // Streams end, descriptors free up, and the queued handoffs are served.
+    // Streams end, descriptors free up, and the queued handoffs are served. The daemon sees a
+    // dropped client at its second write after the drop (the first draws the reset): about two
+    // message delays, well within `open_stream`'s read timeout.
     drop(held);
     drop(daemon.open_stream());
     // No client fd was dropped by the kernel for want of a free slot.
@@ -303,7 +305,7 @@ fn a_closed_log_pipe_does_not_take_the_daemon_down() {
         .unwrap();
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    while !line.contains("listening on") {
+    while !line.contains("streaming-daemon started") {
         line.clear();
         assert!(
             stderr.read_line(&mut line).unwrap() > 0,
@@ -375,10 +377,7 @@ fn handoffs_queued_when_the_drain_starts_each_get_a_stream_or_a_503() {
             "handoff {i}: {response:?}"
         );
         assert!(headers.contains(&("Retry-After".into(), "1".into())));
-        assert_eq!(
-            body,
-            "{\"error\":\"server shutting down; retry shortly\"}\n"
-        );
+        assert_eq!(body, "{\"error\":\"server shutting down\"}\n");
         refused += 1;
     }
     assert!(refused >= 700 - 512, "{refused} answered 503");
@@ -443,7 +442,8 @@ fn the_longest_durations_go_allows_never_overflow_a_deadline() {
     daemon.signal(libc::SIGTERM);
     daemon.wait_for_log("draining", LIMIT);
     daemon.signal(libc::SIGTERM);
-    assert!(read_to_end(&mut streaming, LIMIT).ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"));
+    assert!(read_to_end(&mut streaming, LIMIT)
+        .ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"));
     assert!(read_to_end(&mut waiting, LIMIT).starts_with("HTTP/1.1 503 "));
     drop(apache);
     assert_eq!(daemon.wait_exit(LIMIT), 0);

@@ -341,3 +341,313 @@ fn a_heartbeat_reaches_the_client_while_the_graph_is_still_silent() {
     assert_eq!(contents(&body), vec!["woke up"]);
     assert!(body.ends_with("data: [DONE]\n\n"));
 }
+
+/// The A.3 configuration's default profile and a `claude` profile on the same server.
+const PROFILES: &str = "  langgraph:\n    api_key: top-key\n    assistant_id: agent\n    \
+    stream_mode: messages-tuple\n    profiles:\n      claude:\n        assistant_id: claude-agent\n        \
+    content_format: anthropic\n";
+
+#[test]
+fn a_profile_on_the_default_server_and_handoff_overrides_shape_the_run() {
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        (0..6).map(|_| ok_stream(&[&token("ok")])).collect(),
+    );
+    let mut d = upstream_daemon("lg-profiles", "langgraph", &upstream, PROFILES, &[]);
+    let handoffs: [&[u8]; 6] = [
+        // P1
+        br#"{"prompt":"hi"}"#,
+        br#"{"prompt":"hi","profile":"claude"}"#,
+        // P3
+        br#"{"prompt":"hi","profile":"claude","assistant_id":"x","stream_mode":"updates"}"#,
+        // P4
+        br#"{"prompt":"hi","stream_mode":["messages"]}"#,
+        br#"{"prompt":"hi","stream_mode":[]}"#,
+        // P8
+        br#"{"prompt":"hi","lg":"sales","langgraph_url":"http://127.0.0.1:18003","langgraph_api_key":"k2"}"#,
+    ];
+    for handoff in handoffs {
+        let body = d.request(handoff);
+        assert!(body.starts_with(SSE_HEAD), "{body}");
+    }
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 6);
+    let expect = [
+        ("agent", "messages-tuple"),
+        ("claude-agent", "messages-tuple"),
+        ("x", "updates"),
+        ("agent", "messages"),
+        ("agent", "messages-tuple"),
+        ("agent", "messages-tuple"),
+    ];
+    for (request, (assistant, mode)) in requests.iter().zip(expect) {
+        assert!(
+            request
+                .head
+                .starts_with("POST /v1/runs/stream HTTP/1.1\r\n"),
+            "{}",
+            request.head
+        );
+        assert_eq!(request.header("x-api-key").as_deref(), Some("top-key"));
+        let json = body_json(request);
+        assert_eq!(json["assistant_id"], assistant, "{}", request.body);
+        assert_eq!(json["stream_mode"], serde_json::json!([mode]));
+        assert!(
+            request
+                .body
+                .ends_with(r#""on_disconnect":"cancel","on_completion":"delete"}"#),
+            "{}",
+            request.body
+        );
+    }
+    // P8: the request is P1's, and one warning names the keys, never their values.
+    assert_eq!(requests[5].body, requests[0].body);
+    let line = d.wait_for_log("handoff keys ignored", LIMIT);
+    assert!(
+        line.contains("lg, langgraph_url, langgraph_api_key"),
+        "{line}"
+    );
+    assert!(!line.contains("k2") && !line.contains("18003"), "{line}");
+}
+
+#[test]
+fn a_thread_run_creates_a_missing_thread_in_the_same_request() {
+    let upstream = FakeUpstream::start(Kind::Plain, vec![ok_stream(&[&token("new thread")])]);
+    let d = daemon(
+        "lg-new-thread",
+        &upstream,
+        &[("LANGGRAPH_API_KEY", "top-key")],
+    );
+    let body = d.request(br#"{"prompt":"hi","thread_id":"t 1"}"#);
+    assert_eq!(contents(&body), vec!["new thread"]);
+    let requests = upstream.requests();
+    // One request: no POST /threads before the run.
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(
+        requests[0]
+            .head
+            .starts_with("POST /v1/threads/t%201/runs/stream HTTP/1.1\r\n"),
+        "{}",
+        requests[0].head
+    );
+    assert!(
+        requests[0]
+            .body
+            .ends_with(r#""on_disconnect":"cancel","if_not_exists":"create"}"#),
+        "{}",
+        requests[0].body
+    );
+}
+
+/// Events as a LangGraph server sends them, for `output: raw`: CRLF line ends, heartbeats, an
+/// `id:` line, an error event (passed on like any other).
+const RAW_EVENTS: [&str; 5] = [
+    "event: metadata\r\ndata: {\"run_id\":\"r-9\",\"attempt\":1}\r\n\r\n",
+    ": heartbeat\r\n\r\n",
+    "event: messages\r\nid: 4\r\ndata: [{\"content\":\"Hi\",\"type\":\"AIMessageChunk\"},{\"langgraph_step\":1}]\r\n\r\n",
+    ": heartbeat\r\n\r\n",
+    "event: error\r\ndata: {\"error\":\"ValueError\",\"message\":\"tool said no\"}\r\n\r\n",
+];
+
+fn raw_daemon(name: &str, upstream: &FakeUpstream) -> Daemon {
+    upstream_daemon(
+        name,
+        "langgraph",
+        upstream,
+        "  langgraph:\n    output: raw\n",
+        &[],
+    )
+}
+
+#[test]
+fn raw_output_relays_the_upstream_events_byte_for_byte_and_adds_nothing() {
+    let upstream = FakeUpstream::start(Kind::Plain, vec![ok_stream(&RAW_EVENTS)]);
+    let mut d = raw_daemon("lg-raw", &upstream);
+    let body = d.request(br#"{"prompt":"hi"}"#);
+    assert_eq!(body, format!("{SSE_HEAD}{}", RAW_EVENTS.concat()));
+    let line = d.wait_for_log("msg=\"connection ended\"", LIMIT);
+    assert!(line.contains("outcome=completed"), "{line}");
+    // Each relayed event is a chunk.
+    assert!(line.contains("events=5"), "{line}");
+    // The request is the same as for translated output.
+    let json = body_json(&upstream.requests()[0]);
+    assert_eq!(json["stream_mode"], serde_json::json!(["messages-tuple"]));
+}
+
+#[test]
+fn raw_output_cut_mid_event_drops_the_partial_event_and_ends_with_an_error() {
+    let mut cut = String::from(SSE_OK_CHUNKED);
+    for event in &RAW_EVENTS[..2] {
+        cut.push_str(&chunk(event));
+    }
+    cut.push_str(&chunk("event: messages\r\ndata: [{\"content\":\"half"));
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![vec![Action::Send(cut.into_bytes()), Action::Close]],
+    );
+    let mut d = raw_daemon("lg-raw-cut", &upstream);
+    let body = d.request(b"{}");
+    let relayed = format!("{SSE_HEAD}{}", RAW_EVENTS[..2].concat());
+    assert!(body.starts_with(&relayed), "{body}");
+    let rest = &body[relayed.len()..];
+    assert!(
+        rest.starts_with("event: error\ndata: {\"error\":"),
+        "{rest}"
+    );
+    assert!(!rest.contains("half"), "{rest}");
+    assert!(!body.contains("[DONE]"));
+    d.wait_for_log("outcome=upstream_cut", LIMIT);
+}
+
+#[test]
+fn raw_output_maps_an_upstream_error_status_like_translate() {
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![vec![send(
+            "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\n\r\n{}",
+        )]],
+    );
+    let d = raw_daemon("lg-raw-500", &upstream);
+    let response = d.request(b"{}");
+    assert_eq!(parse_response(&response).0, "HTTP/1.1 502 Bad Gateway");
+}
+
+/// The `sales` profile of A.3 on a server of its own, besides the default one.
+fn sales_daemon(name: &str, default: &FakeUpstream, sales: &FakeUpstream, yaml: &str) -> Daemon {
+    let profiles = format!(
+        "{PROFILES}      sales:\n        api_base: {}\n        api_key: sales-key\n        \
+         assistant_id: sales-agent\n{yaml}",
+        sales.base
+    );
+    upstream_daemon(name, "langgraph", default, &profiles, &[])
+}
+
+// Needs the connection integration: the reactor keeps one upstream per `Backends::targets()`
+// entry and sends each request to `request.target`.
+#[test]
+fn p2_p6_a_profile_on_its_own_server_gets_its_key_and_its_thread_runs() {
+    let default = FakeUpstream::start(Kind::Plain, vec![ok_stream(&[&token("default")])]);
+    let sales = FakeUpstream::start(
+        Kind::Plain,
+        vec![
+            ok_stream(&[&token("sales")]),
+            ok_stream(&[&token("thread")]),
+        ],
+    );
+    let d = sales_daemon("lg-sales", &default, &sales, "");
+    assert_eq!(
+        contents(&d.request(br#"{"prompt":"hi","profile":"sales"}"#)),
+        vec!["sales"]
+    );
+    assert_eq!(
+        contents(&d.request(br#"{"prompt":"hi","profile":"sales","thread_id":"t 1"}"#)),
+        vec!["thread"]
+    );
+    assert_eq!(contents(&d.request(br#"{"prompt":"hi"}"#)), vec!["default"]);
+    let requests = sales.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(requests[0]
+        .head
+        .starts_with("POST /runs/stream HTTP/1.1\r\n"));
+    assert_eq!(
+        requests[0].header("x-api-key").as_deref(),
+        Some("sales-key")
+    );
+    assert_eq!(body_json(&requests[0])["assistant_id"], "sales-agent");
+    assert!(requests[1]
+        .head
+        .starts_with("POST /threads/t%201/runs/stream HTTP/1.1\r\n"));
+    assert!(requests[1]
+        .body
+        .ends_with(r#""on_disconnect":"cancel","if_not_exists":"create"}"#));
+    let requests = default.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].header("x-api-key").as_deref(), Some("top-key"));
+}
+
+// Needs the connection integration: `BackendError::UnknownProfile` answered 400 with
+// `client_message()`, reason `unknown_profile`.
+#[test]
+fn p5_an_unknown_profile_is_a_400_and_no_request() {
+    let upstream = FakeUpstream::start(Kind::Plain, vec![ok_stream(&[&token("fine")])]);
+    let mut d = upstream_daemon("lg-no-profile", "langgraph", &upstream, PROFILES, &[]);
+    let response = d.request(br#"{"prompt":"hi","profile":"nope"}"#);
+    let (line, _, body) = parse_response(&response);
+    assert_eq!(line, "HTTP/1.1 400 Bad Request");
+    assert_eq!(
+        body,
+        "{\"error\":\"unknown LangGraph profile \\\"nope\\\"\"}\n"
+    );
+    d.wait_for_log("outcome=unknown_profile", LIMIT);
+    assert!(upstream.requests().is_empty());
+}
+
+// Needs the connection integration: the reactor runs `Backends::start`, and
+// `BackendError::UnknownBackend` is answered 400, reason `unknown_backend`.
+#[test]
+fn p9_only_allowed_backends_run() {
+    let upstream = FakeUpstream::start(Kind::Plain, vec![]);
+    let mut d = daemon("lg-not-allowed", &upstream, &[]);
+    let response = d.request(br#"{"prompt":"hi","backend":"typing"}"#);
+    let (line, _, body) = parse_response(&response);
+    assert_eq!(line, "HTTP/1.1 400 Bad Request");
+    assert_eq!(
+        body,
+        "{\"error\":\"backend \\\"typing\\\" is not allowed\"}\n"
+    );
+    d.wait_for_log("outcome=unknown_backend", LIMIT);
+    assert!(upstream.requests().is_empty());
+
+    let allowed = upstream_daemon(
+        "lg-allowed",
+        "langgraph",
+        &upstream,
+        "  allowed: [langgraph, typing]\n",
+        &[],
+    );
+    // The typing stream's first characters are enough: the whole answer takes seconds to type.
+    let (mut client, server) = tcp_pair();
+    hand_off(
+        &allowed.socket,
+        SocketType::Stream,
+        br#"{"prompt":"Tell me about streaming","backend":"typing"}"#,
+        &server,
+    );
+    drop(server);
+    client.set_read_timeout(Some(LIMIT)).unwrap();
+    let expected = format!("{SSE_HEAD}data: {{\"char\":\"W\",\"index\":0}}\n\n");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while seen.len() < expected.len() {
+        let n = client.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&seen).starts_with(&expected),
+        "{seen:?}"
+    );
+    assert!(upstream.requests().is_empty());
+}
+
+// Needs the connection integration: the daemon calls `Backends::announce` at start-up.
+#[test]
+fn one_info_line_per_profile_at_start_up_without_keys() {
+    let default = FakeUpstream::start(Kind::Plain, vec![]);
+    let sales = FakeUpstream::start(Kind::Plain, vec![]);
+    let mut d = sales_daemon("lg-announce", &default, &sales, "");
+    let line = d.wait_for_log("msg=\"LangGraph profile\" profile=\"\"", LIMIT);
+    assert!(line.contains("assistant_id=agent"), "{line}");
+    for (profile, assistant) in [("claude", "claude-agent"), ("sales", "sales-agent")] {
+        let line = d.wait_for_log(&format!("profile={profile} "), LIMIT);
+        assert!(line.contains("msg=\"LangGraph profile\""), "{line}");
+        assert!(
+            line.contains(&format!("assistant_id={assistant}")),
+            "{line}"
+        );
+    }
+    assert!(d
+        .log
+        .iter()
+        .all(|l| !l.contains("sales-key") && !l.contains("top-key")));
+}

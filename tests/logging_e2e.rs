@@ -387,10 +387,10 @@ fn start_unread(args: &[&str]) -> (Unread, SocketAddr, BufReader<std::process::C
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
                 return;
             }
-            if let Some((_, rest)) = line.split_once("metrics on http://") {
+            if let Some((_, rest)) = line.split_once("url=http://") {
                 metrics = rest.split('/').next().and_then(|a| a.parse().ok());
             }
-            if line.contains("listening on") {
+            if line.contains("streaming-daemon started") {
                 let _ = sender.send((metrics, reader));
                 return;
             }

@@ -20,7 +20,7 @@ fn start() -> (Daemon, SocketAddr) {
         "metrics",
         &["-metrics-addr", "127.0.0.1:0", "-message-delay", "0"],
     );
-    let line = daemon.wait_for_log("metrics on http://", LIMIT);
+    let line = daemon.wait_for_log("msg=\"metrics listening\"", LIMIT);
     let address = line
         .split("http://")
         .nth(1)
@@ -144,6 +144,11 @@ fn counters_match_a_known_workload() {
     assert_eq!(value(&body, "daemon_handoff_duration_seconds_count"), 6.0);
     assert_eq!(
         value(&body, "daemon_backend_requests_total{backend=\"mock\"}"),
+        5.0
+    );
+    // A local backend's time to first byte: from its start to its first content event.
+    assert_eq!(
+        value(&body, "daemon_backend_ttfb_seconds_count{backend=\"mock\"}"),
         5.0
     );
     assert_eq!(value(&body, "daemon_active_streams"), 0.0);

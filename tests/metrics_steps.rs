@@ -94,3 +94,23 @@ fn the_endpoint_answers_during_a_drain_and_never_holds_up_the_exit() {
     assert_eq!(h.turn(), Turn::Finished);
     assert!(closed(&mut idle));
 }
+
+#[test]
+fn a_metrics_port_that_was_busy_is_bound_on_a_later_try() {
+    let mut h = Harness::new("metrics-retry", |_| {});
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let now = h.now();
+    h.reactor.retry_metrics_bind(address, now);
+    h.skip(Duration::from_secs(30));
+    h.turn();
+    // Still busy: tried, and tried again 30 s later once it is free.
+    drop(taken);
+    h.turn();
+    assert!(TcpStream::connect(address).is_err());
+    h.skip(Duration::from_secs(30));
+    h.turn();
+    let mut health = send(address, b"GET /healthz HTTP/1.1\r\n\r\n");
+    let answer = response(&mut h, &mut health);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+}

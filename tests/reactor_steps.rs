@@ -17,7 +17,7 @@ use common::upstream::{
 };
 use common::*;
 use streaming_daemon::backends::{
-    self, Backend, BackendError, Command, CommandResult, EventSource, Next, Start,
+    Attached, Backend, BackendError, Backends, Command, CommandResult, EventSource, Next, Start,
 };
 use streaming_daemon::config::{Config, SocketType};
 use streaming_daemon::handoff::HandoffData;
@@ -413,7 +413,12 @@ impl Backend for Trickle {
     fn name(&self) -> &'static str {
         "trickle"
     }
-    fn start(&mut self, _: HandoffData, _: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        _: HandoffData,
+        _: Option<Attached>,
+        _: Instant,
+    ) -> Result<Start, BackendError> {
         Ok(Start::Local(Box::new(TrickleStream(0))))
     }
 }
@@ -439,7 +444,12 @@ impl Backend for Firehose {
     fn name(&self) -> &'static str {
         "firehose"
     }
-    fn start(&mut self, _: HandoffData, _: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        _: HandoffData,
+        _: Option<Attached>,
+        _: Instant,
+    ) -> Result<Start, BackendError> {
         Ok(Start::Local(Box::new(FirehoseStream)))
     }
 }
@@ -527,7 +537,12 @@ impl Backend for Fragile {
     fn name(&self) -> &'static str {
         "fragile"
     }
-    fn start(&mut self, request: HandoffData, _: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        request: HandoffData,
+        _: Option<Attached>,
+        _: Instant,
+    ) -> Result<Start, BackendError> {
         if request.prompt == "panic at start" {
             panic!("deliberate panic at start");
         }
@@ -633,7 +648,12 @@ impl Backend for Shell {
     fn name(&self) -> &'static str {
         "shell"
     }
-    fn start(&mut self, request: HandoffData, _: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        request: HandoffData,
+        _: Option<Attached>,
+        _: Instant,
+    ) -> Result<Start, BackendError> {
         Ok(Start::Local(Box::new(ShellStream {
             script: Some(request.prompt),
             result: None,
@@ -744,7 +764,12 @@ impl Backend for Counted {
     fn name(&self) -> &'static str {
         "counted"
     }
-    fn start(&mut self, _: HandoffData, _: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        _: HandoffData,
+        _: Option<Attached>,
+        _: Instant,
+    ) -> Result<Start, BackendError> {
         Ok(Start::Local(Box::new(CountedStream(self.0.clone()))))
     }
 }
@@ -829,12 +854,18 @@ fn openai_harness_with(
     adjust(&mut config);
     config.backend.provider = "openai".into();
     config.backend.openai.api_base = format!("http://{address}/v1");
-    let backend = backends::create(&config).unwrap();
-    let target = backend.upstream().unwrap().clone();
+    let backends = Backends::create(&config).unwrap();
+    let target = backends.targets()[0].clone();
     let timeouts = config.backend.upstream.clone();
-    let mut h = Harness::with_backend(name, config, backend);
-    h.reactor
-        .attach_upstream(Upstream::new(target, None, timeouts, None, vec![address]));
+    let mut h = Harness::with_backends(name, config, backends);
+    h.reactor.attach_upstream(Upstream::new(
+        target,
+        None,
+        timeouts,
+        None,
+        vec![address],
+        0,
+    ));
     h
 }
 
@@ -979,50 +1010,6 @@ fn past_1024_pending_refusals_the_daemon_stops_accepting_instead_of_dropping() {
         let response = read_to_end(&mut client, LIMIT);
         assert_eq!(status_line(&response), "HTTP/1.1 503 Service Unavailable");
     }
-}
-
-/// A mock whose name panics on demand: the name is asked for the connection's end line, so a
-/// panic there happens while closing, outside any handler.
-struct Nameless {
-    inner: Box<dyn Backend>,
-    panic: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Backend for Nameless {
-    fn name(&self) -> &'static str {
-        if self.panic.load(Ordering::Relaxed) {
-            panic!("deliberate panic in the end line");
-        }
-        "mock"
-    }
-    fn start(&mut self, request: HandoffData, now: Instant) -> Result<Start, BackendError> {
-        self.inner.start(request, now)
-    }
-}
-
-#[test]
-fn a_panic_while_closing_is_confined_and_counted() {
-    let mut config = Config::default();
-    config.backend.mock.message_delay = Duration::ZERO;
-    let panic = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let backend = Box::new(Nameless {
-        inner: backends::create(&config).unwrap(),
-        panic: panic.clone(),
-    });
-    let mut h = Harness::with_backend("close-panic", config, backend);
-    panic.store(true, Ordering::Relaxed);
-    let (mut client, server) = tcp_pair();
-    h.hand_off(b"{}", &server);
-    drop(server);
-    assert!(h.collect(&mut client).ends_with("data: [DONE]\n\n"));
-    h.turn_until(|r| r.connections() == 0);
-    assert_eq!(h.reactor.tally().panics, 1);
-    assert_eq!(h.reactor.tally().streams_completed, 1);
-    panic.store(false, Ordering::Relaxed);
-    let (mut client, server) = tcp_pair();
-    h.hand_off(b"{}", &server);
-    drop(server);
-    assert!(h.collect(&mut client).ends_with("data: [DONE]\n\n"));
 }
 
 /// An error answer whose body comes after its head: the body is waited for (for the log), at

@@ -1,6 +1,7 @@
 //! The typing backend end to end: the real binary typing answers, with fake `fortune` scripts
-//! written here, and the pauses between events kept by the reactor's timers. A fortune that is
-//! slow past its timeout, fails or is missing, and the rate limit, are step tests on the
+//! written here, and the pauses between events kept by the reactor's timers; and typing answers
+//! from a fake OpenAI-compatible API (`use_api`). A fortune that is slow past its timeout, fails
+//! or is missing, the rate limit, and `use_api`'s pauses and backlog are step tests on the
 //! reactor's clock (`typing_steps.rs`).
 
 mod common;
@@ -10,6 +11,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::upstream::{
+    delta, ok_stream, send, wait_for_log_count, FakeUpstream, Kind, DONE_EVENT, FINISH_CHUNK,
+    ROLE_CHUNK,
+};
 use common::*;
 use streaming_daemon::config::SocketType;
 
@@ -223,4 +228,183 @@ fn data_frames(response: &str) -> Vec<String> {
         .filter(|f| f.ends_with("\n\n"))
         .map(str::to_string)
         .collect()
+}
+
+// ---- `backend.typing.use_api` ----
+
+/// The daemon typing from `upstream`'s API, with `typing` under `backend.typing` (after
+/// `use_api: true`) and `env` (the key).
+fn api_daemon(name: &str, upstream: &FakeUpstream, typing: &str, env: &[(&str, &str)]) -> Daemon {
+    let config = std::env::temp_dir().join(format!("sd-{name}-{}.yaml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            "backend:\n  provider: typing\n  default_model: m-backend\n  typing:\n    use_api: true\n{typing}"
+        ),
+    )
+    .unwrap();
+    let base = format!("{}/v1", upstream.base);
+    let args = ["-config", config.to_str().unwrap(), "-openai-base", &base];
+    let daemon = Daemon::start_with_env(temp_socket_path(name), &args, env);
+    let _ = std::fs::remove_file(&config);
+    daemon
+}
+
+/// The `(char, index)` pairs and the last frame of a whole response.
+fn typed_response(response: &str) -> (Vec<(String, usize)>, String) {
+    let frames = data_frames(response);
+    let last = frames.last().cloned().unwrap_or_default();
+    let chars: Vec<String> = frames
+        .into_iter()
+        .filter(|f| f.starts_with("data: {"))
+        .collect();
+    (typed(&chars), last)
+}
+
+/// A request's JSON body as the fake received it.
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap()
+}
+
+#[test]
+fn api_answers_are_typed_as_they_stream_with_the_models_in_order() {
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![
+            ok_stream(&[
+                ROLE_CHUNK,
+                &delta(r#""H\u00e9""#),
+                &delta(r#""!""#),
+                FINISH_CHUNK,
+                DONE_EVENT,
+            ]),
+            ok_stream(&[&delta(r#""Ok""#), DONE_EVENT]),
+        ],
+    );
+    let mut d = api_daemon(
+        "ty-api",
+        &upstream,
+        "    default_model: m-typing\n",
+        &[("OPENAI_API_KEY", "sk-typing-e2e")],
+    );
+    let line = d.wait_for_log(
+        "typing backend types answers from the OpenAI-compatible API",
+        LIMIT,
+    );
+    assert!(
+        line.contains(&format!("api_base={}/v1", upstream.base)) && line.contains("model=m-typing"),
+        "{line}"
+    );
+    assert!(!line.contains("sk-typing-e2e"));
+    // Even the prompt with a fixed answer is asked of the API.
+    let response = d.request(br#"{"prompt":"Tell me about streaming","model":"m-handoff"}"#);
+    assert!(response.starts_with(SSE_HEAD), "{response}");
+    let (chars, last) = typed_response(&response);
+    let want: Vec<(String, usize)> = [("H", 0), ("\u{e9}", 1), ("!", 3)]
+        .map(|(c, i)| (c.to_string(), i))
+        .to_vec();
+    assert_eq!(chars, want);
+    assert_eq!(last, "data: [DONE]\n\n");
+
+    let response = d.request(
+        br#"{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"}]}"#,
+    );
+    let (chars, last) = typed_response(&response);
+    assert_eq!(text(&chars), "Ok");
+    assert_eq!(last, "data: [DONE]\n\n");
+
+    let requests = upstream.requests();
+    assert!(
+        requests[0]
+            .head
+            .starts_with("POST /v1/chat/completions HTTP/1.1\r\n"),
+        "{}",
+        requests[0].head
+    );
+    assert_eq!(
+        requests[0].header("authorization").as_deref(),
+        Some("Bearer sk-typing-e2e")
+    );
+    let first = json(&requests[0].body);
+    assert_eq!(first["model"], "m-handoff");
+    assert_eq!(first["stream"], true);
+    assert_eq!(
+        first["messages"],
+        serde_json::json!([{"role": "user", "content": "Tell me about streaming"}])
+    );
+    let second = json(&requests[1].body);
+    assert_eq!(second["model"], "m-typing");
+    assert_eq!(
+        second["messages"],
+        serde_json::json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi"}
+        ])
+    );
+    // One connection, pooled between the two answers.
+    assert_eq!(upstream.connections(), 1);
+}
+
+#[test]
+fn api_statuses_reach_the_client_and_the_backend_default_model_is_the_last_resort() {
+    let body = r#"{"error":{"message":"slow down","type":"rate_limit"}}"#;
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![
+            vec![send(&format!(
+                "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 3\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            ))],
+            ok_stream(&[&delta(r#"".""#), DONE_EVENT]),
+        ],
+    );
+    let mut d = api_daemon("ty-api-429", &upstream, "", &[("OPENAI_API_KEY", "sk-t")]);
+    let response = d.request(b"{}");
+    let (line, headers, rest) = parse_response(&response);
+    assert_eq!(line, "HTTP/1.1 429 Too Many Requests");
+    assert!(
+        headers.contains(&("Retry-After".into(), "3".into())),
+        "{headers:?}"
+    );
+    assert!(
+        !rest.contains("slow down"),
+        "the upstream's words stay in the log"
+    );
+    let (chars, last) = typed_response(&d.request(b"{}"));
+    assert_eq!(text(&chars), ".");
+    assert_eq!(last, "data: [DONE]\n\n");
+    assert_eq!(json(&upstream.requests()[1].body)["model"], "m-backend");
+    // The log (and the metrics) name the backend the client chose: typing.
+    wait_for_log_count(&mut d, "msg=\"connection ended\"", 2);
+    let ended: Vec<&String> = d
+        .log
+        .iter()
+        .filter(|l| l.contains("msg=\"connection ended\""))
+        .collect();
+    for (line, want) in ended.iter().zip([
+        ["backend=typing", "status=429", "outcome=upstream_status"],
+        ["backend=typing", "status=200", "outcome=completed"],
+    ]) {
+        assert!(want.iter().all(|part| line.contains(part)), "{line}");
+    }
+    assert!(ended[1].contains(" events=1 "), "{}", ended[1]);
+}
+
+#[test]
+fn without_an_openai_key_it_warns_at_start_up_and_types_fortune_quotes() {
+    let scratch = Scratch::new("api-nokey");
+    let fortune = scratch.fortune("echo 'Keys open doors.'");
+    let upstream = FakeUpstream::start(Kind::Plain, vec![]);
+    let typing = format!("    fortune_path: {}\n", fortune.display());
+    let mut d = api_daemon("ty-api-nokey", &upstream, &typing, &[]);
+    d.wait_for_log(
+        "backend.typing.use_api is on but no OpenAI key is set: the typing backend types fortune quotes",
+        LIMIT,
+    );
+    let (chars, last) = typed_response(&d.request(b"{}"));
+    assert_eq!(text(&chars), format!("{INTRO}keys open doors."));
+    assert_eq!(last, "data: [DONE]\n\n");
+    assert_eq!(scratch.calls(), ["literature"]);
+    assert!(upstream.requests().is_empty());
 }

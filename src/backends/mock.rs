@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Backend, BackendError, EventSource, Next, Start};
+use super::{Attached, Backend, BackendError, EventSource, Next, Start};
 use crate::config::Config;
 use crate::handoff::HandoffData;
 use crate::sse::EventSink;
@@ -47,10 +47,16 @@ impl Backend for Mock {
         "mock"
     }
 
-    fn start(&mut self, request: HandoffData, _now: Instant) -> Result<Start, BackendError> {
+    fn start(
+        &mut self,
+        request: HandoffData,
+        _attached: Option<Attached>,
+        _now: Instant,
+    ) -> Result<Start, BackendError> {
+        let user_id = request.user_id;
         Ok(Start::Local(Box::new(MockStream {
-            prompt: Some(request.prompt),
-            user_id: request.user_id,
+            prompt: Some(shown_prompt(request)),
+            user_id,
             next: 1,
             delay: self.delay,
         })))
@@ -94,6 +100,23 @@ impl EventSource for MockStream {
     }
 }
 
+/// What event 1 shows: the handoff's `prompt`, as the Go daemon did; **ours:** when that is
+/// empty, the words of the message the upstream backends would answer (the last `user`
+/// message; of a content-parts array, its text parts joined), so that a `messages` handoff can
+/// be tried on the mock too.
+fn shown_prompt(request: HandoffData) -> String {
+    if !request.prompt.is_empty() {
+        return request.prompt;
+    }
+    request
+        .messages
+        .into_iter()
+        .rev()
+        .find(|message| message.role == "user")
+        .map(|message| message.content.text().to_string())
+        .unwrap_or_default()
+}
+
 /// The prompt cut to at most 50 bytes on a character boundary, marked when it was cut.
 fn shown(prompt: &str) -> String {
     if prompt.len() <= PROMPT_SHOWN_BYTES {
@@ -112,7 +135,7 @@ mod tests {
 
     fn run(delay: Duration, request: HandoffData) -> (Vec<String>, Vec<Next>) {
         let mut backend = Mock { delay };
-        let Ok(Start::Local(mut source)) = backend.start(request, Instant::now()) else {
+        let Ok(Start::Local(mut source)) = backend.start(request, None, Instant::now()) else {
             panic!("the mock backend is local");
         };
         let mut out = Vec::new();
@@ -163,6 +186,26 @@ mod tests {
         assert_eq!(events.len(), 18);
         assert_eq!(events[1], "User ID: 0");
         assert_eq!(steps, vec![Next::Complete]);
+    }
+
+    #[test]
+    fn without_a_prompt_event_1_shows_the_last_user_messages_words() {
+        let request = |json: &str| crate::handoff::parse_handoff_data(json.as_bytes()).unwrap();
+        let first = |json: &str| run(Duration::ZERO, request(json)).0.remove(0);
+        assert_eq!(
+            first(
+                r#"{"messages":[{"role":"user","content":"old"},{"role":"user","content":[{"type":"text","text":"What is "},{"type":"image_url","image_url":{"url":"data:image/png;base64,QQ=="}},{"type":"text","text":"this?"}]},{"role":"assistant","content":"A"}]}"#
+            ),
+            "Hello from Rust daemon! Prompt: What is this?"
+        );
+        assert_eq!(
+            first(r#"{"prompt":"P","messages":[{"role":"user","content":"M"}]}"#),
+            "Hello from Rust daemon! Prompt: P"
+        );
+        assert_eq!(
+            first(r#"{"messages":[{"role":"system","content":"S"}]}"#),
+            "Hello from Rust daemon! Prompt: "
+        );
     }
 
     #[test]

@@ -1,27 +1,34 @@
 //! Backends: what turns a handoff into the events of a stream.
 //!
 //! A backend is sans-I/O. It turns a handoff into either an [`EventSource`] that the reactor
-//! asks for events whenever their time has come (mock, typing), or an upstream request plus a
-//! translator for its response (openai, langgraph: see [`upstream`]); the reactor does all the
+//! asks for events whenever their time has come (mock, typing), or an upstream request plus what
+//! to do with its response (openai, langgraph: see [`upstream`]); the reactor does all the
 //! connecting, waiting and writing. An event source may also ask the reactor to run a program
-//! and hand it the output ([`Next::Run`], see [`Command`]): typing's `fortune`. Adding a backend is one new file here and one line in
-//! [`REGISTRY`].
+//! and hand it the output ([`Next::Run`], see [`Command`]): typing's `fortune`.
+//!
+//! The reactor holds a [`Backends`]: the provider and every backend `backend.allowed` lists,
+//! and the upstream APIs they call. A handoff's `backend` key picks one per request (SPEC §4).
+//! Adding a backend is one new file here and one line in [`REGISTRY`].
 
 mod command;
 pub mod langgraph;
 mod mock;
 pub mod openai;
+mod set;
 mod typing;
 pub mod upstream;
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::attachments::Flavour;
 use crate::config::Config;
+use crate::end::Rejection;
 use crate::handoff::HandoffData;
 use crate::sse::EventSink;
 
 pub use command::{Command, CommandResult};
+pub use set::{Backends, Choice, Started};
 
 /// Every backend the daemon can run, by the name `backend.provider` and `-backend` use.
 pub const REGISTRY: &[(&str, Constructor)] = &[
@@ -33,26 +40,83 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
 
 type Constructor = fn(&Config) -> Result<Box<dyn Backend>, BackendError>;
 
-pub trait Backend {
+/// `Send`: a reload builds the next backends on a helper thread and hands them to the loop.
+pub trait Backend: Send {
     /// The name used in logs and in the `backend` metric label.
     fn name(&self) -> &'static str;
 
-    /// The upstream API this backend calls, if any: the reactor resolves it, connects to it and
-    /// keeps its connections pooled.
-    fn upstream(&self) -> Option<&upstream::Target> {
-        None
+    /// Every upstream API this backend may call (langgraph: one per distinct profile target),
+    /// in a fixed order: an [`upstream::UpstreamRequest`] from [`Backend::start`] names one by
+    /// its index here. Empty for local backends.
+    fn targets(&self) -> &[upstream::Target] {
+        &[]
     }
 
-    /// Starts producing the answer to one handoff. `now` is the reactor's clock, so that
+    /// Takes what this backend shares with the same backend on the daemon's other workers
+    /// (typing: the `fortune` rate limit). Called once, right after it is made.
+    fn share(&mut self, wide: &DaemonWide) {
+        let _ = wide;
+    }
+
+    /// Logs, at info, what an operator should see about this backend's settings (langgraph:
+    /// one line per profile, never a key). Called once the backend is in use: at start-up and
+    /// after a reload is applied.
+    fn announce(&self) {}
+
+    /// What this backend decides about a handoff before any file is read or request sent
+    /// (SPEC §1.2): langgraph refuses an unknown `profile` here. Cheap; [`Backend::start`]
+    /// checks the same again.
+    fn accept(&self, request: &HandoffData) -> Result<Accepted, BackendError> {
+        let _ = request;
+        Ok(Accepted {
+            profile: None,
+            flavour: Flavour::Local,
+        })
+    }
+
+    /// Starts producing the answer to one handoff, with what it attached when it attached
+    /// anything (only upstream backends are given that). `now` is the reactor's clock, so that
     /// whatever a backend decides by time (a rate limit) is decided without reading a clock.
-    fn start(&mut self, request: HandoffData, now: Instant) -> Result<Start, BackendError>;
+    fn start(
+        &mut self,
+        request: HandoffData,
+        attached: Option<Attached>,
+        now: Instant,
+    ) -> Result<Start, BackendError>;
+}
+
+/// What a handoff attached, checked, loaded and shaped for the backend (SPEC §4.5): the
+/// content of its target message.
+#[derive(Debug)]
+pub struct Attached {
+    /// `Some(i)`: `messages[i]`; `None`: the user message made from `prompt`.
+    pub target: Option<usize>,
+    pub content: crate::attachments::Content,
+}
+
+/// What the backends of every worker share: made once per daemon, given to each worker's
+/// [`Backends`] (see [`Backends::create_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct DaemonWide {
+    /// SPEC §4.2: at most one `fortune` call per 10 ms across the daemon.
+    fortune_calls: std::sync::Arc<typing::CallGate>,
+}
+
+/// What [`Backend::accept`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The LangGraph profile the request runs with (`""`: the default profile); `None` for
+    /// backends without profiles.
+    pub profile: Option<String>,
+    /// How attachments must be shaped for this backend (and profile).
+    pub flavour: Flavour,
 }
 
 /// How a stream's answer is produced.
 pub enum Start {
     /// Events made here, over time.
     Local(Box<dyn EventSource>),
-    /// An HTTP request to [`Backend::upstream`] and the translator for its response.
+    /// An HTTP request to one of the backend's targets, and what to do with its response.
     Upstream(upstream::UpstreamRequest),
 }
 
@@ -88,10 +152,42 @@ pub enum BackendError {
     UnknownProvider(String),
     /// The backend cannot be set up with this configuration.
     Setup(String),
+    /// The handoff's `backend` is neither the provider nor in `backend.allowed` (400,
+    /// `unknown_backend`).
+    UnknownBackend(String),
+    /// The handoff's `profile` names no LangGraph profile (400, `unknown_profile`).
+    UnknownProfile(String),
     /// This handoff cannot be turned into a request (the client's fault: 400).
     BadRequest(String),
     /// This handoff cannot be served for a reason of ours (500).
     Internal(String),
+}
+
+impl BackendError {
+    /// Why the handoff is refused, when it is the client's fault: the answer is then 400 with
+    /// [`BackendError::client_message`]. `None`: ours (500, counted as a backend error).
+    pub fn rejection(&self) -> Option<Rejection> {
+        match self {
+            BackendError::UnknownBackend(_) => Some(Rejection::UnknownBackend),
+            BackendError::UnknownProfile(_) => Some(Rejection::UnknownProfile),
+            BackendError::BadRequest(_) => Some(Rejection::BadJson),
+            BackendError::UnknownProvider(_)
+            | BackendError::Setup(_)
+            | BackendError::Internal(_) => None,
+        }
+    }
+
+    /// The `error` of the client's JSON answer (SPEC §3.3): plain words, never a key or the
+    /// configuration.
+    pub fn client_message(&self) -> String {
+        match self {
+            BackendError::UnknownBackend(_) | BackendError::UnknownProfile(_) => self.to_string(),
+            BackendError::BadRequest(reason) => format!("invalid request data: {reason}"),
+            BackendError::UnknownProvider(_)
+            | BackendError::Setup(_)
+            | BackendError::Internal(_) => "the backend could not start".to_string(),
+        }
+    }
 }
 
 impl fmt::Display for BackendError {
@@ -103,6 +199,10 @@ impl fmt::Display for BackendError {
                 available().join(", ")
             ),
             BackendError::Setup(reason) => write!(f, "backend set-up failed: {reason}"),
+            BackendError::UnknownBackend(name) => write!(f, "backend {name:?} is not allowed"),
+            BackendError::UnknownProfile(name) => {
+                write!(f, "unknown LangGraph profile {name:?}")
+            }
             BackendError::BadRequest(reason) => {
                 write!(f, "the request cannot be sent upstream: {reason}")
             }
@@ -117,14 +217,19 @@ pub fn available() -> Vec<&'static str> {
     REGISTRY.iter().map(|(name, _)| *name).collect()
 }
 
-/// Builds the backend named by `backend.provider`.
-pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
-    let name = config.backend.provider.as_str();
+/// Builds the backend named `name`.
+fn build(name: &str, config: &Config) -> Result<Box<dyn Backend>, BackendError> {
     let (_, constructor) = REGISTRY
         .iter()
         .find(|(known, _)| *known == name)
         .ok_or_else(|| BackendError::UnknownProvider(name.to_string()))?;
     constructor(config)
+}
+
+/// Builds the backend named by `backend.provider` alone: what the reactor runs until it holds
+/// a [`Backends`].
+pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
+    build(&config.backend.provider, config)
 }
 
 #[cfg(test)]

@@ -8,13 +8,14 @@ mod translate;
 use std::time::Instant;
 
 use super::upstream::{
-    request_error, Origin, Target, Translator, UpstreamRequest, FALLBACK_PROMPT, USER_AGENT,
+    push_messages, request_error, Origin, Output, RequestBytes, Roles, Target, Translator,
+    UpstreamRequest, USER_AGENT,
 };
-use super::{Backend, BackendError, Start};
+use super::{Accepted, Attached, Backend, BackendError, Start};
+use crate::attachments::{BodyPlan, Flavour};
 use crate::config::{Config, OpenAiConfig};
 use crate::handoff::HandoffData;
-use crate::http::{build_request as build_http_request, RequestError};
-use crate::sse::push_json_string;
+use crate::http::RequestError;
 
 pub use translate::OpenAiTranslator;
 
@@ -25,18 +26,19 @@ pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
     let origin = Origin::parse(&settings.api_base, settings.api_socket.clone())
         .map_err(|e| BackendError::Setup(format!("backend.openai.api_base: {e}")))?;
     Ok(Box::new(OpenAi {
-        target: Target {
+        targets: [Target {
             origin,
             ca_file: settings.ca_file.clone(),
             insecure_ssl: settings.insecure_ssl,
-        },
+        }],
         settings: settings.clone(),
         default_model: config.backend.default_model.clone(),
     }))
 }
 
 struct OpenAi {
-    target: Target,
+    /// One: the API the settings name.
+    targets: [Target; 1],
     settings: OpenAiConfig,
     default_model: String,
 }
@@ -46,45 +48,64 @@ impl Backend for OpenAi {
         "openai"
     }
 
-    fn upstream(&self) -> Option<&Target> {
-        Some(&self.target)
+    fn targets(&self) -> &[Target] {
+        &self.targets
     }
 
-    fn start(&mut self, request: HandoffData, _now: Instant) -> Result<Start, BackendError> {
+    fn accept(&self, _request: &HandoffData) -> Result<Accepted, BackendError> {
+        Ok(Accepted {
+            profile: None,
+            flavour: Flavour::OpenAi,
+        })
+    }
+
+    fn start(
+        &mut self,
+        request: HandoffData,
+        attached: Option<Attached>,
+        _now: Instant,
+    ) -> Result<Start, BackendError> {
         let call = upstream_request(
             &self.settings,
             &self.default_model,
-            &self.target.origin,
+            &self.targets[0].origin,
             &request,
+            attached.as_ref(),
         )
         .map_err(request_error)?;
         Ok(Start::Upstream(call))
     }
 }
 
-/// The request and translator for one handoff.
+/// The request and translator for one handoff; its `target` is 0, the one API.
 pub fn upstream_request(
     config: &OpenAiConfig,
     default_model: &str,
     origin: &Origin,
     request: &HandoffData,
+    attached: Option<&Attached>,
 ) -> Result<UpstreamRequest, RequestError> {
+    let RequestBytes { bytes, streamed } =
+        build_request(config, default_model, origin, request, attached)?;
     Ok(UpstreamRequest {
-        request: build_request(config, default_model, origin, request)?,
-        translator: translator(),
+        request: bytes,
+        body: streamed,
+        target: 0,
+        output: Output::Translate(translator()),
         notes: Vec::new(),
     })
 }
 
-/// The complete HTTP request for one handoff. Fails only when a header value would need a line
-/// break: a handoff's `test_pattern` (the client's fault: 400) or the configured key (ours: 500).
+/// The HTTP request for one handoff. Fails only when a header value would need a line break:
+/// a handoff's `test_pattern` (the client's fault: 400) or the configured key (ours: 500).
 pub fn build_request(
     config: &OpenAiConfig,
     default_model: &str,
     origin: &Origin,
     request: &HandoffData,
-) -> Result<Vec<u8>, RequestError> {
-    let body = request_body(default_model, request);
+    attached: Option<&Attached>,
+) -> Result<RequestBytes, RequestError> {
+    let body = request_body(default_model, request, attached);
     let authorization = config
         .api_key
         .as_deref()
@@ -101,12 +122,11 @@ pub fn build_request(
     if let Some(pattern) = request.test_pattern.as_deref().filter(|p| !p.is_empty()) {
         headers.push(("X-Test-Pattern", pattern));
     }
-    build_http_request(
-        "POST",
+    RequestBytes::post_json(
         &origin.join(ENDPOINT),
         &origin.host_header(),
         &headers,
-        &body,
+        body,
     )
 }
 
@@ -116,45 +136,34 @@ pub fn translator() -> Box<dyn Translator> {
 }
 
 /// `{"model":…,"messages":[…],"stream":true}` plus `max_tokens` when the handoff gave one.
-fn request_body(default_model: &str, request: &HandoffData) -> Vec<u8> {
+fn request_body(
+    default_model: &str,
+    request: &HandoffData,
+    attached: Option<&Attached>,
+) -> BodyPlan {
     let model = request
         .model
         .as_deref()
         .filter(|model| !model.is_empty())
         .unwrap_or(default_model);
-    let mut body = Vec::with_capacity(128 + request.prompt.len());
-    body.extend_from_slice(b"{\"model\":");
-    push_json_string(&mut body, model);
-    body.extend_from_slice(b",\"messages\":[");
-    if request.messages.is_empty() {
-        let prompt = match request.prompt.as_str() {
-            "" => FALLBACK_PROMPT,
-            prompt => prompt,
-        };
-        push_message(&mut body, "user", prompt);
-    } else {
-        for (i, message) in request.messages.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            push_message(&mut body, &message.role, &message.content);
-        }
-    }
-    body.extend_from_slice(b"],\"stream\":true");
+    let mut body = BodyPlan::new();
+    body.push(b"{\"model\":");
+    body.push_json_string(model);
+    body.push(b",\"messages\":[");
+    push_messages(&mut body, request, attached, &ROLES);
+    body.push(b"],\"stream\":true");
     if let Some(max_tokens) = request.max_tokens {
-        body.extend_from_slice(format!(",\"max_tokens\":{max_tokens}").as_bytes());
+        body.push(format!(",\"max_tokens\":{max_tokens}").as_bytes());
     }
-    body.push(b'}');
+    body.push(b"}");
     body
 }
 
-fn push_message(body: &mut Vec<u8>, role: &str, content: &str) {
-    body.extend_from_slice(b"{\"role\":");
-    push_json_string(body, role);
-    body.extend_from_slice(b",\"content\":");
-    push_json_string(body, content);
-    body.push(b'}');
-}
+/// OpenAI names roles as the handoff does.
+const ROLES: Roles = Roles {
+    key: "role",
+    name: |role| role,
+};
 
 #[cfg(test)]
 mod request_tests;

@@ -3,6 +3,7 @@
 //!
 //! | stage   | event                               | next                                           |
 //! |---------|-------------------------------------|------------------------------------------------|
+//! | (start) | `use_api` on and an OpenAI key set  | `Start::Upstream` with `Output::Typed` (see `api`) |
 //! | (start) | the fixed prompt                    | Typing the fixed answer                        |
 //! | (start) | `fortune` was called < 10 ms ago    | Typing a built-in saying                       |
 //! | (start) | otherwise                           | Asking                                         |
@@ -16,18 +17,24 @@
 //! after 500 ms. The one-call-per-10-ms limit is daemon-wide: the backend, which the reactor
 //! owns, remembers when it last let a stream call, on the reactor's clock.
 
+mod api;
 mod pace;
 mod quote;
 mod text;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Backend, BackendError, Command, CommandResult, EventSource, Next, Start};
+use super::upstream::Target;
+use super::{
+    Attached, Backend, BackendError, Command, CommandResult, DaemonWide, EventSource, Next, Start,
+};
 use crate::config::Config;
 use crate::handoff::HandoffData;
 use crate::sse::EventSink;
 
+use api::Api;
 use pace::pause_after;
 use quote::{lowercase_first, quote_from};
 use text::{FIXED_ANSWER, FIXED_PROMPT, QUOTE_INTRO, SAYINGS};
@@ -40,29 +47,48 @@ const FORTUNE_MAX_OUTPUT: usize = 4096;
 
 pub fn create(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
     Ok(Box::new(Typing {
+        api: Api::from_config(config)?,
         fortune: config.backend.typing.fortune_path.clone(),
-        last_call: None,
+        calls: Arc::default(),
         next_saying: 0,
     }))
 }
 
+/// The one-call-per-10-ms limit on `fortune`, shared by every worker's typing backend
+/// ([`super::DaemonWide`]).
+#[derive(Debug, Default)]
+pub struct CallGate {
+    last_call: Mutex<Option<Instant>>,
+}
+
+impl CallGate {
+    /// Whether a stream may call `fortune` at `now`; if so, the call is counted.
+    fn may_call(&self, now: Instant) -> bool {
+        // A plain assignment under the lock: never left half done by a panic elsewhere.
+        let mut last = self
+            .last_call
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let allowed = last.is_none_or(|last| now.saturating_duration_since(last) >= CALL_INTERVAL);
+        if allowed {
+            *last = Some(now);
+        }
+        allowed
+    }
+}
+
 struct Typing {
+    /// `use_api` with a key: every answer comes from the API.
+    api: Option<Api>,
     fortune: PathBuf,
-    last_call: Option<Instant>,
+    calls: Arc<CallGate>,
     /// Which built-in saying comes next: they take turns.
     next_saying: usize,
 }
 
 impl Typing {
-    /// Whether a stream may call `fortune` now; if so, the call is counted.
-    fn may_call(&mut self, now: Instant) -> bool {
-        let allowed = self
-            .last_call
-            .is_none_or(|last| now.saturating_duration_since(last) >= CALL_INTERVAL);
-        if allowed {
-            self.last_call = Some(now);
-        }
-        allowed
+    fn may_call(&self, now: Instant) -> bool {
+        self.calls.may_call(now)
     }
 
     fn saying(&mut self) -> &'static str {
@@ -77,7 +103,29 @@ impl Backend for Typing {
         "typing"
     }
 
-    fn start(&mut self, request: HandoffData, now: Instant) -> Result<Start, BackendError> {
+    fn share(&mut self, wide: &DaemonWide) {
+        self.calls = Arc::clone(&wide.fortune_calls);
+    }
+
+    fn targets(&self) -> &[Target] {
+        self.api.as_ref().map_or(&[], Api::targets)
+    }
+
+    fn announce(&self) {
+        if let Some(api) = &self.api {
+            api.announce();
+        }
+    }
+
+    fn start(
+        &mut self,
+        request: HandoffData,
+        _attached: Option<Attached>,
+        now: Instant,
+    ) -> Result<Start, BackendError> {
+        if let Some(api) = &self.api {
+            return api.request(&request).map(Start::Upstream);
+        }
         let stage = if request.prompt == FIXED_PROMPT {
             Stage::typing(FIXED_ANSWER.to_string())
         } else if self.may_call(now) {

@@ -81,6 +81,7 @@ pub fn load(
     let mut config = Config::default();
     if let Some(path) = &command_line.config_path {
         file::apply_file(&mut config, path)?;
+        config.config_file = Some(path.clone());
     }
     env::apply(&mut config, env)?;
     command_line.apply(&mut config)?;
@@ -190,6 +191,21 @@ pub struct Config {
     /// `GOMEMLIMIT` and `GOGC`, those found set: they have no effect here, which a start-up note
     /// says once. Not a key: a reload never reports it.
     pub go_runtime_vars: Vec<&'static str>,
+    /// The `-config` file, if one was given: what a SIGHUP reloads. Not a key.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Every API key the configuration holds (profiles' too): masked in every log line.
+    pub fn secrets(&self) -> Vec<String> {
+        let langgraph = &self.backend.langgraph;
+        [&self.backend.openai.api_key, &langgraph.api_key]
+            .into_iter()
+            .chain(langgraph.profiles.values().map(|profile| &profile.api_key))
+            .flatten()
+            .cloned()
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -482,6 +498,7 @@ impl Default for Config {
             },
             benchmark: false,
             go_runtime_vars: Vec::new(),
+            config_file: None,
         }
     }
 }

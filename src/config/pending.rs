@@ -9,11 +9,11 @@
 //!
 //! A key set to its default or to a value that changes nothing loads fine: `data_dir`,
 //! `max_attachment_bytes` and `resume_buffer_bytes` matter only once a feature that is listed
-//! here (or a handoff key) uses them; `typing.default_model` only with `typing.use_api`.
+//! here (or a handoff key) uses them.
 //!
 //! When a feature is built, its entry is deleted from `NOT_YET_IMPLEMENTED`, and nothing else.
 
-use super::{Config, ConfigError, ContentFormat, LangGraphOutput};
+use super::{Config, ConfigError};
 
 /// A key whose feature is missing, and when a configuration needs that feature.
 pub struct Pending {
@@ -27,54 +27,11 @@ pub struct Pending {
 
 /// Every key whose feature is not built yet. One entry per feature; delete it when the feature
 /// lands.
-pub const NOT_YET_IMPLEMENTED: &[Pending] = &[
-    Pending {
-        key: "server.workers (-workers)",
-        instead: "one event loop runs; remove the setting or set it to 1",
-        // Only an explicit count: the default (one per CPU) runs one loop until workers exist.
-        needs: |config| config.server.workers.is_some_and(|n| n.get() > 1),
-    },
-    Pending {
-        key: "server.resume_window_ms (-resume-window)",
-        instead: "streams cannot be resumed yet; remove the setting or set it to 0",
-        needs: |config| !config.server.resume_window.is_zero(),
-    },
-    Pending {
-        key: "server.data_max_age_ms",
-        instead: "old files in data_dir are not swept yet; remove the setting or set it to 0",
-        needs: |config| !config.server.data_max_age.is_zero(),
-    },
-    Pending {
-        key: "backend.allowed",
-        instead: "handoffs cannot pick a backend yet; list only backend.provider, or remove the \
-                  setting",
-        needs: |config| {
-            let backend = &config.backend;
-            backend.allowed.iter().any(|name| *name != backend.provider)
-        },
-    },
-    Pending {
-        key: "backend.langgraph.profiles",
-        instead: "handoffs cannot pick a profile yet; remove the profiles (profiles: {} loads)",
-        needs: |config| !config.backend.langgraph.profiles.is_empty(),
-    },
-    Pending {
-        key: "backend.langgraph.content_format",
-        instead: "attachments are not sent yet; remove the setting or set it to openai",
-        needs: |config| config.backend.langgraph.content_format != ContentFormat::OpenAi,
-    },
-    Pending {
-        key: "backend.langgraph.output",
-        instead: "raw relaying is not built yet; remove the setting or set it to translate",
-        needs: |config| config.backend.langgraph.output != LangGraphOutput::Translate,
-    },
-    Pending {
-        key: "backend.typing.use_api",
-        instead: "the typing backend types only fortune quotes yet; remove the setting or set \
-                  it to false",
-        needs: |config| config.backend.typing.use_api,
-    },
-];
+pub const NOT_YET_IMPLEMENTED: &[Pending] = &[Pending {
+    key: "server.resume_window_ms (-resume-window)",
+    instead: "streams cannot be resumed yet; remove the setting or set it to 0",
+    needs: |config| !config.server.resume_window.is_zero(),
+}];
 
 /// Refuses a configuration that needs a feature listed in `NOT_YET_IMPLEMENTED`, naming every
 /// such key at once.
@@ -94,7 +51,7 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::LangGraphProfileSpec;
+    use crate::config::{ContentFormat, LangGraphOutput, LangGraphProfileSpec};
     use std::num::NonZeroUsize;
     use std::path::PathBuf;
     use std::time::Duration;
@@ -118,7 +75,20 @@ mod tests {
         config.server.max_attachment_bytes = 1 << 20;
         config.server.resume_buffer_bytes = 1 << 20;
         config.backend.provider = "openai".into();
-        config.backend.allowed = vec!["openai".into()];
+        // Built: handoffs pick among allowed backends, LangGraph profiles, raw output,
+        // attachments in either content format, typing from the API.
+        config.backend.allowed = vec!["openai".into(), "langgraph".into(), "typing".into()];
+        config.backend.langgraph.output = LangGraphOutput::Raw;
+        config.backend.langgraph.content_format = ContentFormat::Anthropic;
+        config.backend.langgraph.profiles.insert(
+            "sales".into(),
+            LangGraphProfileSpec {
+                output: Some(LangGraphOutput::Translate),
+                content_format: Some(ContentFormat::Anthropic),
+                ..LangGraphProfileSpec::default()
+            },
+        );
+        config.backend.typing.use_api = true;
         config.backend.typing.default_model = Some("gpt-4o".into());
         config.backend.upstream.sse_max_line_bytes = 256 << 10;
         assert_eq!(keys(&config), Vec::<&str>::new());
@@ -129,16 +99,6 @@ mod tests {
         let mut config = Config::default();
         config.server.workers = NonZeroUsize::new(2);
         config.server.resume_window = Duration::from_secs(30);
-        config.server.data_max_age = Duration::from_secs(3600);
-        config.backend.allowed = vec!["mock".into(), "typing".into()];
-        config
-            .backend
-            .langgraph
-            .profiles
-            .insert("sales".into(), LangGraphProfileSpec::default());
-        config.backend.langgraph.content_format = ContentFormat::Anthropic;
-        config.backend.langgraph.output = LangGraphOutput::Raw;
-        config.backend.typing.use_api = true;
         let named = keys(&config);
         let every: Vec<&str> = NOT_YET_IMPLEMENTED
             .iter()
@@ -148,8 +108,8 @@ mod tests {
         let message = check(&config).expect_err("refused").to_string();
         assert!(
             message.starts_with(
-                "server.workers (-workers) is recognised but not implemented in this version: one \
-                 event loop runs; remove the setting or set it to 1; server.resume_window_ms"
+                "server.resume_window_ms (-resume-window) is recognised but not implemented in this \
+                 version: streams cannot be resumed yet; remove the setting or set it to 0"
             ),
             "{message}"
         );

@@ -92,6 +92,7 @@ fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
         benchmark,
         // Not a key: the environment a process sees does not change.
         go_runtime_vars: _,
+        config_file: _,
     } = old;
     server_changes(&mut changes, server, &new.server);
     backend_changes(&mut changes, backend, &new.backend);

@@ -92,20 +92,11 @@ fn every_key_of_the_newest_go_config_loads() {
     assert_eq!(claude.api_key.as_deref(), Some("lgk-top-secret"));
     assert_eq!(claude.content_format, ContentFormat::Anthropic);
 
-    // Profiles with entries need handoff `profile`, which this version lacks: the file is read,
-    // then refused for that one key only.
+    // The whole file loads as it is, with the flag that names it.
     let file = TempFile::new(NEWEST_GO_STYLE);
-    assert_eq!(
-        not_implemented(run(&[&file.flag()], &[])),
-        ["backend.langgraph.profiles"]
-    );
-    let (before, profiles) = NEWEST_GO_STYLE
-        .split_once("    profiles:\n")
-        .expect("the fixture has profiles");
-    let after = &profiles[profiles.find("  mock:").expect("mock follows")..];
-    let file = TempFile::new(format!("{before}    profiles: {{}}\n{after}"));
-    let config = run(&[&file.flag()], &[]).expect("loads once profiles are empty");
-    assert!(config.backend.langgraph.profiles.is_empty());
+    let config = run(&[&file.flag()], &[]).expect("the newest Go daemon's file loads");
+    let names: Vec<&String> = config.backend.langgraph.profiles.keys().collect();
+    assert_eq!(names, ["claude", "sales"]);
     assert_eq!(config.backend.provider, "langgraph");
 }
 
@@ -190,44 +181,11 @@ fn profiles_inherit_what_flags_and_environment_set() {
 
 #[test]
 fn each_pending_feature_is_refused_by_name_and_inert_values_load() {
-    let cases: [(&[&str], &str, &str); 8] = [
-        (&["-workers", "2"], "", "server.workers (-workers)"),
-        (
-            &["-resume-window", "30s"],
-            "",
-            "server.resume_window_ms (-resume-window)",
-        ),
-        (
-            &[],
-            "server:\n  data_max_age_ms: 60000\n",
-            "server.data_max_age_ms",
-        ),
-        (
-            &[],
-            "backend:\n  allowed: [mock, typing]\n",
-            "backend.allowed",
-        ),
-        (
-            &[],
-            "backend:\n  langgraph:\n    profiles:\n      sales: {}\n",
-            "backend.langgraph.profiles",
-        ),
-        (
-            &[],
-            "backend:\n  langgraph:\n    content_format: anthropic\n",
-            "backend.langgraph.content_format",
-        ),
-        (
-            &[],
-            "backend:\n  langgraph:\n    output: raw\n",
-            "backend.langgraph.output",
-        ),
-        (
-            &[],
-            "backend:\n  typing:\n    use_api: true\n",
-            "backend.typing.use_api",
-        ),
-    ];
+    let cases: [(&[&str], &str, &str); 1] = [(
+        &["-resume-window", "30s"],
+        "",
+        "server.resume_window_ms (-resume-window)",
+    )];
     for (flags, text, key) in cases {
         let file = TempFile::new(text);
         let mut args = vec![file.flag()];
@@ -249,14 +207,18 @@ fn each_pending_feature_is_refused_by_name_and_inert_values_load() {
     }
     let inert = TempFile::new(
         "server:\n  workers: 1\n  resume_window_ms: 0\n  data_max_age_ms: 0\n  data_dir: /srv/x\nbackend:\n  \
-         provider: typing\n  allowed: [typing]\n  langgraph:\n    content_format: openai\n    output: translate\n    \
-         profiles: {}\n  typing:\n    use_api: false\n    default_model: m\n  upstream:\n    \
+         provider: typing\n  allowed: [typing, mock, langgraph]\n  langgraph:\n    content_format: openai\n    \
+         output: raw\n    profiles:\n      sales: {output: translate, content_format: openai}\n  typing:\n    use_api: true\n    default_model: m\n  upstream:\n    \
          sse_max_line_bytes: 256KiB\n",
     );
     let config =
         run(&[&inert.flag(), "-workers=1", "-resume-window=0"], &[]).expect("inert values load");
     assert_eq!(config.server.worker_count(), 1);
-    assert_eq!(config.backend.allowed_backends(), ["typing"]);
+    assert_eq!(
+        config.backend.allowed_backends(),
+        ["typing", "mock", "langgraph"]
+    );
+    assert!(config.backend.typing.use_api, "built: typing from the API");
 }
 
 #[test]

@@ -300,10 +300,10 @@ fn every_error_path_has_one_clear_message() {
             "invalid value \"relative\" for flag -data-dir: must be an absolute path (starting with /)".into(),
         ),
         (
-            vec!["-workers=4".into()],
+            vec!["-resume-window=4s".into()],
             vec![],
-            "server.workers (-workers) is recognised but not implemented in this version: one event loop runs; \
-             remove the setting or set it to 1"
+            "server.resume_window_ms (-resume-window) is recognised but not implemented in this version: streams \
+             cannot be resumed yet; remove the setting or set it to 0"
                 .into(),
         ),
         (

@@ -9,6 +9,8 @@
 //! | Connecting   | Upstream writable or closed: connected                  | Sending                                  |
 //! | Connecting   | Upstream writable or closed: failed; Tick past the connect timeout | refused 502 (`upstream_unreachable`) |
 //! | Sending      | Upstream: request written                               | AwaitingHead                             |
+//! | Sending      | Upstream or Tick: a streamed body's slice written, more to come | Sending (next slice next turn)   |
+//! | Sending      | a streamed body's file changed size                     | refused 500 (`other`)                    |
 //! | Sending, AwaitingHead | Tick past the response-head timeout            | refused 504 (`upstream_timeout`)         |
 //! | AwaitingHead | Upstream (or Tick, when a read was cut short): incomplete head | AwaitingHead                      |
 //! | AwaitingHead | a `200` event-stream head                               | Relaying: `out` = the success head and the first events |
@@ -23,9 +25,21 @@
 //! | Relaying     | Upstream while the client is behind                     | Relaying, not read (backpressure)        |
 //! | Relaying     | end of body, in-stream error, cut, bad framing          | Done: `[DONE]`, nothing, or `event: error` |
 //! | Relaying     | Tick past the idle gap timeout                          | Done: `event: error` (`upstream_timeout`) |
+//! | Relaying, typed | any, the client clear, a character due               | Relaying: one `{"char","index"}` event    |
+//! | Relaying, typed | Upstream or Tick, more than 64 KiB untyped           | Relaying, not read (backpressure; no idle gap) |
+//! | Relaying, typed | the body ended cleanly, complete or not              | Typing, the upstream connection released (pooled if reusable) |
+//! | Relaying, typed | in-stream error, cut, bad framing, idle gap          | Done: `event: error` at once, untyped text dropped |
+//! | Typing       | Tick, the client clear, a character due                 | Typing: one event                        |
+//! | Typing       | Tick, the client clear, all typed, last pause over      | Done: `[DONE]` or nothing, by the body's end |
+//! | Typing       | Tick, otherwise                                         | Typing                                   |
 //! | Connecting   | other events before the connect timeout                 | Connecting                               |
 //! | Sending      | Tick before the response-head timeout                   | Sending                                  |
 //! | Done         | any                                                     | Done                                     |
+//!
+//! "Typed" is a call whose output is `Output::Typed` (the typing backend's `use_api`, SPEC §4.2):
+//! the relay's text goes to a [`Typist`] that types it to the client one character per event, in
+//! its own time. The upstream connection is released as soon as the body ends, so it is pooled
+//! while the rest is typed.
 //!
 //! The upstream connection goes back to the pool only after a response read to its end; in
 //! every other case it is closed, at once when the call is dropped (the client left).
@@ -35,14 +49,15 @@ use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
 
+use crate::attachments::{self, Body, SLICE};
 use crate::backends::upstream::{
-    status_outcome, Ending as RelayEnding, ErrorBody, Failure, Relay, StatusOutcome,
-    Step as RelayStep, Translator, UpstreamRequest, EXCERPT_LIMIT,
+    status_outcome, Ending as RelayEnding, ErrorBody, Failure, Output, Relay, StatusOutcome,
+    Step as RelayStep, Typed, Typist, UpstreamRequest, EXCERPT_LIMIT,
 };
 use crate::config::UpstreamTimeouts;
 use crate::deadline;
 use crate::end::Outcome;
-use crate::http::{parse_head, ErrorStatus, Head, HeadParse, SSE_HEAD};
+use crate::http::{parse_head, write_success_head, CustomHeaders, ErrorStatus, Head, HeadParse};
 use crate::sse::{self, EventSink};
 use crate::stats::Tally;
 use crate::upstream::transport::{ReadOutcome, Transport};
@@ -60,12 +75,20 @@ const TLS_SESSION_ESTIMATE: usize = 16 * 1024;
 const ERROR_BODY_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Call {
-    /// Kept until the head arrives, for the one retry on a fresh connection.
+    /// Kept until the head arrives, for the one retry on a fresh connection: the whole request,
+    /// or its head when `body` streams the body.
     request: Vec<u8>,
     written: usize,
+    /// A body with file content, produced a slice at a time as the upstream takes it.
+    body: Option<Body>,
+    /// The slice of `body` being written, and how much of it is written.
+    slice: Vec<u8>,
+    slice_written: usize,
+    /// The body has more, but this turn's slice is spent: the deadline brings the call back.
+    body_due: bool,
     transport: Option<Transport>,
     /// Until the head: then it moves into the relay.
-    translator: Option<Box<dyn Translator>>,
+    output: Option<Output>,
     phase: Phase,
     attempt: Attempt,
     /// When the current phase began, or when the upstream last sent something.
@@ -77,6 +100,10 @@ pub struct Call {
     readable: bool,
     /// The longest SSE line or event accepted from the upstream.
     max_line: usize,
+    /// Which of the reactor's upstreams the request is for, and that upstream's generation
+    /// when the call began: after a reload replaced it, the call is not sent to another one.
+    target: usize,
+    generation: u64,
 }
 
 enum Phase {
@@ -86,8 +113,24 @@ enum Phase {
     AwaitingHead(Vec<u8>),
     /// A refused answer's body, read (briefly) for the log before the client is answered.
     ReadingError(Box<ErrorAnswer>),
-    Relaying(Box<Relay>),
+    Relaying(Box<Relaying>),
+    /// A typed answer's body has ended and its upstream connection is released: the rest of
+    /// the text is being typed, then the stream ends by the body's ending.
+    Typing(Box<Typist>),
     Done,
+}
+
+struct Relaying {
+    relay: Relay,
+    /// Typed output: the relay's text goes here, and from here to the client.
+    typist: Option<Typist>,
+}
+
+impl Relaying {
+    /// Reading the upstream waits while a typed answer has too much text left to type.
+    fn is_backed_up(&self) -> bool {
+        self.typist.as_ref().is_some_and(Typist::is_backed_up)
+    }
 }
 
 struct ErrorAnswer {
@@ -153,6 +196,8 @@ pub struct Io<'a> {
     /// Shared per reactor: bytes read from the upstream, and their decoded body.
     pub read_buf: &'a mut Vec<u8>,
     pub decode_buf: &'a mut Vec<u8>,
+    /// What this loop turn may still produce of attachment bodies (shared by all connections).
+    pub file_bytes_left: &'a mut usize,
     pub tally: &'a mut Tally,
     /// The client has taken everything written: the upstream may be read.
     pub client_clear: bool,
@@ -160,32 +205,57 @@ pub struct Io<'a> {
     pub events: u32,
     /// The connection's repeated warnings.
     pub repeats: &'a mut Repeats,
+    /// The handoff's custom headers, for the success head.
+    pub headers: &'a CustomHeaders,
+    /// The backend the call is for: the metrics' `backend` label.
+    pub backend: &'static str,
     pub conn: u64,
 }
 
 impl Call {
-    /// A call about to open its connection (on its first event, at once: its deadline is now).
-    pub fn new(request: UpstreamRequest, now: Instant, max_line: usize, conn: u64) -> Call {
+    /// A call about to open its connection (on its first event, at once: its deadline is now),
+    /// to the upstream of `generation` at `request.target`.
+    pub fn new(
+        request: UpstreamRequest,
+        generation: u64,
+        now: Instant,
+        max_line: usize,
+        conn: u64,
+    ) -> Call {
         for note in &request.notes {
             log::warn!(conn = conn, note = note.as_str(); "handoff data partly ignored");
         }
         Call {
             request: request.request,
             written: 0,
+            body: request.body,
+            slice: Vec::new(),
+            slice_written: 0,
+            body_due: false,
             transport: None,
-            translator: Some(request.translator),
+            output: Some(request.output),
             phase: Phase::Opening,
             attempt: Attempt::Fresh,
             since: now,
             sent_at: None,
             readable: false,
             max_line,
+            target: request.target,
+            generation,
         }
+    }
+
+    /// Which of the reactor's upstreams the request is for.
+    pub fn target(&self) -> usize {
+        self.target
     }
 
     /// The success head has been appended: the client's stream has begun.
     pub fn has_begun(&self) -> bool {
-        matches!(self.phase, Phase::Relaying(_) | Phase::Done)
+        matches!(
+            self.phase,
+            Phase::Relaying(_) | Phase::Typing(_) | Phase::Done
+        )
     }
 
     /// When the call needs attention without an event.
@@ -193,6 +263,7 @@ impl Call {
         match &self.phase {
             Phase::Opening => Some(self.since),
             Phase::Connecting => Some(deadline::after(self.since, timeouts.connect_timeout)),
+            Phase::Sending if self.body_due => Some(self.since),
             // A read cut short by the per-advance cap comes back next turn.
             Phase::AwaitingHead(_) if self.readable => Some(self.since),
             Phase::Sending | Phase::AwaitingHead(_) => Some(deadline::after(
@@ -201,20 +272,34 @@ impl Call {
             )),
             Phase::ReadingError(_) => Some(deadline::after(self.since, ERROR_BODY_WAIT)),
             // While the client is behind, its write stall deadline is the one that counts.
-            Phase::Relaying(_) if !client_clear => None,
-            Phase::Relaying(_) if self.readable => Some(self.since),
-            Phase::Relaying(_) => Some(deadline::after(self.since, timeouts.idle_gap_timeout)),
+            Phase::Relaying(_) | Phase::Typing(_) if !client_clear => None,
+            Phase::Relaying(relaying) => {
+                let typing = relaying.typist.as_ref().and_then(Typist::due);
+                let reading = if relaying.is_backed_up() {
+                    None
+                } else if self.readable {
+                    Some(self.since)
+                } else {
+                    Some(deadline::after(self.since, timeouts.idle_gap_timeout))
+                };
+                typing.into_iter().chain(reading).min()
+            }
+            Phase::Typing(typist) => typist.due(),
             Phase::Done => None,
         }
     }
 
-    /// Bytes held for the memory budget: the request kept for a retry, a response head being
-    /// collected, the relay's partial line and event, and a fixed estimate for a TLS session's
-    /// state and record buffers.
+    /// Bytes held for the memory budget: the request kept for a retry (and a streamed body's
+    /// JSON and slice), a response head being collected, the relay's partial line and event,
+    /// the text left to type, and a fixed estimate for a TLS session's state and record
+    /// buffers.
     pub fn held_bytes(&self) -> usize {
         let phase = match &self.phase {
             Phase::AwaitingHead(head) => head.capacity(),
-            Phase::Relaying(relay) => relay.held_bytes(),
+            Phase::Relaying(relaying) => {
+                relaying.relay.held_bytes() + relaying.typist.as_ref().map_or(0, Typist::held_bytes)
+            }
+            Phase::Typing(typist) => typist.held_bytes(),
             Phase::ReadingError(_) => EXCERPT_LIMIT,
             _ => 0,
         };
@@ -222,7 +307,8 @@ impl Call {
             Some(transport) if transport.is_tls() => TLS_SESSION_ESTIMATE,
             _ => 0,
         };
-        self.request.capacity() + phase + tls
+        let body = self.body.as_ref().map_or(0, Body::held_bytes) + self.slice.capacity();
+        self.request.capacity() + body + phase + tls
     }
 
     pub fn advance(
@@ -267,6 +353,7 @@ impl Call {
                 Ok(()) => self.send(io, out),
                 Err(e) => self.closed_before_head(Some(e), io, out),
             },
+            (Phase::Sending, Event::Tick) if self.body_due => self.send(io, out),
             (Phase::Sending, Event::Tick) => Step::Continue,
             (Phase::AwaitingHead(_), _) => match self.flush_tls() {
                 Ok(()) => self.read_head(io, out),
@@ -282,12 +369,13 @@ impl Call {
                 Ok(()) => Step::Continue,
                 Err(e) => self.end_relay(broken_mid_answer(&e), io, out),
             },
-            (Phase::Relaying(_), Event::Tick)
+            (Phase::Relaying(relaying), Event::Tick)
                 if !self.readable
+                    && !relaying.is_backed_up()
                     && now >= deadline::after(self.since, timeouts.idle_gap_timeout) =>
             {
                 log::warn!(conn = io.conn; "upstream silent past the idle gap timeout");
-                io.tally.backend_error();
+                io.tally.backend_error(io.backend);
                 self.close_transport();
                 self.phase = Phase::Done;
                 sse::error_event(out, "the upstream API stopped sending");
@@ -300,6 +388,7 @@ impl Call {
                 Ok(()) => self.relay(io, out),
                 Err(e) => self.end_relay(broken_mid_answer(&e), io, out),
             },
+            (Phase::Typing(_), _) => self.type_rest(io, out),
             (Phase::Done, _) => Step::Continue,
         }
     }
@@ -309,7 +398,7 @@ impl Call {
         if self.attempt == Attempt::Fresh {
             // Counted when the attempt starts, so that connect failures (counted as errors)
             // never outnumber requests.
-            io.tally.backend_request();
+            io.tally.backend_request(io.backend);
         }
         let Some(upstream) = io.upstream.as_deref_mut() else {
             return self.refuse(
@@ -320,6 +409,15 @@ impl Call {
                 io,
             );
         };
+        if upstream.generation() != self.generation {
+            return self.refuse(
+                ErrorStatus::BadGateway,
+                "the upstream API changed; retry",
+                Outcome::UpstreamUnreachable,
+                "a reload replaced the upstream this call was for".to_string(),
+                io,
+            );
+        }
         let fresh = self.attempt == Attempt::Retry;
         let (mut transport, reused) = match upstream.open(io.now, fresh) {
             Ok(opened) => opened,
@@ -340,6 +438,12 @@ impl Call {
         }
         self.transport = Some(transport);
         self.written = 0;
+        if let Some(body) = self.body.as_mut() {
+            body.rewind();
+        }
+        self.slice.clear();
+        self.slice_written = 0;
+        self.body_due = false;
         self.since = io.now;
         self.readable = false;
         if reused {
@@ -380,6 +484,39 @@ impl Call {
                 Err(e) => return self.closed_before_head(Some(e), io, out),
             }
         }
+        self.body_due = false;
+        let mut sliced = false;
+        while let Some(body) = self.body.as_mut() {
+            if self.slice_written == self.slice.len() {
+                if body.is_done() {
+                    break;
+                }
+                if sliced || *io.file_bytes_left == 0 {
+                    // One slice per connection per turn, and a few per turn in all: reading
+                    // and encoding files must not hold up the loop.
+                    self.body_due = true;
+                    self.since = io.now;
+                    return Step::Continue;
+                }
+                self.slice.clear();
+                self.slice_written = 0;
+                let room = SLICE.min(*io.file_bytes_left);
+                match body.fill_vec(&mut self.slice, room) {
+                    Ok(produced) => *io.file_bytes_left -= produced.min(*io.file_bytes_left),
+                    Err(refusal) => return self.body_failed(&refusal, io),
+                }
+                sliced = true;
+            }
+            match transport.write(&self.slice[self.slice_written..]) {
+                Ok(0) => return Step::Continue,
+                Ok(n) => {
+                    self.slice_written += n;
+                    // Sending counts as life: the response-head timeout starts at the last byte.
+                    self.since = io.now;
+                }
+                Err(e) => return self.closed_before_head(Some(e), io, out),
+            }
+        }
         if let Err(e) = transport.flush_tls() {
             return self.closed_before_head(Some(e), io, out);
         }
@@ -406,7 +543,7 @@ impl Call {
                     if before == 0 {
                         if let Some(sent) = self.sent_at {
                             io.tally
-                                .backend_ttfb(io.now.saturating_duration_since(sent));
+                                .backend_ttfb(io.backend, io.now.saturating_duration_since(sent));
                         }
                     }
                     match parse_head(head) {
@@ -498,7 +635,7 @@ impl Call {
                 message,
                 retry_after,
             } => {
-                io.tally.backend_error();
+                io.tally.backend_error(io.backend);
                 let mut body = ErrorBody::new(&head);
                 body.feed(&rest);
                 let refusal = Refusal {
@@ -520,14 +657,18 @@ impl Call {
                 self.read_error_body(io)
             }
             StatusOutcome::Stream => {
-                let Some(translator) = self.translator.take() else {
+                let Some(output) = self.output.take() else {
                     return Step::Continue;
                 };
-                self.phase =
-                    Phase::Relaying(Box::new(Relay::new(&head, translator, self.max_line)));
+                let typist = output.pace().map(|pace| Typist::new(pace, io.now));
+                let relay = Relay::new(&head, output, self.max_line);
+                self.phase = Phase::Relaying(Box::new(Relaying { relay, typist }));
                 self.request = Vec::new();
+                // No retry any more: the files can close.
+                self.body = None;
+                self.slice = Vec::new();
                 self.since = io.now;
-                out.extend_from_slice(SSE_HEAD);
+                write_success_head(out, io.headers);
                 // Fed even when empty: an empty body ends on this first feed.
                 match self.feed(&rest, io, out) {
                     Some(ending) => self.end_relay(ending, io, out),
@@ -587,10 +728,25 @@ impl Call {
     }
 
     /// Reads the upstream until it would block or something is there for the client (the
-    /// connection writes it and comes back when the client has taken it).
+    /// connection writes it and comes back when the client has taken it). A typed answer's
+    /// next character goes first when it is due; the upstream is not read while too much text
+    /// waits to be typed.
     fn relay(&mut self, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
         for _ in 0..READS_PER_ADVANCE {
+            let Phase::Relaying(relaying) = &mut self.phase else {
+                return Step::Continue;
+            };
+            if let Some(typist) = relaying.typist.as_mut() {
+                if let Some(ending) = type_one(typist, io, out) {
+                    return self.end_relay(ending, io, out);
+                }
+            }
             if !self.readable || !out.is_empty() {
+                return Step::Continue;
+            }
+            if relaying.is_backed_up() {
+                // Not waiting on the upstream: its silence counts from when reading resumes.
+                self.since = io.now;
                 return Step::Continue;
             }
             let Some(transport) = self.transport.as_mut() else {
@@ -612,7 +768,7 @@ impl Call {
                     return Step::Continue;
                 }
                 Ok(ReadOutcome::Closed) => match &mut self.phase {
-                    Phase::Relaying(relay) => Some(relay.on_eof()),
+                    Phase::Relaying(relaying) => Some(relaying.relay.on_eof()),
                     _ => None,
                 },
                 Err(e) => Some(broken_mid_answer(&e)),
@@ -625,21 +781,29 @@ impl Call {
         Step::Continue
     }
 
-    /// Feeds upstream bytes to the relay, appending client events to `out`.
+    /// Feeds upstream bytes to the relay, appending client events to `out` (or, typed, the
+    /// text to the typist).
     fn feed(&mut self, input: &[u8], io: &mut Io<'_>, out: &mut Vec<u8>) -> Option<RelayEnding> {
-        let Phase::Relaying(relay) = &mut self.phase else {
+        let Phase::Relaying(relaying) = &mut self.phase else {
             return None;
         };
-        let mut sink = EventSink::new(out);
-        let fed = relay.feed(input, io.decode_buf, &mut sink);
-        let events = sink.events();
-        io.events += events;
-        io.tally.chunks_sent(events);
+        let Relaying { relay, typist } = &mut **relaying;
+        let fed = match typist {
+            Some(typist) => relay.feed(input, io.decode_buf, &mut typist.sink()),
+            None => {
+                let mut sink = EventSink::new(out);
+                let fed = relay.feed(input, io.decode_buf, &mut sink);
+                let events = sink.events();
+                io.events += events;
+                io.tally.chunks_sent(events);
+                fed
+            }
+        };
         for reason in fed.skipped {
             if io.repeats.first(Repeatable::SkippedEvent) {
                 log::warn!(conn = io.conn, reason = reason.as_str(); "skipped an upstream event");
             }
-            io.tally.backend_error();
+            io.tally.backend_error(io.backend);
         }
         match fed.step {
             RelayStep::More => None,
@@ -647,30 +811,68 @@ impl Call {
         }
     }
 
-    /// Appends the client's end by the relay's ending and keeps or closes the upstream
-    /// connection.
+    /// The body ended: keeps or closes the upstream connection, and appends the client's end
+    /// by the relay's ending, or, typed, goes on typing what is left first.
     fn end_relay(&mut self, ending: RelayEnding, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
         // Bytes past the response still inside rustls would be read as the next response.
         let leftover = self
             .transport
             .as_mut()
             .is_some_and(Transport::has_buffered_plaintext);
-        let reusable =
-            !leftover && matches!(&self.phase, Phase::Relaying(relay) if relay.is_reusable());
-        self.phase = Phase::Done;
+        let relaying = match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Relaying(relaying) => Some(relaying),
+            _ => None,
+        };
+        let reusable = !leftover && relaying.as_ref().is_some_and(|r| r.relay.is_reusable());
         let transport = self.transport.take();
+        self.readable = false;
         if let (true, Some(mut transport), Some(upstream)) =
             (reusable, transport, io.upstream.as_deref_mut())
         {
             if transport.deregister(io.registry).is_ok() {
-                upstream.release(transport, io.now);
+                upstream.release(transport, self.generation, io.now);
             }
         }
+        let ending = match relaying.and_then(|relaying| relaying.typist) {
+            Some(mut typist) => match typist.body_ended(ending) {
+                Some(ending) => ending,
+                None => {
+                    self.phase = Phase::Typing(Box::new(typist));
+                    return self.type_rest(io, out);
+                }
+            },
+            None => ending,
+        };
+        self.finish(ending, io, out)
+    }
+
+    /// A typed answer whose body has ended: types the next character when it is due, and ends
+    /// the stream once everything is typed.
+    fn type_rest(&mut self, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
+        let Phase::Typing(typist) = &mut self.phase else {
+            return Step::Continue;
+        };
+        if !io.client_clear {
+            return Step::Continue;
+        }
+        match type_one(typist, io, out) {
+            Some(ending) => {
+                self.phase = Phase::Done;
+                self.finish(ending, io, out)
+            }
+            None => Step::Continue,
+        }
+    }
+
+    /// Appends the client's end by how the answer ended.
+    fn finish(&mut self, ending: RelayEnding, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
         let (outcome, error) = match ending {
             RelayEnding::Complete => {
                 sse::done(out);
                 (Outcome::Completed, None)
             }
+            // Raw output: the upstream's events were the answer; nothing is added to them.
+            RelayEnding::CompleteRaw => (Outcome::Completed, None),
             RelayEnding::Incomplete => {
                 log::info!(conn = io.conn; "upstream ended without signalling completion");
                 (Outcome::UpstreamIncomplete, None)
@@ -681,12 +883,25 @@ impl Call {
                     error = failure.detail.as_str();
                     "upstream stream failed"
                 );
-                io.tally.backend_error();
+                io.tally.backend_error(io.backend);
                 sse::error_event(out, &failure.message);
                 (failure.outcome, Some(failure.detail))
             }
         };
         Step::Ended { outcome, error }
+    }
+
+    /// A file could not be read as the body was written (its size changed): 500.
+    fn body_failed(&mut self, refusal: &attachments::Refusal, io: &mut Io<'_>) -> Step {
+        let detail = refusal.log_detail();
+        log::warn!(conn = io.conn, error = detail.as_str(); "attachment could not be sent");
+        self.refuse(
+            ErrorStatus::InternalServerError,
+            &refusal.error.to_string(),
+            Outcome::Other,
+            detail,
+            io,
+        )
     }
 
     /// A connect failed or timed out: the addresses may be stale, and the client gets 502.
@@ -711,7 +926,7 @@ impl Call {
         error: String,
         io: &mut Io<'_>,
     ) -> Step {
-        io.tally.backend_error();
+        io.tally.backend_error(io.backend);
         self.close_transport();
         self.phase = Phase::Done;
         Step::Refused(Refusal {
@@ -733,6 +948,20 @@ impl Call {
     fn close_transport(&mut self) {
         self.transport = None;
         self.readable = false;
+    }
+}
+
+/// Types a typed answer's next character if it is due, counting it as a client event; the
+/// ending once the typist is done.
+fn type_one(typist: &mut Typist, io: &mut Io<'_>, out: &mut Vec<u8>) -> Option<RelayEnding> {
+    match typist.type_due(io.now, &mut EventSink::new(out)) {
+        Typed::Waiting => None,
+        Typed::Char => {
+            io.events += 1;
+            io.tally.chunks_sent(1);
+            None
+        }
+        Typed::Ended(ending) => Some(ending),
     }
 }
 

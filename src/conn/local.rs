@@ -29,6 +29,8 @@ use crate::stats::Tally;
 pub struct Local {
     source: Box<dyn EventSource>,
     phase: Phase,
+    /// When the source started, until its first event: the backend's time to first byte.
+    first_event_due: Option<Instant>,
 }
 
 enum Phase {
@@ -71,6 +73,8 @@ pub struct Io<'a> {
     pub client_clear: bool,
     /// Client events appended, for the connection's count.
     pub events: u32,
+    /// The backend the stream runs on: the metrics' `backend` label.
+    pub backend: &'static str,
     pub conn: u64,
 }
 
@@ -80,6 +84,7 @@ impl Local {
         Local {
             source,
             phase: Phase::Due(now),
+            first_event_due: Some(now),
         }
     }
 
@@ -131,6 +136,12 @@ impl Local {
         let events = sink.events();
         io.events += events;
         io.tally.chunks_sent(events);
+        if events > 0 {
+            if let Some(started) = self.first_event_due.take() {
+                io.tally
+                    .backend_ttfb(io.backend, io.now.saturating_duration_since(started));
+            }
+        }
         match next {
             Next::After(delay) => {
                 self.phase = Phase::Due(deadline::after(io.now, delay));
@@ -144,7 +155,7 @@ impl Local {
                 }
             }
             Next::Fail(message) => {
-                io.tally.backend_error();
+                io.tally.backend_error(io.backend);
                 sse::error_event(out, &message);
                 Step::Ended {
                     outcome: Outcome::Other,
@@ -154,10 +165,7 @@ impl Local {
             Next::Run(command) => {
                 if let Some(old) = io.program.take() {
                     // A source asks for one program at a time; a second would be its bug.
-                    log::error!(
-                        "conn={} a second program was asked for; ending the first",
-                        io.conn
-                    );
+                    log::error!(conn = io.conn; "a second program was asked for; ending the first");
                     old.abandon(io.registry, io.reaper);
                 }
                 match Child::spawn(&command, io.registry, io.program_token, io.now) {
@@ -197,17 +205,18 @@ impl Local {
                 truncated,
                 ..
             } => log::debug!(
-                "conn={} {name} finished{}",
-                io.conn,
-                if *truncated { " (output cut)" } else { "" }
+                conn = io.conn,
+                program = name,
+                output_cut = *truncated;
+                "program finished"
             ),
             CommandResult::Exited { success: false, .. } => {
-                log::warn!("conn={} {name} exited with a failure status", io.conn);
-                io.tally.backend_error();
+                log::warn!(conn = io.conn, program = name; "program exited with a failure status");
+                io.tally.backend_error(io.backend);
             }
             CommandResult::Failed(why) => {
-                log::warn!("conn={} {name} {why}", io.conn);
-                io.tally.backend_error();
+                log::warn!(conn = io.conn, program = name, error = why.as_str(); "program failed");
+                io.tally.backend_error(io.backend);
             }
         }
         self.source.on_command(result);

@@ -37,6 +37,7 @@
 //! bytes a state appended are written to the client; while the client keeps up and something
 //! changed, the connection ticks itself again, a bounded number of rounds per turn.
 
+mod attach;
 mod call;
 mod child;
 mod client;
@@ -47,21 +48,27 @@ mod repeats;
 
 use std::mem::{discriminant, replace};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry};
 
-use crate::backends::{Backend, BackendError, Start};
+use crate::attachments::{self, AttachmentRequest, DataDirSlot, Flavour};
+use crate::backends::{Attached, BackendError, Backends, Start};
 use crate::config::UpstreamTimeouts;
 use crate::deadline;
 use crate::end::{EndReason, Outcome, Rejection};
-use crate::handoff::{parse_handoff_data, HandoffError};
-use crate::http::{error_response, ErrorStatus, SSE_HEAD};
+use crate::handoff::{filter_response_headers, parse_handoff, HandoffData, HandoffError};
+use crate::http::{
+    error_response, error_response_with_headers, write_success_head, CustomHeaders, ErrorStatus,
+    NO_HEADERS,
+};
 use crate::sse;
 use crate::stats::Tally;
 use crate::upstream::Upstream;
 
+use attach::{Attaching, Loaded};
 use call::Call;
 use child::Child;
 use client::{Client, Input};
@@ -69,6 +76,7 @@ use local::Local;
 use receive::{Received, Receiver};
 use repeats::Repeats;
 
+pub use attach::report_dir as report_data_dir;
 pub use child::Reaper;
 pub use outbox::{Flushed, Outbox};
 pub use receive::Limits;
@@ -77,7 +85,8 @@ pub use receive::Limits;
 /// upstream that always has more must neither keep the loop to itself nor recurse.
 const ROUNDS_PER_EVENT: usize = 64;
 
-/// The per-connection settings, derived once from the configuration.
+/// The per-connection settings, derived from the configuration. A connection keeps the ones it
+/// was accepted with: a reload applies to connections accepted after it.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub handoff: Limits,
@@ -87,6 +96,28 @@ pub struct Settings {
     pub upstream: UpstreamTimeouts,
     /// The longest upstream SSE line or event.
     pub max_line: usize,
+    /// `server.max_attachment_bytes`.
+    pub attachments: attachments::Limits,
+}
+
+impl Settings {
+    pub fn from_config(config: &crate::config::Config) -> Settings {
+        let server = &config.server;
+        Settings {
+            handoff: Limits {
+                socket_type: server.socket_type,
+                max_handoff_bytes: server.max_handoff_bytes,
+            },
+            handoff_timeout: server.handoff_timeout,
+            write_timeout: server.write_timeout,
+            max_stream_duration: Some(server.max_stream_duration).filter(|d| !d.is_zero()),
+            upstream: config.backend.upstream.clone(),
+            max_line: config.backend.upstream.sse_max_line_bytes,
+            attachments: attachments::Limits {
+                max_total: server.max_attachment_bytes,
+            },
+        }
+    }
 }
 
 /// Whether a handoff completing now may start, decided by the reactor.
@@ -107,21 +138,31 @@ pub struct Buffers {
     /// Bytes read from upstreams, and their decoded bodies.
     pub read: Vec<u8>,
     pub decode: Vec<u8>,
+    /// Attachment bytes (files read, bodies encoded) this loop turn may still produce: set
+    /// each turn to [`FILE_BYTES_PER_TURN`], it bounds a turn's file work however many
+    /// uploads run at once. A connection left without is due again next turn.
+    pub file_bytes_left: usize,
 }
+
+/// Attachment bytes one loop turn produces at most, over all connections: four slices, which
+/// encode in well under a millisecond, so that 50 concurrent uploads do not hold up the
+/// other streams' turns (SPEC §10).
+pub const FILE_BYTES_PER_TURN: usize = 4 * attachments::SLICE;
 
 /// What a connection's handlers borrow from the reactor for one call.
 pub struct Context<'a> {
     pub now: Instant,
     pub registry: &'a Registry,
-    pub settings: &'a Settings,
     pub buffers: &'a mut Buffers,
-    pub backend: &'a mut dyn Backend,
-    /// The backend's upstream API, when it has one.
-    pub upstream: Option<&'a mut Upstream>,
+    pub backends: &'a mut Backends,
+    /// One per entry of `backends.targets()`, in that order.
+    pub upstreams: &'a mut [Upstream],
     pub admission: Admission,
     pub tally: &'a mut Tally,
     /// Killed programs of local backends, collected by the reactor.
     pub reaper: &'a mut Reaper,
+    /// `server.data_dir`, where attachment files are staged.
+    pub data_dir: &'a mut DataDirSlot,
 }
 
 /// The tokens of a connection's sockets.
@@ -180,6 +221,8 @@ impl End {
 enum State {
     /// Reading Apache's message: data and the client's fd.
     Receiving(Receiver),
+    /// An upstream backend's attachments are being read.
+    Attaching(Box<Attaching>),
     /// The backend's upstream is being asked; nothing written to the client yet.
     Calling(Box<Call>),
     /// The success head is out; events come from the source.
@@ -214,6 +257,8 @@ enum Event {
 
 pub struct Connection {
     pub id: u64,
+    /// The settings this connection was accepted with.
+    settings: Rc<Settings>,
     accepted_at: Instant,
     tokens: Tokens,
     /// Accepted over the connection limit or the memory budget: answered 503 once received.
@@ -230,6 +275,17 @@ pub struct Connection {
     started: Option<Instant>,
     /// Warnings that may repeat, said once each.
     repeats: Repeats,
+    /// The handoff's `response_headers` that passed the filter, for the success head and the
+    /// error responses that follow the parsing of the data (SPEC §2, §3.3). Boxed: most
+    /// handoffs have none.
+    headers: Option<Box<CustomHeaders>>,
+    /// The backend the request runs on, once chosen (the provider until then): the `backend`
+    /// of its log line and metrics.
+    backend: &'static str,
+    /// The LangGraph profile it runs with (`""`: the default), for the log line.
+    profile: Option<Box<str>>,
+    /// Attached files and inline images sent upstream, for the log line.
+    attachments: u32,
     state: State,
 }
 
@@ -240,7 +296,8 @@ impl Connection {
         apache: OwnedFd,
         tokens: Tokens,
         over_capacity: bool,
-        ctx: (&Registry, &Settings, Instant),
+        backend: &'static str,
+        ctx: (&Registry, Rc<Settings>, Instant),
     ) -> std::io::Result<Connection> {
         let (registry, settings, now) = ctx;
         registry.register(
@@ -251,6 +308,7 @@ impl Connection {
         let receiver = Receiver::new(apache, deadline::after(now, settings.handoff_timeout));
         Ok(Connection {
             id,
+            settings,
             accepted_at: now,
             tokens,
             over_capacity,
@@ -259,17 +317,22 @@ impl Connection {
             program: None,
             started: None,
             repeats: Repeats::default(),
+            headers: None,
+            backend,
+            profile: None,
+            attachments: 0,
             state: State::Receiving(receiver),
         })
+    }
+
+    /// The backend the request runs on (the provider until one was chosen).
+    pub fn backend(&self) -> &'static str {
+        self.backend
     }
 
     /// Accepted over capacity: it is answered 503.
     pub fn is_over_capacity(&self) -> bool {
         self.over_capacity
-    }
-
-    pub fn is_receiving(&self) -> bool {
-        matches!(self.state, State::Receiving(_))
     }
 
     /// How long its stream has run, if one started.
@@ -282,21 +345,24 @@ impl Connection {
             + self.program.as_ref().map_or(0, |child| child.held_bytes())
             + match &self.state {
                 State::Receiving(receiver) => receiver.held_bytes(),
+                State::Attaching(attaching) => attaching.held_bytes(),
                 State::Calling(call) | State::Streaming(Source::Relay(call)) => call.held_bytes(),
                 _ => 0,
             }
     }
 
     /// The earliest moment this connection needs attention without any socket event.
-    pub fn deadline(&self, settings: &Settings) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Instant> {
+        let settings = &*self.settings;
         let clear = self.client.as_ref().is_none_or(Client::is_clear);
         let stall = self
             .client
             .as_ref()
             .and_then(|c| c.stall_deadline(settings.write_timeout));
-        let ends_at = self.ends_at(settings);
+        let ends_at = self.ends_at();
         let own = match &self.state {
             State::Receiving(receiver) => Some(receiver.deadline()),
+            State::Attaching(attaching) => Some(attaching.deadline()),
             State::Calling(call) | State::Streaming(Source::Relay(call)) => {
                 earliest(call.deadline(&settings.upstream, clear), ends_at)
             }
@@ -335,7 +401,7 @@ impl Connection {
 
     /// A deadline of this connection may have passed.
     pub fn on_timer(&mut self, ctx: &mut Context<'_>) -> Step {
-        let write_timeout = ctx.settings.write_timeout;
+        let write_timeout = self.settings.write_timeout;
         let stalled = self
             .client
             .as_ref()
@@ -390,7 +456,8 @@ impl Connection {
     }
 
     /// The one line an operator sees for each connection.
-    pub fn log_end(&self, end: &End, backend: &str, now: Instant) {
+    pub fn log_end(&self, end: &End, now: Instant) {
+        let backend = self.backend;
         let took = now.saturating_duration_since(self.accepted_at);
         let (status, bytes, events) = self
             .client
@@ -405,9 +472,11 @@ impl Connection {
         log::info!(
             conn = self.id,
             backend = backend,
+            profile = self.profile.as_deref(),
             status = status,
             bytes = bytes,
             events = events,
+            attachments = self.attachments,
             duration_ms = duration_ms,
             outcome = outcome.as_str(),
             error = error,
@@ -440,7 +509,7 @@ impl Connection {
                     Flushed::Empty => {}
                     Flushed::Blocked => return Step::Continue,
                     Flushed::Failed(e) => {
-                        log::debug!("conn={} write failed: {e}", self.id);
+                        log::debug!(conn = self.id, error:% = e; "client write failed");
                         event = Event::ClientGone(Outcome::ClientDisconnected, None);
                         continue;
                     }
@@ -457,11 +526,11 @@ impl Connection {
 
     fn advance(&mut self, event: Event, ctx: &mut Context<'_>) {
         let now = ctx.now;
-        let ends_at = self.ends_at(ctx.settings);
+        let ends_at = self.ends_at();
         let past_max_duration = ends_at.is_some_and(|at| now >= at);
         self.state = match (replace(&mut self.state, State::Transitioning), event) {
             (State::Receiving(mut receiver), Event::Apache) => {
-                let limits = ctx.settings.handoff;
+                let limits = self.settings.handoff;
                 match receiver.receive(limits, &mut ctx.buffers.handoff, &mut self.arrived) {
                     Received::More => State::Receiving(receiver),
                     Received::Failed(error) => self.reject(error, ctx),
@@ -471,23 +540,23 @@ impl Connection {
             (State::Receiving(receiver), Event::Tick) if now >= receiver.deadline() => {
                 self.reject(HandoffError::TimedOut, ctx)
             }
-            (State::Receiving(_), Event::Shutdown) => {
-                let end = End::new(
-                    Rejection::Other,
-                    Some("shutting down before the handoff was complete".into()),
-                );
-                self.refuse_unfinished(end, ctx)
+            (State::Receiving(_), Event::Shutdown) => self.refuse_unfinished(ctx),
+
+            (State::Attaching(attaching), Event::Tick) => self.attach(attaching, ctx),
+            (State::Attaching(_), Event::Shutdown) => {
+                let end = End::new(Outcome::Canceled, None);
+                self.respond_busy("server shutting down", end, ctx)
             }
 
             (
-                State::Calling(_) | State::Streaming(_) | State::Finishing(_),
+                State::Attaching(_) | State::Calling(_) | State::Streaming(_) | State::Finishing(_),
                 Event::ClientGone(outcome, error),
             ) => {
                 self.release_program(ctx);
                 State::Done(End::new(outcome, error))
             }
             (
-                State::Calling(_) | State::Streaming(_) | State::Finishing(_),
+                State::Attaching(_) | State::Calling(_) | State::Streaming(_) | State::Finishing(_),
                 Event::WriteStalled,
             ) => {
                 self.release_program(ctx);
@@ -497,16 +566,11 @@ impl Connection {
             (State::Calling(_), Event::Tick) if past_max_duration => {
                 let end = End::new(Outcome::MaxDuration, None);
                 let message = "maximum stream duration exceeded before the upstream answered";
-                self.respond(ErrorStatus::GatewayTimeout, message, end, ctx)
+                self.respond_accepted(ErrorStatus::GatewayTimeout, message, None, end, ctx)
             }
             (State::Calling(_), Event::Shutdown) => {
                 let end = End::new(Outcome::Canceled, None);
-                self.respond(
-                    ErrorStatus::ServiceUnavailable,
-                    "server shutting down",
-                    end,
-                    ctx,
-                )
+                self.respond_busy("server shutting down", end, ctx)
             }
             (State::Calling(call), event @ (Event::Upstream { .. } | Event::Tick)) => {
                 self.call(call, event, ctx)
@@ -543,6 +607,42 @@ impl Connection {
         if let Err(error) = self.adopt_client(ctx) {
             return self.reject(error, ctx);
         }
+        let data = &ctx.buffers.handoff[..len];
+        if data.iter().all(|&b| b == 0) {
+            // The newest Go daemon logs each of these at info; they are the usual case.
+            log::debug!(conn = self.id; "handoff without data: defaults apply");
+        }
+        let mut parsed = parse_handoff(data);
+        let staged = std::mem::take(&mut parsed.staged);
+        // What the attachment check is given deletes its own files; every other file the data
+        // names is deleted below, whatever the answer (SPEC §4.5 "Deletion").
+        let mut claimed = None;
+        let state = self.start_parsed(parsed.data, &mut claimed, ctx);
+        if !staged.is_empty() {
+            attach::discard_unclaimed(
+                &staged,
+                claimed.as_ref(),
+                ctx.data_dir,
+                ctx.now,
+                &mut self.repeats,
+                self.id,
+            );
+        }
+        state
+    }
+
+    /// Decides what becomes of parsed handoff data (SPEC §1.2): capacity, drain, the data,
+    /// the backend, the attachments; `claimed` is set to what the attachment check was given.
+    fn start_parsed(
+        &mut self,
+        data: Result<HandoffData, HandoffError>,
+        claimed: &mut Option<AttachmentRequest>,
+        ctx: &mut Context<'_>,
+    ) -> State {
+        // First: a 503 carries the response headers too, when the data parses.
+        if let Ok(request) = &data {
+            self.take_response_headers(request);
+        }
         if self.over_capacity {
             let end = End::new(EndReason::OverCapacity, None);
             return self.respond_busy("server at capacity; retry shortly", end, ctx);
@@ -551,32 +651,123 @@ impl Connection {
         ctx.tally.handoff_received(took);
         if ctx.admission == Admission::ShuttingDown {
             let end = End::new(Outcome::Canceled, None);
-            return self.respond_busy("server shutting down; retry shortly", end, ctx);
+            return self.respond_busy("server shutting down", end, ctx);
         }
-        let request = match parse_handoff_data(&ctx.buffers.handoff[..len]) {
+        let request = match data {
             Ok(request) => request,
             Err(error) => return self.reject(error, ctx),
         };
-        let start = match ctx.backend.start(request, ctx.now) {
-            Ok(start) => start,
+        if let Some(warning) = request.ignored_keys_warning() {
+            log::warn!(conn = self.id, keys = warning.as_str(); "handoff keys ignored");
+        }
+        let choice = match ctx.backends.choose(&request) {
+            Ok(choice) => choice,
             Err(error) => return self.refuse_start(error, ctx),
         };
+        self.backend = choice.backend;
+        self.profile = choice.profile.map(String::into_boxed_str);
+        let wanted = AttachmentRequest::from_handoff(&request);
+        if !wanted.attaches_anything() {
+            return self.begin(request, None, ctx);
+        }
+        let wanted = claimed.insert(wanted);
+        let limits = self.settings.attachments;
+        let checked = attach::check(&request, wanted, ctx.data_dir, limits, ctx.now);
+        let mut checked = match checked {
+            Ok(checked) => checked,
+            Err(refusal) => return self.refuse_attachments(refusal, ctx),
+        };
+        attach::log_warnings(checked.take_warnings(), &mut self.repeats, self.id);
+        if choice.flavour == Flavour::Local {
+            let count = checked.count();
+            log::info!(conn = self.id, count = count; "attachments ignored by this backend");
+            return self.begin(request, None, ctx);
+        }
+        let attaching = Attaching::new(request, checked, choice.flavour, ctx.now);
+        // Most attachments are read in the first slice: no turn is lost waiting for the next.
+        self.attach(Box::new(attaching), ctx)
+    }
+
+    /// Reads the next slice of the attachments; starts the backend once all are read.
+    fn attach(&mut self, attaching: Box<Attaching>, ctx: &mut Context<'_>) -> State {
+        let budget = &mut ctx.buffers.file_bytes_left;
+        match attaching.load(budget, ctx.now, &mut self.repeats, self.id) {
+            Ok(Loaded::More(attaching)) => State::Attaching(attaching),
+            Ok(Loaded::Ready(ready)) => {
+                let (request, attached) = *ready;
+                self.begin(request, attached, ctx)
+            }
+            Err(refusal) => self.refuse_attachments(refusal, ctx),
+        }
+    }
+
+    /// Starts the backend on an accepted handoff.
+    fn begin(
+        &mut self,
+        request: HandoffData,
+        attached: Option<Attached>,
+        ctx: &mut Context<'_>,
+    ) -> State {
+        let sent = attached.as_ref().map_or(0, |a| a.content.sent());
+        let started = match ctx.backends.start(request, attached, ctx.now) {
+            Ok(started) => started,
+            Err(error) => return self.refuse_start(error, ctx),
+        };
+        self.attachments = u32::try_from(sent).unwrap_or(u32::MAX);
+        self.backend = started.backend;
         self.started = Some(ctx.now);
         ctx.tally.stream_started();
-        match start {
+        match started.start {
             Start::Local(source) => {
-                ctx.tally.backend_request();
+                ctx.tally.backend_request(self.backend);
                 // Local backends answer at once: the head goes out with the first events.
                 self.answer(200);
-                ctx.buffers.out.extend_from_slice(SSE_HEAD);
+                write_success_head(&mut ctx.buffers.out, self.custom_headers());
                 let local = Box::new(Local::new(source, ctx.now));
                 self.local(local, local::Event::Tick, ctx)
             }
             Start::Upstream(request) => {
-                let call = Call::new(request, ctx.now, ctx.settings.max_line, self.id);
+                // Unknown target: the call refuses itself with 502 when it opens.
+                let generation = ctx
+                    .upstreams
+                    .get(request.target)
+                    .map_or(0, Upstream::generation);
+                let max_line = self.settings.max_line;
+                let call = Call::new(request, generation, ctx.now, max_line, self.id);
                 State::Calling(Box::new(call))
             }
         }
+    }
+
+    /// The attachments refused the handoff (every file is deleted already): 400, 413 or 500.
+    fn refuse_attachments(
+        &mut self,
+        mut refusal: attachments::Refusal,
+        ctx: &mut Context<'_>,
+    ) -> State {
+        attach::log_refusal(&mut refusal, &mut self.repeats, self.id);
+        let reason = EndReason::Rejected(refusal.error.rejection());
+        let end = End::new(reason, Some(refusal.log_detail()));
+        let message = refusal.error.to_string();
+        self.respond(refusal.error.status(), &message, end, ctx)
+    }
+
+    /// The handoff's `response_headers`, filtered (what was dropped is said once, at warn).
+    fn take_response_headers(&mut self, request: &HandoffData) {
+        let filtered = filter_response_headers(request.response_headers.as_ref());
+        if let Some(warning) = filtered.not_an_object_warning() {
+            log::warn!(conn = self.id, problem = warning; "response headers ignored");
+        }
+        if let Some(dropped) = filtered.dropped_field() {
+            log::warn!(conn = self.id, dropped = dropped.as_str(); "response headers dropped");
+        }
+        if !filtered.headers.is_empty() {
+            self.headers = Some(Box::new(filtered.headers));
+        }
+    }
+
+    fn custom_headers(&self) -> &CustomHeaders {
+        self.headers.as_deref().unwrap_or(&NO_HEADERS)
     }
 
     /// The fd the handoff brought becomes the client, if it is a stream socket.
@@ -592,7 +783,7 @@ impl Connection {
     /// A handoff failed before it could start: the client, when its fd came and is a socket,
     /// gets the error's status.
     fn reject(&mut self, error: HandoffError, ctx: &mut Context<'_>) -> State {
-        log::warn!("conn={} handoff rejected: {error}", self.id);
+        log::warn!(conn = self.id, error:% = error; "handoff rejected");
         let reason = if self.over_capacity {
             EndReason::OverCapacity
         } else {
@@ -601,7 +792,7 @@ impl Connection {
         let end = End::new(reason, Some(error.to_string()));
         if self.arrived.is_some() {
             if let Err(bad) = self.adopt_client(ctx) {
-                log::warn!("conn={} cannot answer the client: {bad}", self.id);
+                log::warn!(conn = self.id, error:% = bad; "cannot answer the client");
             }
         }
         if self.client.is_none() {
@@ -615,35 +806,36 @@ impl Connection {
     }
 
     /// Shutdown came before the handoff was complete: 503 if its fd is there.
-    fn refuse_unfinished(&mut self, end: End, ctx: &mut Context<'_>) -> State {
-        match self.adopt_client(ctx) {
-            Ok(()) => self.respond(
-                ErrorStatus::ServiceUnavailable,
-                "server shutting down",
-                end,
-                ctx,
-            ),
-            Err(_) => State::Done(end),
+    /// Shutdown came before the handoff was complete: like every handoff taken during the
+    /// drain it is answered 503 (outcome `canceled`), if its fd is there to answer.
+    fn refuse_unfinished(&mut self, ctx: &mut Context<'_>) -> State {
+        if self.adopt_client(ctx).is_err() {
+            let error = "shutting down before the handoff was complete";
+            return State::Done(End::new(Rejection::Other, Some(error.into())));
         }
+        if self.over_capacity {
+            let end = End::new(EndReason::OverCapacity, None);
+            return self.respond_busy("server at capacity; retry shortly", end, ctx);
+        }
+        let took = ctx.now.saturating_duration_since(self.accepted_at);
+        ctx.tally.handoff_received(took);
+        let end = End::new(Outcome::Canceled, None);
+        self.respond_busy("server shutting down", end, ctx)
     }
 
     fn refuse_start(&mut self, error: BackendError, ctx: &mut Context<'_>) -> State {
-        let (status, message, reason) = match &error {
-            BackendError::BadRequest(reason) => (
-                ErrorStatus::BadRequest,
-                format!("invalid request data: {reason}"),
-                EndReason::Rejected(Rejection::BadJson),
-            ),
-            _ => {
-                log::error!("conn={} backend could not start: {error}", self.id);
-                ctx.tally.backend_error();
+        let (status, reason) = match error.rejection() {
+            Some(rejection) => (ErrorStatus::BadRequest, EndReason::Rejected(rejection)),
+            None => {
+                log::error!(conn = self.id, error:% = error; "the backend could not start");
+                ctx.tally.backend_error(self.backend);
                 (
                     ErrorStatus::InternalServerError,
-                    "the backend could not start".to_string(),
                     EndReason::Stream(Outcome::Other),
                 )
             }
         };
+        let message = error.client_message();
         let end = End::new(reason, Some(error.to_string()));
         self.respond(status, &message, end, ctx)
     }
@@ -665,6 +857,7 @@ impl Connection {
             tally: ctx.tally,
             client_clear,
             events: 0,
+            backend: self.backend,
             conn: self.id,
         };
         let step = local.advance(event, &mut io, &mut ctx.buffers.out);
@@ -699,16 +892,24 @@ impl Connection {
             now: ctx.now,
             registry: ctx.registry,
             token: self.tokens.upstream,
-            upstream: ctx.upstream.as_deref_mut(),
+            upstream: ctx.upstreams.get_mut(call.target()),
             read_buf: &mut ctx.buffers.read,
             decode_buf: &mut ctx.buffers.decode,
+            file_bytes_left: &mut ctx.buffers.file_bytes_left,
             tally: ctx.tally,
             client_clear: self.client.as_ref().is_none_or(Client::is_clear),
             events: 0,
             repeats: &mut self.repeats,
+            headers: self.headers.as_deref().unwrap_or(&NO_HEADERS),
+            backend: self.backend,
             conn: self.id,
         };
-        let step = call.advance(event, &ctx.settings.upstream, &mut io, &mut ctx.buffers.out);
+        let step = call.advance(
+            event,
+            &self.settings.upstream,
+            &mut io,
+            &mut ctx.buffers.out,
+        );
         let events = io.events;
         self.count_events(events);
         if !had_begun && call.has_begun() {
@@ -720,16 +921,8 @@ impl Connection {
             call::Step::Ended { outcome, error } => State::Finishing(End::new(outcome, error)),
             call::Step::Refused(refusal) => {
                 let end = End::new(refusal.outcome, Some(refusal.error));
-                match refusal.retry_after {
-                    Some(retry_after) => self.respond_with(
-                        refusal.status,
-                        &refusal.message,
-                        Some(&retry_after),
-                        end,
-                        ctx,
-                    ),
-                    None => self.respond(refusal.status, &refusal.message, end, ctx),
-                }
+                let retry_after = refusal.retry_after.as_deref();
+                self.respond_accepted(refusal.status, &refusal.message, retry_after, end, ctx)
             }
         }
     }
@@ -742,7 +935,8 @@ impl Connection {
         State::Finishing(End::new(outcome, Some(message.to_string())))
     }
 
-    /// A complete error response before any head.
+    /// A complete error response before any head, for a handoff that was refused (400, 413,
+    /// 500): without the handoff's custom headers (SPEC §3.3).
     fn respond(
         &mut self,
         status: ErrorStatus,
@@ -750,21 +944,21 @@ impl Connection {
         end: End,
         ctx: &mut Context<'_>,
     ) -> State {
-        self.respond_with(status, message, None, end, ctx)
+        self.answer(status.code());
+        let response = error_response(status, message, None);
+        ctx.buffers.out.extend_from_slice(&response);
+        State::Finishing(end)
     }
 
     /// 503 with `Retry-After: 1`: over capacity, or shutting down.
     fn respond_busy(&mut self, message: &str, end: End, ctx: &mut Context<'_>) -> State {
-        self.respond_with(
-            ErrorStatus::ServiceUnavailable,
-            message,
-            Some("1"),
-            end,
-            ctx,
-        )
+        let status = ErrorStatus::ServiceUnavailable;
+        self.respond_accepted(status, message, Some("1"), end, ctx)
     }
 
-    fn respond_with(
+    /// A complete error response before any head for a handoff whose data was accepted (503,
+    /// and the upstream's 429, 502, 504): with the handoff's custom headers.
+    fn respond_accepted(
         &mut self,
         status: ErrorStatus,
         message: &str,
@@ -773,9 +967,9 @@ impl Connection {
         ctx: &mut Context<'_>,
     ) -> State {
         self.answer(status.code());
-        ctx.buffers
-            .out
-            .extend_from_slice(&error_response(status, message, retry_after));
+        let response =
+            error_response_with_headers(status, message, retry_after, self.custom_headers());
+        ctx.buffers.out.extend_from_slice(&response);
         State::Finishing(end)
     }
 
@@ -808,7 +1002,7 @@ impl Connection {
             Flushed::Empty => Some(Event::Tick),
             Flushed::Blocked => None,
             Flushed::Failed(e) => {
-                log::debug!("conn={} write failed: {e}", self.id);
+                log::debug!(conn = self.id, error:% = e; "client write failed");
                 Some(Event::ClientGone(Outcome::ClientDisconnected, None))
             }
         }
@@ -845,8 +1039,8 @@ impl Connection {
     }
 
     /// `max_stream_duration` from the stream's start.
-    fn ends_at(&self, settings: &Settings) -> Option<Instant> {
-        let limit = settings.max_stream_duration?;
+    fn ends_at(&self) -> Option<Instant> {
+        let limit = self.settings.max_stream_duration?;
         self.started.map(|at| deadline::after(at, limit))
     }
 }

@@ -7,6 +7,12 @@
 pub enum Repeatable {
     /// An upstream event that could not be understood and was skipped.
     SkippedEvent,
+    /// An attachment file that could not be opened or read: skipped.
+    AttachmentSkipped,
+    /// An attached binary the backend has no content part for.
+    AttachmentUnsendable,
+    /// An attachment file that could not be deleted.
+    AttachmentNotDeleted,
 }
 
 #[derive(Debug, Default)]

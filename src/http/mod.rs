@@ -3,7 +3,7 @@
 //!
 //! | file | concern |
 //! |---|---|
-//! | `respond.rs` | success head and error responses written to clients |
+//! | `respond.rs` | success head and error responses written to clients, with custom headers |
 //! | `request.rs` | one complete upstream request in a buffer |
 //! | `response.rs` | upstream response heads |
 //! | `body.rs` | upstream body framing: length, chunked, until close |
@@ -14,6 +14,9 @@ mod respond;
 pub mod response;
 
 pub use body::{Body, BodyError};
-pub use request::{build_request, RequestError};
-pub use respond::{error_response, ErrorStatus, SSE_HEAD};
+pub use request::{build_request, build_request_head, RequestError};
+pub use respond::{
+    error_response, error_response_with_headers, line_len, write_success_head, CustomHeaders,
+    ErrorStatus, HeaderRefusal, NO_HEADERS, SSE_HEAD,
+};
 pub use response::{parse_head, Head, HeadError, HeadParse};

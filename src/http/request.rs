@@ -72,6 +72,21 @@ pub fn build_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<Vec<u8>, RequestError> {
+    let mut out = build_request_head(method, target, host, headers, body.len() as u64, body.len())?;
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// The head alone, for a body of `content_length` bytes written after it (streamed); `room`
+/// more bytes are reserved in the buffer.
+pub fn build_request_head(
+    method: &str,
+    target: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    content_length: u64,
+    room: usize,
+) -> Result<Vec<u8>, RequestError> {
     if method.is_empty() || !method.bytes().all(is_token_byte) {
         return Err(RequestError::BadMethod);
     }
@@ -98,7 +113,7 @@ pub fn build_request(
             .sum::<usize>()
         + ACCEPT_IDENTITY.len()
         + 64;
-    let mut out = Vec::with_capacity(head_len + body.len());
+    let mut out = Vec::with_capacity(head_len + room);
     for piece in [method, " ", target, " HTTP/1.1\r\nHost: ", host, "\r\n"] {
         out.extend_from_slice(piece.as_bytes());
     }
@@ -108,8 +123,7 @@ pub fn build_request(
         }
     }
     out.extend_from_slice(ACCEPT_IDENTITY.as_bytes());
-    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-    out.extend_from_slice(body);
+    out.extend_from_slice(format!("Content-Length: {content_length}\r\n\r\n").as_bytes());
     Ok(out)
 }
 

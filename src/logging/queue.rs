@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// The writer's buffer is kept at most this large between batches.
+const BATCH_KEPT: usize = 64 * 1024;
+
 pub struct Queue {
     state: Mutex<State>,
     /// Signalled when lines are queued: the writer waits on it.
@@ -92,6 +95,10 @@ impl Queue {
 
         self.lock().writing = 0;
         self.written.notify_all();
+        // After a burst the buffer would keep its size for good (and, swapped with the
+        // queue's, double what logging holds at rest): a quiet daemon keeps a small one.
+        batch.clear();
+        batch.shrink_to(BATCH_KEPT);
         result
     }
 

@@ -66,6 +66,33 @@ impl LabelValue for Rejection {
     }
 }
 
+/// How a configuration reload (SIGHUP) went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    Ok,
+    Error,
+}
+
+impl ReloadResult {
+    pub const ALL: [ReloadResult; 2] = [ReloadResult::Ok, ReloadResult::Error];
+}
+
+impl LabelValue for ReloadResult {
+    const NAME: &'static str = "result";
+    const ALL: &'static [Self] = &ReloadResult::ALL;
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ReloadResult::Ok => "ok",
+            ReloadResult::Error => "error",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// The backend a request went to, by its configured name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -130,6 +157,7 @@ mod tests {
         check_set::<Outcome>();
         check_set::<Rejection>();
         check_set::<Backend>();
+        check_set::<ReloadResult>();
     }
 
     #[test]

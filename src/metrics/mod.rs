@@ -6,6 +6,7 @@
 //! functions. Nothing here does I/O except [`ProcessReader`], which reads `/proc` (counting
 //! descriptors on a thread of its own).
 
+mod counter;
 mod histogram;
 mod labels;
 mod process;
@@ -20,6 +21,7 @@ mod exposition_check;
 mod render_tests;
 
 pub use histogram::BUCKETS;
-pub use labels::{Backend, LabelValue};
+pub use labels::{Backend, LabelValue, ReloadResult};
 pub use process::{parse_stat, ticks_per_second, ProcessReader, ProcessStats, StatFields};
 pub use record::{Gauges, Metrics};
+pub use render::render;

@@ -3,8 +3,9 @@
 //! Names, types, labels and help texts are the Go daemon's, letter for letter: Grafana
 //! dashboards and alerts built on it must keep working.
 
-use super::histogram::Histogram;
-use super::labels::{Backend, LabelValue};
+use super::counter::{total, totals, Counter};
+use super::histogram::{Histogram, HistogramTotals};
+use super::labels::{Backend, LabelValue, ReloadResult};
 use super::process::ProcessStats;
 use super::record::{Gauges, Metrics};
 use super::text::{self, Family, Kind, Seconds, Value};
@@ -106,6 +107,11 @@ pub const HANDOFF_REJECTIONS: Family = family(
     Kind::Counter,
     "Total number of handoffs rejected, by reason",
 );
+pub const CONFIG_RELOADS: Family = family(
+    "daemon_config_reloads_total",
+    Kind::Counter,
+    "Total number of configuration reloads, by result",
+);
 pub const LOG_LINES_DROPPED: Family = family(
     "daemon_log_lines_dropped_total",
     Kind::Counter,
@@ -154,48 +160,65 @@ pub const PROCESS_START_TIME: Family = family(
     "Start time of the process since unix epoch in seconds.",
 );
 
-impl Metrics {
-    /// Appends the whole exposition to `out`. `process` is `None` when `/proc` could not be
-    /// read; the daemon's own series are rendered regardless.
-    pub fn render(&self, gauges: Gauges, process: Option<&ProcessStats>, out: &mut Vec<u8>) {
-        single(
-            out,
-            &ACTIVE_CONNECTIONS,
-            Value::Count(gauges.active_connections),
-        );
-        single(out, &ACTIVE_STREAMS, Value::Count(gauges.active_streams));
-        single(out, &PEAK_STREAMS, Value::Count(gauges.peak_streams));
-        single(out, &CONNECTIONS, Value::Count(self.connections));
-        single(
-            out,
-            &CONNECTIONS_REJECTED,
-            Value::Count(self.connections_rejected),
-        );
-        single(out, &HANDOFFS, Value::Count(self.handoffs));
-        labelled_counter::<GoReason>(out, &HANDOFF_ERRORS, &self.handoff_errors);
-        labelled_counter::<GoReason>(out, &STREAM_ERRORS, &self.stream_errors);
-        single(out, &BYTES_SENT, Value::Count(self.bytes_sent));
-        text::header(out, &HANDOFF_DURATION);
-        histogram(out, HANDOFF_DURATION.name, None, &self.handoff_duration);
-        text::header(out, &STREAM_DURATION);
-        histogram(out, STREAM_DURATION.name, None, &self.stream_duration);
-        labelled_counter::<Backend>(out, &BACKEND_REQUESTS, &self.backend_requests);
-        labelled_counter::<Backend>(out, &BACKEND_ERRORS, &self.backend_errors);
-        labelled_histogram::<Backend>(out, &BACKEND_DURATION, &self.backend_duration);
-        labelled_histogram::<Backend>(out, &BACKEND_TTFB, &self.backend_ttfb);
-        single(out, &CHUNKS_SENT, Value::Count(self.chunks_sent));
-        labelled_counter::<Outcome>(out, &STREAM_OUTCOMES, &self.stream_outcomes);
-        labelled_counter::<Rejection>(out, &HANDOFF_REJECTIONS, &self.handoff_rejections);
-        single(
-            out,
-            &LOG_LINES_DROPPED,
-            Value::Count(gauges.log_lines_dropped),
-        );
-        single(out, &PANICS, Value::Count(self.panics));
-        single(out, &BUFFERED_BYTES, Value::Count(gauges.buffered_bytes));
-        if let Some(process) = process {
-            render_process(out, process);
-        }
+/// Appends the whole exposition to `out`: every worker's numbers summed (`workers`), the
+/// daemon-wide gauges, and `process` (`None` when `/proc` could not be read: the daemon's own
+/// series are rendered regardless).
+pub fn render(
+    workers: &[&Metrics],
+    gauges: Gauges,
+    process: Option<&ProcessStats>,
+    out: &mut Vec<u8>,
+) {
+    let count = |counter: fn(&Metrics) -> &Counter| Value::Count(total(workers, counter));
+    single(
+        out,
+        &ACTIVE_CONNECTIONS,
+        Value::Count(gauges.active_connections),
+    );
+    single(out, &ACTIVE_STREAMS, Value::Count(gauges.active_streams));
+    single(out, &PEAK_STREAMS, Value::Count(gauges.peak_streams));
+    single(out, &CONNECTIONS, count(|m| &m.connections));
+    single(
+        out,
+        &CONNECTIONS_REJECTED,
+        count(|m| &m.connections_rejected),
+    );
+    single(out, &HANDOFFS, count(|m| &m.handoffs));
+    let handoff_errors = totals(workers, |m| &m.handoff_errors);
+    labelled_counter::<GoReason>(out, &HANDOFF_ERRORS, &handoff_errors);
+    let stream_errors = totals(workers, |m| &m.stream_errors);
+    labelled_counter::<GoReason>(out, &STREAM_ERRORS, &stream_errors);
+    single(out, &BYTES_SENT, count(|m| &m.bytes_sent));
+    text::header(out, &HANDOFF_DURATION);
+    let handoff_duration = HistogramTotals::of(workers, |m| &m.handoff_duration);
+    histogram(out, HANDOFF_DURATION.name, None, &handoff_duration);
+    text::header(out, &STREAM_DURATION);
+    let stream_duration = HistogramTotals::of(workers, |m| &m.stream_duration);
+    histogram(out, STREAM_DURATION.name, None, &stream_duration);
+    let backend_requests = totals(workers, |m| &m.backend_requests);
+    labelled_counter::<Backend>(out, &BACKEND_REQUESTS, &backend_requests);
+    let backend_errors = totals(workers, |m| &m.backend_errors);
+    labelled_counter::<Backend>(out, &BACKEND_ERRORS, &backend_errors);
+    labelled_histogram::<Backend>(out, &BACKEND_DURATION, workers, |m, i| {
+        &m.backend_duration[i]
+    });
+    labelled_histogram::<Backend>(out, &BACKEND_TTFB, workers, |m, i| &m.backend_ttfb[i]);
+    single(out, &CHUNKS_SENT, count(|m| &m.chunks_sent));
+    let outcomes = totals(workers, |m| &m.stream_outcomes);
+    labelled_counter::<Outcome>(out, &STREAM_OUTCOMES, &outcomes);
+    let rejections = totals(workers, |m| &m.handoff_rejections);
+    labelled_counter::<Rejection>(out, &HANDOFF_REJECTIONS, &rejections);
+    let reloads = totals(workers, |m| &m.reloads);
+    labelled_counter::<ReloadResult>(out, &CONFIG_RELOADS, &reloads);
+    single(
+        out,
+        &LOG_LINES_DROPPED,
+        Value::Count(gauges.log_lines_dropped),
+    );
+    single(out, &PANICS, count(|m| &m.panics));
+    single(out, &BUFFERED_BYTES, Value::Count(gauges.buffered_bytes));
+    if let Some(process) = process {
+        render_process(out, process);
     }
 }
 
@@ -240,15 +263,22 @@ fn labelled_counter<L: LabelValue>(out: &mut Vec<u8>, family: &Family, counts: &
     }
 }
 
-fn labelled_histogram<L: LabelValue>(out: &mut Vec<u8>, family: &Family, histograms: &[Histogram]) {
+/// A histogram per label value (the `i`-th of each worker's for `L::ALL[i]`), summed.
+fn labelled_histogram<L: LabelValue>(
+    out: &mut Vec<u8>,
+    family: &Family,
+    workers: &[&Metrics],
+    histogram_of: impl Fn(&Metrics, usize) -> &Histogram,
+) {
     text::header(out, family);
-    for (value, h) in L::ALL.iter().zip(histograms) {
-        histogram(out, family.name, Some((L::NAME, value.as_str())), h);
+    for (i, value) in L::ALL.iter().enumerate() {
+        let totals = HistogramTotals::of(workers, |m| histogram_of(m, i));
+        histogram(out, family.name, Some((L::NAME, value.as_str())), &totals);
     }
 }
 
 /// The `_bucket` lines (cumulative, then `+Inf`), `_sum` and `_count` of one histogram.
-fn histogram(out: &mut Vec<u8>, name: &str, label: Option<(&str, &str)>, h: &Histogram) {
+fn histogram(out: &mut Vec<u8>, name: &str, label: Option<(&str, &str)>, h: &HistogramTotals) {
     let mut le = String::with_capacity(16);
     for (i, &count) in h.cumulative().iter().enumerate() {
         le.clear();

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::exposition_check::{check, Family};
-use super::{Backend, Gauges, LabelValue, Metrics, ProcessStats};
+use super::{render as render_all, Backend, Gauges, LabelValue, Metrics, ProcessStats};
 use crate::end::{EndReason, GoReason, Outcome, Rejection};
 
 /// SPEC §7 and the Go client's process collector, letter for letter.
@@ -99,6 +99,11 @@ const CONTRACT: &[(&str, &str, &str)] = &[
         "Total number of handoffs rejected, by reason",
     ),
     (
+        "daemon_config_reloads_total",
+        "counter",
+        "Total number of configuration reloads, by result",
+    ),
+    (
         "daemon_log_lines_dropped_total",
         "counter",
         "Total number of log lines dropped because the log queue was full",
@@ -156,7 +161,7 @@ const PROCESS: ProcessStats = ProcessStats {
 
 fn render(metrics: &Metrics, gauges: Gauges, process: Option<&ProcessStats>) -> String {
     let mut out = Vec::new();
-    metrics.render(gauges, process, &mut out);
+    render_all(&[metrics], gauges, process, &mut out);
     String::from_utf8(out).unwrap()
 }
 
@@ -198,7 +203,7 @@ fn names_types_and_help_texts_are_the_contract_exactly() {
 #[test]
 fn without_process_stats_only_the_daemon_series_are_rendered() {
     let (_, families) = checked(&Metrics::new(), None);
-    assert_eq!(families.len(), 21);
+    assert_eq!(families.len(), 22);
     assert!(families.iter().all(|f| f.name.starts_with("daemon_")));
 }
 
@@ -267,7 +272,7 @@ fn buckets_are_the_go_daemons_exponential_bounds() {
 
 #[test]
 fn a_known_sequence_of_events_renders_exact_numbers() {
-    let mut m = Metrics::new();
+    let m = Metrics::new();
     m.connection_accepted();
     m.connection_accepted();
     m.connection_accepted();
@@ -392,7 +397,7 @@ fn process_series_render_in_seconds_and_units() {
 
 #[test]
 fn huge_values_still_pass_the_checker() {
-    let mut m = Metrics::new();
+    let m = Metrics::new();
     m.bytes_sent(u64::MAX);
     m.ended(EndReason::Stream(Outcome::Other), Some(Duration::MAX));
     let process = ProcessStats {
@@ -406,7 +411,32 @@ fn huge_values_still_pass_the_checker() {
 fn render_appends_and_is_repeatable() {
     let m = Metrics::new();
     let mut out = b"prefix".to_vec();
-    m.render(Gauges::default(), None, &mut out);
+    render_all(&[&m], Gauges::default(), None, &mut out);
     let once = render(&m, Gauges::default(), None);
     assert_eq!(&out[6..], once.as_bytes());
+}
+
+#[test]
+fn every_workers_numbers_are_summed() {
+    let a = Metrics::new();
+    let b = Metrics::new();
+    a.connection_accepted();
+    b.connection_accepted();
+    b.connection_accepted();
+    a.backend_ttfb(Backend::Openai, Duration::from_millis(3));
+    b.backend_ttfb(Backend::Openai, Duration::from_millis(5));
+    let mut out = Vec::new();
+    render_all(&[&a, &b], Gauges::default(), None, &mut out);
+    let text = String::from_utf8(out).unwrap();
+    check(&text).unwrap_or_else(|problem| panic!("{problem}\n{text}"));
+    for line in [
+        "daemon_connections_total 3",
+        "daemon_backend_ttfb_seconds_count{backend=\"openai\"} 2",
+        "daemon_backend_ttfb_seconds_sum{backend=\"openai\"} 0.008",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
 }

@@ -69,7 +69,8 @@ pub enum Reply {
 /// What the responses show, lent by the reactor for the moment of responding.
 #[derive(Debug, Clone, Copy)]
 pub struct Snapshot<'a> {
-    pub metrics: &'a Metrics,
+    /// Every worker's numbers, summed when rendered.
+    pub metrics: &'a [&'a Metrics],
     pub gauges: Gauges,
     /// `None` when `/proc` could not be read: the `process_*` series are left out.
     pub process: Option<&'a ProcessStats>,
@@ -137,9 +138,12 @@ pub fn respond(reply: Reply, snapshot: Snapshot<'_>, out: &mut Vec<u8>) {
     let mut body = Vec::new();
     let (status, content_type, extra, head_only) = match reply {
         Reply::Metrics { head_only } => {
-            snapshot
-                .metrics
-                .render(snapshot.gauges, snapshot.process, &mut body);
+            super::render(
+                snapshot.metrics,
+                snapshot.gauges,
+                snapshot.process,
+                &mut body,
+            );
             (
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -209,7 +213,7 @@ mod tests {
         respond(
             reply,
             Snapshot {
-                metrics: &metrics,
+                metrics: &[&metrics],
                 gauges,
                 process: None,
             },

@@ -71,7 +71,7 @@ impl Reactor {
                 // Anything else (ENOBUFS, ENOMEM...) would repeat at once: back off as for
                 // EMFILE rather than spin.
                 Err(e) => {
-                    log::warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    log::warn!(error:% = e, pause_ms = ACCEPT_BACKOFF.as_millis() as u64; "accept failed; pausing accepts");
                     self.accept_paused_until = Some(deadline::after(now, ACCEPT_BACKOFF));
                     return;
                 }
@@ -94,7 +94,7 @@ impl Reactor {
 
     /// Reads a handoff with the spare descriptor's slot free for the client fd it carries.
     pub(super) fn receive_handoff(&mut self, key: Key, now: Instant) {
-        let idle = self.upstream.as_ref().map_or(0, Upstream::idle_connections);
+        let idle: usize = self.upstreams.iter().map(Upstream::idle_connections).sum();
         if !self.reserve.is_tight(self.conns.len(), idle) {
             self.dispatch(key, now, |conn, ctx| conn.on_ready(Ready::Apache, ctx));
             return;
@@ -108,15 +108,17 @@ impl Reactor {
 
     /// Over `max_connections` or the memory budget: new handoffs are answered 503.
     fn over_capacity(&self) -> bool {
+        // Daemon-wide: every worker's connections and buffers count.
+        let shared = self.tally.shared();
         let over_memory = self
             .mem_limit
-            .is_some_and(|limit| self.held_bytes as u64 > limit);
-        self.connections() >= self.max_connections || over_memory
+            .is_some_and(|limit| shared.held_bytes() as u64 > limit);
+        shared.connections() >= self.max_connections || over_memory
     }
 
     /// Over capacity with as many refusals pending as allowed: accepting waits.
     pub(super) fn refusals_full(&self) -> bool {
-        self.refusing >= MAX_PENDING_REFUSALS && self.over_capacity()
+        self.tally.shared().refusing() >= MAX_PENDING_REFUSALS && self.over_capacity()
     }
 
     fn admit(&mut self, apache: OwnedFd, now: Instant) {
@@ -168,12 +170,11 @@ impl Reactor {
     fn admit_as(&mut self, apache: OwnedFd, over_capacity: bool, now: Instant) {
         if over_capacity {
             self.tally.connection_rejected();
-            self.refusing += 1;
+            self.tally.shared().refusal_started();
         } else {
             self.tally.connection_accepted();
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.tally.shared().next_id();
         let key = self.conns.next_key();
         let tokens = Tokens {
             apache: token::connection_token(key, Side::Apache),
@@ -181,22 +182,24 @@ impl Reactor {
             upstream: token::connection_token(key, Side::Upstream),
             child: token::connection_token(key, Side::Child),
         };
-        let ctx = (self.poll.registry(), &self.settings, now);
-        match Connection::accept(id, apache, tokens, over_capacity, ctx) {
+        let ctx = (self.poll.registry(), self.settings.clone(), now);
+        let provider = self.backends.provider();
+        match Connection::accept(id, apache, tokens, over_capacity, provider, ctx) {
             Ok(conn) => {
                 let key = self.conns.insert(Entry {
                     occupant: Occupant::Handoff(conn),
                     armed: None,
                     held: 0,
                 });
+                self.tally.shared().connection_opened();
                 // Apache sends the handoff right after connecting, so it is usually here
                 // already: reading now saves the client a whole turn of the loop.
                 self.receive_handoff(key, now);
             }
             Err(e) => {
-                log::error!("conn={id} could not be registered: {e}");
+                log::error!(conn = id, error:% = e; "cannot register a handoff connection");
                 if over_capacity {
-                    self.refusing -= 1;
+                    self.tally.shared().refusal_done();
                 }
             }
         }

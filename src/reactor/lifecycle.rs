@@ -10,7 +10,8 @@ use crate::conn::Step;
 use crate::deadline;
 use crate::sys::signals::{self, Signal};
 
-use super::{Entry, Lifecycle, Reactor, Turn};
+use super::workers::Control;
+use super::{Lifecycle, Reactor, Turn};
 
 impl Reactor {
     /// Stops taking handoffs and lets streams finish until the shutdown timeout (SPEC §1.4).
@@ -28,6 +29,8 @@ impl Reactor {
         self.lifecycle = Lifecycle::Draining {
             deadline: deadline::after(now, self.shutdown_timeout),
         };
+        self.notifier.stopping();
+        self.tell_followers(|| Control::Drain);
         let Some(mut listener) = self.listener.take() else {
             return;
         };
@@ -35,6 +38,10 @@ impl Reactor {
             .poll
             .registry()
             .deregister(&mut SourceFd(&listener.fd().as_raw_fd()));
+        if self.is_follower() {
+            // The leader removes the path and answers what is queued; the log is its to write.
+            return;
+        }
         let path = listener.path().display().to_string();
         if listener.owns_path() {
             if let Err(e) = listener.unlink_path() {
@@ -44,14 +51,14 @@ impl Reactor {
             log::info!(
                 path = path.as_str(),
                 queued_answered_503 = queued,
-                connections = self.connections(),
+                connections = self.tally.shared().connections(),
                 shutdown_timeout_ms = self.shutdown_timeout.as_millis() as u64;
                 "draining: socket removed, queued handoffs answered, streams may finish"
             );
         } else {
             log::info!(
                 path = path.as_str(),
-                connections = self.connections(),
+                connections = self.tally.shared().connections(),
                 shutdown_timeout_ms = self.shutdown_timeout.as_millis() as u64;
                 "draining: stopped accepting; queued handoffs are left to the socket's owner"
             );
@@ -83,32 +90,21 @@ impl Reactor {
                     Lifecycle::Serving => self.begin_drain(now),
                     Lifecycle::Draining { .. } => {
                         log::info!(
-                            connections = self.connections();
+                            connections = self.tally.shared().connections();
                             "second stop signal: ending every connection now"
                         );
+                        self.tell_followers(|| Control::EndAll);
                         self.end_all(now);
                     }
                 },
-                Ok(Some(Signal::Hangup)) => log::info!(
-                    active_connections = self.connections(),
-                    active_streams = self.tally.active_streams,
-                    receiving = self
-                        .conns
-                        .values()
-                        .filter_map(Entry::connection)
-                        .filter(|c| c.is_receiving())
-                        .count();
-                    "SIGHUP received"
-                ),
-                Ok(Some(Signal::Upgrade)) => {
-                    log::warn!(signal = "SIGUSR2"; "signal ignored: upgrades are not available")
-                }
+                Ok(Some(Signal::Hangup)) => self.begin_reload(),
+                Ok(Some(Signal::Upgrade)) => self.begin_upgrade(now),
                 Ok(Some(Signal::Ignored(signal))) => {
                     log::info!(signal = signals::name(signal); "signal ignored")
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    log::error!("reading signals failed: {e}");
+                    log::error!(error:% = e; "reading signals failed");
                     return;
                 }
             }
@@ -127,9 +123,13 @@ impl Reactor {
                     self.end_all(now);
                 }
                 // The metrics endpoint answers throughout the drain (operators watch it empty);
-                // open scrapes never hold up the exit.
-                if self.connections() == 0 {
+                // open scrapes never hold up the exit. The leader serves them until every
+                // worker is done (a follower wakes it when its loop ends).
+                let done = self.connections() == 0
+                    && (self.is_follower() || self.tally.shared().connections() == 0);
+                if done {
                     self.close_scrapes(now);
+                    self.finished();
                     Turn::Finished
                 } else {
                     Turn::Running

@@ -210,6 +210,17 @@ impl Listener {
         self.fd.as_fd()
     }
 
+    /// The same socket for another worker to accept from: a second descriptor, which never
+    /// owns the path (the first worker's removes it at the drain).
+    pub fn for_another_worker(&self) -> io::Result<Listener> {
+        Ok(Listener {
+            fd: self.fd.try_clone()?,
+            socket_type: self.socket_type,
+            path: self.path.clone(),
+            owned: None,
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -224,7 +235,7 @@ impl Drop for Listener {
     /// retries, then 503) instead of queueing on a socket nobody accepts from.
     fn drop(&mut self) {
         if let Err(e) = self.unlink_path() {
-            log::warn!("could not remove {}: {e}", self.path.display());
+            log::warn!(path:% = self.path.display(), error:% = e; "cannot remove the socket file");
         }
     }
 }
@@ -285,7 +296,7 @@ fn clear_stale(path: &Path, socket_type: SocketType) -> Result<(), ListenError> 
         Ok(Probe::InUse) => Err(ListenError::InUse(path.to_path_buf())),
         Ok(Probe::Gone) => Ok(()),
         Ok(Probe::Stale) => {
-            log::info!("removing stale socket {}", path.display());
+            log::info!(path:% = path.display(); "removing a stale socket");
             match fs::remove_file(path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

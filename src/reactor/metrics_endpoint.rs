@@ -10,6 +10,7 @@ use mio::Interest;
 use super::scrape::{Scrape, View};
 use super::token::{self, Key, Side};
 use super::{caught, Entry, Occupant, Reactor};
+use crate::metrics::ProcessReader;
 
 /// Scrapes in progress at once. Prometheus sends one at a time; the rest is headroom for
 /// health checks and people with curl.
@@ -62,7 +63,7 @@ impl Reactor {
                 Err(e) => {
                     // Out of fds or similar: the backlog keeps the rest, and scrapes are never
                     // worth spinning for.
-                    log::warn!("metrics accept failed: {e}");
+                    log::warn!(error:% = e; "metrics accept failed");
                     return;
                 }
             };
@@ -77,7 +78,7 @@ impl Reactor {
                 Interest::READABLE | Interest::WRITABLE,
             );
             if let Err(e) = registered {
-                log::warn!("cannot register a metrics connection: {e}");
+                log::warn!(error:% = e; "cannot register a metrics connection");
                 continue;
             }
             let key = self.conns.insert(Entry {
@@ -119,21 +120,21 @@ impl Reactor {
     }
 
     pub(super) fn serve_scrape(&mut self, key: Key, now: Instant) {
-        let connections = self.connections();
+        let process = &*self.process.get_or_insert_with(ProcessReader::new);
         let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
         let Occupant::Scrape(scrape) = &mut entry.occupant else {
             return;
         };
-        let gauges = self.tally.gauges(connections, self.held_bytes);
-        let (out, tally, process) = (&mut self.buffers.out, &self.tally, &self.process);
+        let gauges = self.tally.gauges();
+        let (out, tally) = (&mut self.buffers.out, &self.tally);
         let view = || View {
             tally,
             gauges,
             process: process
                 .read()
-                .map_err(|e| log::warn!("cannot read /proc for process metrics: {e}"))
+                .map_err(|e| log::warn!(error:% = e; "cannot read /proc for process metrics"))
                 .ok(),
         };
         match caught(|| scrape.on_ready(now, out, view)) {

@@ -6,37 +6,50 @@
 //! through a [`Context`] and returns a [`Step`].
 
 mod accept;
+mod housekeeping;
 mod lifecycle;
 mod listener;
 mod metrics_endpoint;
+mod reload;
 mod reserve;
 mod scrape;
 mod slab;
 mod timers;
 pub mod token;
+mod upgrade;
+mod workers;
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll};
 
+pub use housekeeping::METRICS_RETRY;
 pub use listener::{ListenError, Listener};
+pub use reload::ReloadSource;
 /// Shared with the `handoff` load generator, whose reader loop keys its streams the same way.
 pub use slab::Slab;
+pub use upgrade::UpgradeSource;
+pub use workers::{Control, Follower};
 
-use crate::backends::Backend;
+use crate::attachments::{DataDirSlot, Sweeper};
+use crate::backends::{Backends, DaemonWide};
 use crate::config::Config;
+use crate::config::UpstreamTimeouts;
 use crate::conn::{
-    Admission, Buffers, Connection, Context, End, Limits, Ready, Reaper, Settings, Step,
+    report_data_dir, Admission, Buffers, Connection, Context, End, Ready, Reaper, Settings, Step,
+    FILE_BYTES_PER_TURN,
 };
 use crate::end::{EndReason, Outcome};
 use crate::metrics::ProcessReader;
 use crate::stats::Tally;
+use crate::sys::notify::Notifier;
 use crate::sys::signals::SignalFd;
+use crate::upstream::prepare::PreparedUpstream;
 use crate::upstream::Upstream;
 use reserve::FdReserve;
 use scrape::Scrape;
@@ -59,17 +72,10 @@ struct Entry {
 }
 
 impl Entry {
-    fn deadline(&self, settings: &Settings) -> Option<Instant> {
+    fn deadline(&self) -> Option<Instant> {
         match &self.occupant {
-            Occupant::Handoff(conn) => conn.deadline(settings),
+            Occupant::Handoff(conn) => conn.deadline(),
             Occupant::Scrape(scrape) => Some(scrape.deadline()),
-        }
-    }
-
-    fn connection(&self) -> Option<&Connection> {
-        match &self.occupant {
-            Occupant::Handoff(conn) => Some(conn),
-            Occupant::Scrape(_) => None,
         }
     }
 }
@@ -96,8 +102,6 @@ pub struct Reactor {
     events: Events,
     listener: Option<Listener>,
     listener_ready: bool,
-    /// Connections accepted over capacity whose 503 is not done yet.
-    refusing: usize,
     /// Accepting stopped because `MAX_PENDING_REFUSALS` are pending (logged once per episode).
     refusals_full: bool,
     accept_paused_until: Option<Instant>,
@@ -106,44 +110,86 @@ pub struct Reactor {
     scrapes: Vec<Key>,
     /// Metrics connections turned away, logged in summary.
     scrape_refusals: metrics_endpoint::Summary,
-    process: ProcessReader,
+    /// Made at the first scrape: only the worker serving metrics needs one (it runs a thread).
+    process: Option<ProcessReader>,
     reserve: FdReserve,
     signals: Option<SignalFd>,
     conns: Slab<Entry>,
     timers: Timers,
     /// Reused by every turn for the timers that are due.
     due_timers: Vec<(Key, Instant)>,
-    backend: Box<dyn Backend>,
-    settings: Settings,
+    backends: Backends,
+    /// What connections accepted from now on run with (a reload replaces it).
+    settings: Rc<Settings>,
     shutdown_timeout: Duration,
     max_connections: usize,
     mem_limit: Option<u64>,
     held_bytes: usize,
     buffers: Buffers,
-    upstream: Option<Upstream>,
+    /// One per entry of `backends.targets()`, in that order.
+    upstreams: Vec<Upstream>,
     /// The loop's one waker (mio allows one per `Poll`), shared with the resolver thread.
     waker: std::sync::Arc<mio::Waker>,
     /// Programs of local backends killed but not yet waited for.
     reaper: Reaper,
+    /// `server.data_dir`: off until [`Reactor::open_data_dir`].
+    data_dir: DataDirSlot,
+    /// Removes old files from it (`server.data_max_age_ms`).
+    sweeper: Sweeper,
     tally: Tally,
-    next_id: u64,
     lifecycle: Lifecycle,
+    /// The configuration running now (a reload replaces it).
+    config: Config,
+    /// Tells systemd how things stand; a no-op when not run by it.
+    notifier: Notifier,
+    reloading: reload::Reloading,
+    upgrading: upgrade::Upgrading,
+    housekeeping: housekeeping::Housekeeping,
+    /// The last generation given to an upstream (a reload makes a new one).
+    upstream_generation: u64,
+    /// What every worker's backends share: a reload builds the new ones with it.
+    backends_wide: DaemonWide,
+    /// The only worker, the leader of several, or one of its followers.
+    role: workers::Role,
+    turns: workers::Turns,
 }
 
 impl Reactor {
+    /// The daemon's only worker, or its leader (see [`Reactor::lead`]).
     pub fn new(
+        config: &Config,
+        listener: Listener,
+        metrics_listener: Option<TcpListener>,
+        signals: Option<SignalFd>,
+        backends: Backends,
+    ) -> io::Result<Reactor> {
+        let tally = Tally::new(!config.benchmark);
+        Reactor::build(config, listener, metrics_listener, signals, backends, tally)
+    }
+
+    /// Another worker of the daemon whose counts are `shared`: no signals, no metrics
+    /// listener; see [`Reactor::follow`].
+    pub fn worker(
+        config: &Config,
+        listener: Listener,
+        backends: Backends,
+        shared: std::sync::Arc<crate::stats::Shared>,
+    ) -> io::Result<Reactor> {
+        let tally = Tally::for_worker(!config.benchmark, shared);
+        Reactor::build(config, listener, None, None, backends, tally)
+    }
+
+    fn build(
         config: &Config,
         listener: Listener,
         mut metrics_listener: Option<TcpListener>,
         signals: Option<SignalFd>,
-        backend: Box<dyn Backend>,
+        backends: Backends,
+        tally: Tally,
     ) -> io::Result<Reactor> {
         let poll = Poll::new()?;
-        poll.registry().register(
-            &mut SourceFd(&listener.fd().as_raw_fd()),
-            token::LISTENER,
-            Interest::READABLE,
-        )?;
+        // Every worker waits on the one listener; each connection wakes only one of them.
+        crate::sys::epoll::add_exclusive(&poll, listener.fd(), token::LISTENER.0)?;
         if let Some(metrics_listener) = &mut metrics_listener {
             poll.registry().register(
                 metrics_listener,
@@ -159,24 +205,14 @@ impl Reactor {
             )?;
         }
         let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), token::WAKER)?);
-        let backend_name = backend.name();
         let server = &config.server;
-        let settings = Settings {
-            handoff: Limits {
-                socket_type: server.socket_type,
-                max_handoff_bytes: server.max_handoff_bytes,
-            },
-            handoff_timeout: server.handoff_timeout,
-            write_timeout: server.write_timeout,
-            max_stream_duration: Some(server.max_stream_duration).filter(|d| !d.is_zero()),
-            upstream: config.backend.upstream.clone(),
-            max_line: config.backend.upstream.sse_max_line_bytes,
-        };
+        let settings = Rc::new(Settings::from_config(config));
         let buffers = Buffers {
             out: Vec::with_capacity(16 * 1024),
             handoff: vec![0; server.max_handoff_bytes + 1].into_boxed_slice(),
             read: Vec::new(),
             decode: Vec::new(),
+            file_bytes_left: FILE_BYTES_PER_TURN,
         };
         let now = Instant::now();
         Ok(Reactor {
@@ -186,32 +222,76 @@ impl Reactor {
             // Handoffs may have queued before the first poll; edge-triggered polling would
             // not report them.
             listener_ready: true,
-            refusing: 0,
             refusals_full: false,
             accept_paused_until: None,
             metrics_listener,
             scrapes: Vec::new(),
             scrape_refusals: metrics_endpoint::Summary::new(metrics_endpoint::REFUSAL_LOG_INTERVAL),
-            process: ProcessReader::new(),
+            process: None,
             reserve: FdReserve::new(),
             signals,
             conns: Slab::new(),
             timers: Timers::new(now),
             due_timers: Vec::new(),
-            backend,
+            backends,
             settings,
             shutdown_timeout: server.shutdown_timeout,
             max_connections: server.max_connections,
             mem_limit: server.mem_limit,
             held_bytes: 0,
             buffers,
-            upstream: None,
+            upstreams: Vec::new(),
             waker,
             reaper: Reaper::default(),
-            tally: Tally::new(backend_name, !config.benchmark),
-            next_id: 1,
+            data_dir: DataDirSlot::open(None, now).0,
+            sweeper: Sweeper::default(),
+            turns: workers::Turns::new(tally.shared().register_turns()),
+            tally,
+            role: workers::Role::default(),
+            backends_wide: DaemonWide::default(),
             lifecycle: Lifecycle::Serving,
+            config: config.clone(),
+            notifier: Notifier::disabled(),
+            reloading: reload::Reloading::default(),
+            upgrading: upgrade::Upgrading::default(),
+            housekeeping: housekeeping::Housekeeping::default(),
+            upstream_generation: 0,
         })
+    }
+
+    /// Where systemd hears from this loop: `STATUS=`, `STOPPING=1`, the watchdog, reloads.
+    pub fn set_notifier(&mut self, notifier: Notifier) {
+        self.notifier = notifier;
+    }
+
+    /// How to load the configuration again on SIGHUP.
+    pub fn set_reload_source(&mut self, source: ReloadSource) {
+        self.reloading = reload::Reloading::new(Some(source));
+    }
+
+    /// What to start on SIGUSR2.
+    pub fn set_upgrade_source(&mut self, source: UpgradeSource) {
+        self.upgrading = upgrade::Upgrading::new(Some(source));
+    }
+
+    /// Opens `server.data_dir` (creating it when missing) and says how that went, and starts
+    /// sweeping it when `data_max_age_ms` asks: at start-up.
+    pub fn open_data_dir(&mut self, now: Instant) {
+        let server = &self.config.server;
+        let path = server.data_dir.as_deref();
+        let (slot, result) = DataDirSlot::open(path, now);
+        // Said once, by the leader: every worker opens the same directory.
+        if !self.is_follower() {
+            report_data_dir(path, &result);
+            self.sweeper.configure(path, server.data_max_age);
+        }
+        self.data_dir = slot;
+    }
+
+    /// A new generation for an upstream about to be attached.
+    fn next_upstream_generation(&mut self) -> u64 {
+        self.upstream_generation += 1;
+        self.upstream_generation
     }
 
     /// The one waker of this loop, for the resolver thread.
@@ -219,13 +299,53 @@ impl Reactor {
         self.waker.clone()
     }
 
-    /// The backend's upstream API: connections to it are made and pooled by this loop.
+    /// The upstream APIs of `backends.targets()`, prepared in that order: connections to them
+    /// are made and pooled by this loop, and a resolver thread each keeps their addresses.
+    pub fn attach_upstreams(
+        &mut self,
+        prepared: Vec<PreparedUpstream>,
+        timeouts: &UpstreamTimeouts,
+    ) -> Result<(), String> {
+        self.upstreams = self.make_upstreams(prepared, timeouts)?;
+        Ok(())
+    }
+
+    fn make_upstreams(
+        &mut self,
+        prepared: Vec<PreparedUpstream>,
+        timeouts: &UpstreamTimeouts,
+    ) -> Result<Vec<Upstream>, String> {
+        prepared
+            .into_iter()
+            .map(|prepared| {
+                let generation = self.next_upstream_generation();
+                prepared.into_upstream(timeouts.clone(), self.waker.clone(), generation)
+            })
+            .collect()
+    }
+
+    /// What the backends of every worker share; reloads build the new ones with it too.
+    pub fn share_backends(&mut self, wide: DaemonWide) {
+        self.backends_wide = wide;
+    }
+
+    /// One line per LangGraph profile (never its key), at start-up.
+    pub fn announce_backends(&self) {
+        self.backends.announce();
+    }
+
+    /// Tests bring an upstream of their own (no resolver, no TLS).
     pub fn attach_upstream(&mut self, upstream: Upstream) {
-        self.upstream = Some(upstream);
+        self.upstreams.push(upstream);
     }
 
     pub fn tally(&self) -> &Tally {
         &self.tally
+    }
+
+    /// Its counts, once its loop is done (a worker's, for the `-benchmark` summary).
+    pub fn into_tally(self) -> Tally {
+        self.tally
     }
 
     /// Entries in the timer heap, stale ones included (for tests: it must stay near one per
@@ -270,6 +390,8 @@ impl Reactor {
 
     /// Handles what the last poll returned, then every deadline due at `now`.
     fn dispatch_at(&mut self, now: Instant) -> Turn {
+        self.turns.turned();
+        self.buffers.file_bytes_left = FILE_BYTES_PER_TURN;
         let ready: Vec<(mio::Token, bool, bool, bool)> = self
             .events
             .iter()
@@ -284,10 +406,13 @@ impl Reactor {
                 token::METRICS_LISTENER => self.accept_scrapes(now),
                 token::SIGNALS => self.handle_signals(now),
                 token::WAKER => {
-                    if let Some(upstream) = &mut self.upstream {
+                    for upstream in &mut self.upstreams {
                         upstream.take_resolved();
                     }
+                    self.take_reload();
+                    self.take_control(now);
                 }
+                token::UPGRADE => self.on_upgrade_pipe(now),
                 other => {
                     let Some((key, side)) = token::decode(other) else {
                         continue;
@@ -319,10 +444,13 @@ impl Reactor {
         }
         self.accept(now);
         self.fire_timers(now);
-        if let Some(upstream) = &mut self.upstream {
+        for upstream in &mut self.upstreams {
             upstream.sweep(now);
         }
         self.reaper.reap();
+        if self.housekeeping_at().is_some_and(|at| now >= at) {
+            self.housekeeping(now);
+        }
         self.check_lifecycle(now)
     }
 
@@ -338,7 +466,7 @@ impl Reactor {
             Lifecycle::Draining { deadline } => Some(deadline),
             Lifecycle::Serving => None,
         };
-        let sweep_at = self.upstream.as_ref().and_then(Upstream::sweep_at);
+        let sweep_at = self.upstreams.iter().filter_map(Upstream::sweep_at).min();
         let reap_at = self.reaper.next_check(now);
         let wake_at = [
             self.timers.earliest(),
@@ -346,6 +474,7 @@ impl Reactor {
             drain_at,
             sweep_at,
             reap_at,
+            self.housekeeping_at(),
         ]
         .into_iter()
         .flatten()
@@ -374,13 +503,13 @@ impl Reactor {
         let mut ctx = Context {
             now,
             registry: self.poll.registry(),
-            settings: &self.settings,
             buffers: &mut self.buffers,
-            backend: self.backend.as_mut(),
-            upstream: self.upstream.as_mut(),
+            backends: &mut self.backends,
+            upstreams: &mut self.upstreams,
             admission,
             tally: &mut self.tally,
             reaper: &mut self.reaper,
+            data_dir: &mut self.data_dir,
         };
         // A panic unwinds out of one connection's handler only. What it shares stays usable:
         // the pool is changed only by whole `take`/`put` calls (a transport taken and then lost
@@ -393,16 +522,17 @@ impl Reactor {
         let step = match caught(|| handler(conn, &mut ctx)) {
             Ok(step) => step,
             Err(()) => {
-                log::error!("conn={} panicked; closing this connection only", conn.id);
+                log::error!(conn = conn.id; "panicked; closing this connection only");
                 ctx.tally.panicked();
                 if caught(|| conn.on_panic(&mut ctx)).is_err() {
-                    log::error!("conn={} panicked again while answering with 500", conn.id);
+                    log::error!(conn = conn.id; "panicked again while answering with 500");
                 }
                 Step::Close
             }
         };
         let held = conn.held_bytes();
         self.held_bytes = self.held_bytes + held - entry.held;
+        self.tally.shared().held_changed(entry.held, held);
         entry.held = held;
         match step {
             Step::Continue => self.rearm(key, now),
@@ -431,15 +561,14 @@ impl Reactor {
     }
 
     fn panicked(&mut self, during: &str) {
-        log::error!("panicked while {during}; the daemon goes on");
+        log::error!(during = during; "panicked; the daemon goes on");
         self.tally.panicked();
     }
 
     /// An entry's deadline; a panic computing it closes that entry only.
     fn deadline_of(&mut self, key: Key, now: Instant) -> Option<Instant> {
         let entry = self.conns.get_mut(key)?;
-        let settings = &self.settings;
-        match caught(|| entry.deadline(settings)) {
+        match caught(|| entry.deadline()) {
             Ok(deadline) => deadline,
             Err(()) => {
                 self.abort(key, now, "computing a connection's deadline");
@@ -461,6 +590,7 @@ impl Reactor {
             return;
         };
         self.held_bytes -= entry.held;
+        self.tally.shared().held_changed(entry.held, 0);
         let mut conn = match entry.occupant {
             Occupant::Handoff(conn) => conn,
             Occupant::Scrape(_) => {
@@ -468,8 +598,9 @@ impl Reactor {
                 return;
             }
         };
+        self.tally.shared().connection_closed();
         if conn.is_over_capacity() {
-            self.refusing -= 1;
+            self.tally.shared().refusal_done();
         }
         // Every connection leaves through here, so no program outlives its stream.
         let registry = self.poll.registry();
@@ -482,11 +613,11 @@ impl Reactor {
             error: Some("a panic while closing".into()),
         });
         let tally = &mut self.tally;
-        if caught(|| tally.ended(end.reason, conn.streamed(now))).is_err() {
+        let backend = conn.backend();
+        if caught(|| tally.ended(end.reason, conn.streamed(now), Some(backend))).is_err() {
             self.panicked("counting a connection's end");
         }
-        let backend = &*self.backend;
-        if caught(|| conn.log_end(&end, backend.name(), now)).is_err() {
+        if caught(|| conn.log_end(&end, now)).is_err() {
             self.panicked("logging a connection's end");
         }
     }

@@ -14,6 +14,7 @@
 //! Prometheus (or a liveness probe) out.
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -117,17 +118,15 @@ impl Scrape {
         self.received = Vec::new();
         self.responded = true;
         let view = view();
-        let fallback;
-        let metrics = match view.tally.metrics() {
-            Some(metrics) => metrics,
-            None => {
-                fallback = Metrics::new();
-                &fallback
-            }
-        };
+        // Every worker's, summed; in `-benchmark` mode none are kept: zeros.
+        let all = view
+            .tally
+            .all_metrics()
+            .unwrap_or_else(|| vec![Arc::new(Metrics::new())]);
+        let workers: Vec<&Metrics> = all.iter().map(|m| &**m).collect();
         out.clear();
         let snapshot = Snapshot {
-            metrics,
+            metrics: &workers,
             gauges: view.gauges,
             process: view.process.as_ref(),
         };

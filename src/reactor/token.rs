@@ -5,8 +5,9 @@
 //! | 0                            | the handoff listener                     |
 //! | 1                            | the signalfd                             |
 //! | 2                            | the metrics listener                     |
-//! | 3                            | the waker (resolver results)             |
-//! | 4 to 15                      | reserved for fixed sources               |
+//! | 3                            | the waker (resolver results, a reload's result) |
+//! | 4                            | the pipe from an upgrade's new process   |
+//! | 5 to 15                      | reserved for fixed sources               |
 //! | generation << 37 \| slot << 5 \| 16 \| side | one fd of a slab connection       |
 //!
 //! The side takes the 3 bits below 16 (values 0 to 4 are used; bit 3 must be clear); the
@@ -20,8 +21,10 @@ use mio::Token;
 pub const LISTENER: Token = Token(0);
 pub const SIGNALS: Token = Token(1);
 pub const METRICS_LISTENER: Token = Token(2);
-/// The resolver thread's wake-up.
+/// The wake-up from helper threads: the resolver, a reload.
 pub const WAKER: Token = Token(3);
+/// The read end of the pipe an upgrade's new process says `READY=1` on.
+pub const UPGRADE: Token = Token(4);
 /// Set in every connection token and in no fixed one.
 const CONNECTION_BIT: usize = 1 << 4;
 const SLOT_SHIFT: u32 = 5;

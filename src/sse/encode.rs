@@ -6,45 +6,104 @@
 /// The completion marker: sent only when the whole answer was delivered.
 pub const DONE: &[u8] = b"data: [DONE]\n\n";
 
-/// Appends events to a buffer and counts them (each one is a chunk in the metrics).
+/// Appends events to a buffer and counts them (each one is a chunk in the metrics), or, made
+/// with [`EventSink::text`], collects only the text of content events.
 pub struct EventSink<'a> {
-    out: &'a mut Vec<u8>,
+    out: Out<'a>,
     events: u32,
+}
+
+/// Where a sink's events go.
+enum Out<'a> {
+    /// Encoded as SSE frames for a client.
+    Frames(&'a mut Vec<u8>),
+    /// The text of content (and typing) events, appended as it is, for a typist to type out
+    /// later (the typing backend's `use_api`, SPEC §4.2); nothing else is kept.
+    Text(&'a mut String),
 }
 
 impl<'a> EventSink<'a> {
     pub fn new(out: &'a mut Vec<u8>) -> Self {
-        EventSink { out, events: 0 }
+        EventSink {
+            out: Out::Frames(out),
+            events: 0,
+        }
+    }
+
+    /// A sink that appends the text of content events to `text` and drops every other event:
+    /// comments, keep-alives and verbatim bytes are for a client, not for a typist. Nothing is
+    /// counted: the typist counts the events it types.
+    pub fn text(text: &'a mut String) -> Self {
+        EventSink {
+            out: Out::Text(text),
+            events: 0,
+        }
     }
 
     /// `data: {"content":"<text>"}` with `text` escaped as a JSON string.
     pub fn content(&mut self, text: &str) {
-        self.out.extend_from_slice(b"data: {\"content\":");
-        push_json_string(self.out, text);
-        self.out.extend_from_slice(b"}\n\n");
-        self.events += 1;
+        match &mut self.out {
+            Out::Frames(out) => {
+                out.extend_from_slice(b"data: {\"content\":");
+                push_json_string(out, text);
+                out.extend_from_slice(b"}\n\n");
+                self.events += 1;
+            }
+            Out::Text(collected) => collected.push_str(text),
+        }
     }
 
     /// The typing backend's event: one character and its byte offset in the answer.
     pub fn typing(&mut self, character: char, index: usize) {
-        let mut utf8 = [0u8; 4];
-        self.out.extend_from_slice(b"data: {\"char\":");
-        push_json_string(self.out, character.encode_utf8(&mut utf8));
-        self.out.extend_from_slice(b",\"index\":");
-        self.out.extend_from_slice(index.to_string().as_bytes());
-        self.out.extend_from_slice(b"}\n\n");
-        self.events += 1;
+        match &mut self.out {
+            Out::Frames(out) => {
+                let mut utf8 = [0u8; 4];
+                out.extend_from_slice(b"data: {\"char\":");
+                push_json_string(out, character.encode_utf8(&mut utf8));
+                out.extend_from_slice(b",\"index\":");
+                out.extend_from_slice(index.to_string().as_bytes());
+                out.extend_from_slice(b"}\n\n");
+                self.events += 1;
+            }
+            Out::Text(collected) => collected.push(character),
+        }
     }
 
     /// A comment line that keeps proxies between us and the client from timing out.
     pub fn keep_alive(&mut self) {
-        self.out.extend_from_slice(b": keep-alive\n\n");
-        self.events += 1;
+        if let Some(out) = self.frames() {
+            out.extend_from_slice(b": keep-alive\n\n");
+            self.events += 1;
+        }
     }
 
-    /// How many events were appended through this sink.
+    /// An upstream event passed on exactly as it came (`output: raw`): its bytes, counted as
+    /// one event.
+    pub fn verbatim_event(&mut self, bytes: &[u8]) {
+        if let Some(out) = self.frames() {
+            out.extend_from_slice(bytes);
+            self.events += 1;
+        }
+    }
+
+    /// Upstream bytes that belong to no event (a blank line between events), passed on as they
+    /// came and not counted.
+    pub fn verbatim(&mut self, bytes: &[u8]) {
+        if let Some(out) = self.frames() {
+            out.extend_from_slice(bytes);
+        }
+    }
+
+    /// How many events were appended through this sink (none by a text sink).
     pub fn events(&self) -> u32 {
         self.events
+    }
+
+    fn frames(&mut self) -> Option<&mut Vec<u8>> {
+        match &mut self.out {
+            Out::Frames(out) => Some(out),
+            Out::Text(_) => None,
+        }
     }
 }
 
@@ -179,6 +238,20 @@ mod tests {
                 "same bytes as serde_json"
             );
         }
+    }
+
+    #[test]
+    fn a_text_sink_collects_only_the_text_and_counts_nothing() {
+        let mut text = String::from("so far: ");
+        let mut sink = EventSink::text(&mut text);
+        sink.content("caf\u{e9} \"q\"\n");
+        sink.keep_alive();
+        sink.verbatim_event(b"data: raw\n\n");
+        sink.verbatim(b"\n");
+        sink.typing('\u{1F600}', 3);
+        sink.content("");
+        assert_eq!(sink.events(), 0);
+        assert_eq!(text, "so far: caf\u{e9} \"q\"\n\u{1F600}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 mod encode;
 pub mod parse;
+mod raw;
 
 pub use encode::{done, error_event, push_json_string, EventSink, DONE};
 pub use parse::{SseError, SseItem, SseParser, DEFAULT_MAX_LINE};
+pub use raw::RawEvents;

@@ -80,7 +80,7 @@ pub fn parse(vars: &ListenVars, our_pid: u32) -> Result<Option<Layout>, Activati
     };
     let pid: u32 = number(pid).ok_or_else(|| bad("LISTEN_PID", pid))?;
     if pid != our_pid {
-        log::debug!("LISTEN_PID={pid} is not ours ({our_pid}): nothing was passed to us");
+        log::debug!(listen_pid = pid, pid = our_pid; "LISTEN_PID is not ours: nothing was passed to us");
         return Ok(None);
     }
     let count = match &vars.fds {
@@ -202,7 +202,9 @@ unsafe fn claim(layout: Layout, socket_type: SocketType) -> Result<Activation, A
     };
     for (fd, name) in &layout.unused {
         log::warn!(
-            "closing passed fd {fd} named {name:?}: only handoff, metrics and upgrade are used"
+            fd = *fd,
+            name = name.as_str();
+            "closing a passed fd: only handoff, metrics and upgrade are used"
         );
         // SAFETY: the caller's promise; owning it closes it now.
         drop(unsafe { OwnedFd::from_raw_fd(*fd) });

@@ -1,10 +1,14 @@
 //! Thin, safe wrappers over the libc calls that std and mio do not offer: fd passing, Unix
 //! listeners of both socket types, socket options, signals, resource limits, killing a spawned
-//! program's process group, the umask, bounded whole-file reads, system constants, and talking
-//! to systemd: sd_notify, socket activation and starting an upgrade's new process with our
+//! program's process group, the umask, bounded whole-file reads, files opened and removed beneath
+//! a directory fd without following links (attachments), system constants, and talking to
+//! systemd: sd_notify, socket activation and starting an upgrade's new process with our
 //! listeners. Every `unsafe` block in the daemon lives here.
 
 pub mod activation;
+pub mod at;
+pub mod dirlist;
+pub mod epoll;
 pub mod fdpass;
 pub mod file;
 pub mod info;

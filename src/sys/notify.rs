@@ -40,7 +40,7 @@ impl Notifier {
         match Notifier::from_value(std::env::var_os("NOTIFY_SOCKET").as_deref()) {
             Ok(notifier) => notifier,
             Err(e) => {
-                log::warn!("{e}; systemd will not be told about readiness or status");
+                log::warn!(error:% = e; "systemd will not be told about readiness or status");
                 Notifier::disabled()
             }
         }

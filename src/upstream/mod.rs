@@ -3,6 +3,7 @@
 //! backends; this module moves bytes.
 
 pub mod pool;
+pub mod prepare;
 pub mod resolve;
 #[cfg(test)]
 mod testing;
@@ -35,6 +36,9 @@ pub struct Upstream {
     pool: Pool,
     next_sweep: Option<Instant>,
     pub timeouts: UpstreamTimeouts,
+    /// Which upstream this is: a reload replaces it, and a connection opened by the one
+    /// before (other settings, other trust) must not land in this one's pool.
+    generation: u64,
 }
 
 #[derive(Debug)]
@@ -61,6 +65,7 @@ impl Upstream {
         timeouts: UpstreamTimeouts,
         resolver: Option<Resolver>,
         addresses: Vec<SocketAddr>,
+        generation: u64,
     ) -> Upstream {
         let pool = Pool::new(
             1,
@@ -76,7 +81,12 @@ impl Upstream {
             pool,
             next_sweep: None,
             timeouts,
+            generation,
         }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The host the resolver looks up (none for a Unix socket).
@@ -123,11 +133,14 @@ impl Upstream {
         Ok((transport, false))
     }
 
-    /// Keeps a connection whose response was read completely.
-    pub fn release(&mut self, transport: Transport, now: Instant) {
+    /// Keeps a connection whose response was read completely, if this upstream opened it.
+    pub fn release(&mut self, transport: Transport, generation: u64, now: Instant) {
+        if generation != self.generation {
+            return;
+        }
         self.pool.put(0, transport, now);
         if self.next_sweep.is_none() && self.pool.idle() > 0 {
-            self.next_sweep = Some(now + pool::SWEEP_INTERVAL);
+            self.next_sweep = Some(now + self.pool.sweep_interval());
         }
     }
 
@@ -147,17 +160,20 @@ impl Upstream {
             match resolved.addresses {
                 Ok(addresses) => {
                     if addresses != self.addresses {
+                        let list: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
                         log::info!(
-                            "upstream {} resolved to {addresses:?}",
-                            self.target.origin.host
+                            host = self.target.origin.host.as_str(),
+                            addresses = list.join(" ").as_str();
+                            "upstream name resolved"
                         );
                     }
                     self.addresses = addresses;
                 }
                 // Keep the last good addresses: a failed lookup is more often DNS than a move.
                 Err(reason) => log::warn!(
-                    "{reason}; keeping {} known address(es)",
-                    self.addresses.len()
+                    error:% = reason,
+                    kept = self.addresses.len();
+                    "upstream name lookup failed; keeping the known addresses"
                 ),
             }
         }

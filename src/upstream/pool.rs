@@ -45,7 +45,7 @@ impl Pool {
             }
             match entry.transport.check_idle() {
                 Ok(()) => return Some(entry.transport),
-                Err(stale) => log::debug!("closing a pooled upstream connection: {stale}"),
+                Err(stale) => log::debug!(reason:% = stale; "closing a pooled upstream connection"),
             }
         }
         None
@@ -79,7 +79,12 @@ impl Pool {
                     && entry.transport.check_idle().is_ok()
             });
         }
-        (self.idle() > 0).then(|| now + SWEEP_INTERVAL.min(self.idle_timeout))
+        (self.idle() > 0).then(|| now + self.sweep_interval())
+    }
+
+    /// How often idle connections are probed: a short idle timeout is kept to within itself.
+    pub fn sweep_interval(&self) -> Duration {
+        SWEEP_INTERVAL.min(self.idle_timeout)
     }
 }
 

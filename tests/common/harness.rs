@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use streaming_daemon::backends::{self, Backend};
+use streaming_daemon::backends::{Backend, Backends};
 use streaming_daemon::config::{Config, SocketType};
 use streaming_daemon::reactor::{Listener, Reactor, Turn};
 
@@ -30,12 +30,16 @@ impl Harness {
         let mut config = Config::default();
         config.backend.mock.message_delay = Duration::ZERO;
         adjust(&mut config);
-        let backend = backends::create(&config).unwrap();
-        Harness::with_backend(name, config, backend)
+        let backends = Backends::create(&config).unwrap();
+        Harness::build(name, config, backends, None)
     }
 
     pub fn with_backend(name: &str, config: Config, backend: Box<dyn Backend>) -> Harness {
-        Harness::build(name, config, backend, None)
+        Harness::build(name, config, Backends::single(backend), None)
+    }
+
+    pub fn with_backends(name: &str, config: Config, backends: Backends) -> Harness {
+        Harness::build(name, config, backends, None)
     }
 
     /// A mock reactor serving metrics too; returns the metrics address.
@@ -43,11 +47,11 @@ impl Harness {
         let mut config = Config::default();
         config.backend.mock.message_delay = Duration::ZERO;
         adjust(&mut config);
-        let backend = backends::create(&config).unwrap();
+        let backends = Backends::create(&config).unwrap();
         let metrics = mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let address = metrics.local_addr().unwrap();
         (
-            Harness::build(name, config, backend, Some(metrics)),
+            Harness::build(name, config, backends, Some(metrics)),
             address,
         )
     }
@@ -55,13 +59,13 @@ impl Harness {
     fn build(
         name: &str,
         mut config: Config,
-        backend: Box<dyn Backend>,
+        backends: Backends,
         metrics: Option<mio::net::TcpListener>,
     ) -> Harness {
         config.server.socket_path = temp_socket_path(name);
         let listener =
             Listener::bind(&config.server.socket_path, config.server.socket_type, 0o600).unwrap();
-        let reactor = Reactor::new(&config, listener, metrics, None, backend).unwrap();
+        let reactor = Reactor::new(&config, listener, metrics, None, backends).unwrap();
         Harness {
             reactor,
             path: config.server.socket_path.clone(),

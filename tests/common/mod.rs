@@ -202,6 +202,13 @@ pub struct Daemon {
     pub log: Vec<String>,
 }
 
+/// The data directory the test daemon on `socket` stages attachments in (created by it).
+pub fn data_dir_of(socket: &Path) -> PathBuf {
+    let mut path = socket.as_os_str().to_owned();
+    path.push(".data");
+    PathBuf::from(path)
+}
+
 impl Daemon {
     /// Starts `streaming-daemon` on a fresh socket with `args` and waits until it listens.
     pub fn start(name: &str, args: &[&str]) -> Daemon {
@@ -215,7 +222,7 @@ impl Daemon {
     /// Starts with extra environment variables (API keys, `SSL_CERT_FILE`).
     pub fn start_with_env(socket: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut daemon = Daemon::spawn_with_env(&socket, args, env);
-        daemon.wait_for_log("listening on", Duration::from_secs(10));
+        daemon.wait_for_log("streaming-daemon started", Duration::from_secs(10));
         daemon
     }
 
@@ -249,7 +256,28 @@ impl Daemon {
             });
         }
         let mut daemon = Daemon::spawn_command(command);
-        daemon.wait_for_log("listening on", Duration::from_secs(10));
+        daemon.wait_for_log("streaming-daemon started", Duration::from_secs(10));
+        daemon
+    }
+
+    /// Starts the daemon binary found at `program` (a copy, say, that a test replaces to
+    /// see what an upgrade does with it) and waits until it listens.
+    pub fn start_program(program: &Path, name: &str, args: &[&str]) -> Daemon {
+        let mut command = Daemon::command(&temp_socket_path(name), args, &[]);
+        let mut from = std::process::Command::new(program);
+        from.args(command.get_args())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => from.env(key, value),
+                None => from.env_remove(key),
+            };
+        }
+        command = from;
+        let mut daemon = Daemon::spawn_command(command);
+        daemon.wait_for_log("streaming-daemon started", Duration::from_secs(10));
         daemon
     }
 
@@ -258,7 +286,14 @@ impl Daemon {
         command
             .arg("-socket")
             .arg(socket)
-            .args(["-metrics-addr=", "-log-level", "info"])
+            .args(["-metrics-addr="])
+            // Not the default under /run: each daemon stages in a directory of its own. A test's
+            // own `-data-dir` comes later and wins.
+            .arg(format!("-data-dir={}", data_dir_of(socket).display()))
+            // One loop unless the test asks for more: which worker takes a connection is the
+            // kernel's choice, and most tests count per-loop things (pooled connections, one
+            // turn's accepts). tests/workers_e2e.rs runs several.
+            .arg("-workers=1")
             .args(args)
             .env_remove("OPENAI_API_KEY")
             .env_remove("SSL_CERT_FILE")
@@ -293,6 +328,11 @@ impl Daemon {
             lines,
             log: Vec::new(),
         }
+    }
+
+    /// Where this daemon takes attachment files from, unless the test gave its own.
+    pub fn data_dir(&self) -> PathBuf {
+        data_dir_of(&self.socket)
     }
 
     pub fn pid(&self) -> i32 {
@@ -340,8 +380,14 @@ impl Daemon {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // What it logged last, bounded: a process it started (an upgrade) may go on
+                // writing to the same pipe.
+                let drain_until = Instant::now() + Duration::from_secs(1);
                 while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
                     self.log.push(line);
+                    if Instant::now() >= drain_until {
+                        break;
+                    }
                 }
                 return status.code().unwrap_or(-1);
             }
@@ -399,6 +445,7 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
         let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_dir_all(data_dir_of(&self.socket));
     }
 }
 

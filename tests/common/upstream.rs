@@ -193,24 +193,34 @@ fn serve(mut stream: impl Read + Write, shared: &Mutex<Shared>) {
     }
 }
 
-/// Reads one request (head and `Content-Length` body); `None` at end of stream.
+/// Reads one request (head and `Content-Length` body); `None` at end of stream. The head is
+/// looked for once: a body of many megabytes is not scanned again at every read.
 fn read_request(stream: &mut impl Read, pending: &mut Vec<u8>) -> Option<Received> {
-    let mut buf = [0u8; 4096];
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut head: Option<(usize, String, usize)> = None;
     loop {
-        if let Some(end) = super::find(pending, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&pending[..end]).to_string();
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
+        if head.is_none() {
+            if let Some(end) = super::find(pending, b"\r\n\r\n") {
+                let text = String::from_utf8_lossy(&pending[..end]).to_string();
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                head = Some((end, text, length));
+            }
+        }
+        if let Some((end, text, length)) = &head {
             if pending.len() >= end + 4 + length {
                 let body = String::from_utf8_lossy(&pending[end + 4..end + 4 + length]).to_string();
                 pending.drain(..end + 4 + length);
-                return Some(Received { head, body });
+                return Some(Received {
+                    head: text.clone(),
+                    body,
+                });
             }
         }
         match stream.read(&mut buf) {

@@ -3,10 +3,10 @@ use serde_json::{json, Value};
 use super::*;
 use crate::backends::upstream::testing::request_parts;
 use crate::config::Config;
-use crate::handoff::{parse_handoff_data, ChatMessage};
+use crate::handoff::{parse_handoff_data, ChatMessage, Content, RawJson};
 
-fn settings(api_key: Option<&str>) -> LangGraphConfig {
-    let mut settings = Config::default().backend.langgraph;
+fn settings(api_key: Option<&str>) -> LangGraphProfile {
+    let mut settings = Config::default().backend.langgraph.default_profile();
     settings.api_key = api_key.map(str::to_string);
     settings
 }
@@ -15,10 +15,13 @@ fn origin() -> Origin {
     Origin::parse("https://lg.example.com/v1", None).unwrap()
 }
 
-fn build(settings: &LangGraphConfig, data: &HandoffData) -> (String, Vec<String>, Value) {
+fn build(settings: &LangGraphProfile, data: &HandoffData) -> (String, Vec<String>, Value) {
     let mut notes = Vec::new();
-    let (line, headers, body) =
-        request_parts(&build_request(settings, &origin(), data, &mut notes).unwrap());
+    let (line, headers, body) = request_parts(
+        &build_request(settings, &origin(), data, None, &mut notes)
+            .unwrap()
+            .whole(),
+    );
     assert!(notes.is_empty(), "{notes:?}");
     (line, headers, serde_json::from_str(&body).unwrap())
 }
@@ -30,8 +33,11 @@ fn stateless_prompt_request_byte_for_byte() {
         ..HandoffData::default()
     };
     let mut notes = Vec::new();
-    let request = build_request(&settings(Some("lgk-1")), &origin(), &data, &mut notes).unwrap();
-    let body = r#"{"assistant_id":"agent","input":{"messages":[{"content":"Hi","type":"human"}]},"on_completion":"delete","on_disconnect":"cancel","stream_mode":["messages-tuple"],"stream_subgraphs":false}"#;
+    let request = build_request(&settings(Some("lgk-1")), &origin(), &data, None, &mut notes)
+        .unwrap()
+        .whole();
+    // Members in the SPEC's order (§4.4, A.3 P1).
+    let body = r#"{"assistant_id":"agent","input":{"messages":[{"type":"human","content":"Hi"}]},"stream_mode":["messages-tuple"],"stream_subgraphs":false,"on_disconnect":"cancel","on_completion":"delete"}"#;
     let expected = format!(
         "POST /v1/runs/stream HTTP/1.1\r\nHost: lg.example.com\r\n\
          Content-Type: application/json\r\nAccept: text/event-stream\r\n\
@@ -79,14 +85,15 @@ fn dot_segment_thread_ids_are_refused_before_any_request() {
             thread_id: Some(thread.into()),
             ..HandoffData::default()
         };
-        let error = build_request(&settings(None), &origin(), &data, &mut Vec::new()).unwrap_err();
+        let error =
+            build_request(&settings(None), &origin(), &data, None, &mut Vec::new()).unwrap_err();
         assert_eq!(
             error,
             BackendError::BadRequest(format!(
                 "thread_id {thread:?} cannot name a thread: in a URL path it means another path"
             ))
         );
-        let started = backend.start(data, Instant::now());
+        let started = backend.start(data, None, Instant::now());
         assert!(
             matches!(started, Err(BackendError::BadRequest(_))),
             "{thread}"
@@ -108,7 +115,7 @@ fn roles_map_to_message_types() {
             .iter()
             .map(|(role, _)| ChatMessage {
                 role: (*role).into(),
-                content: format!("from {role}"),
+                content: Content::Text(format!("from {role}")),
             })
             .collect(),
         ..HandoffData::default()
@@ -146,7 +153,9 @@ fn input_numbers_and_nesting_are_forwarded_exactly() {
     let handoff = br#"{"prompt":"p","langgraph_input":{"n":1234567,"price":1.50,"big":12345678901234567890,"huge":123456789012345678901234567890,"tiny":1e-400,"neg":-0.0,"nested":{"list":[1,2.50e3,{"deep":true}],"s":"x"},"none":null}}"#;
     let data = parse_handoff_data(handoff).unwrap();
     let mut notes = Vec::new();
-    let request = build_request(&settings(None), &origin(), &data, &mut notes).unwrap();
+    let request = build_request(&settings(None), &origin(), &data, None, &mut notes)
+        .unwrap()
+        .whole();
     let (_, _, body) = request_parts(&request);
     for exact in [
         r#""n":1234567"#,
@@ -155,8 +164,7 @@ fn input_numbers_and_nesting_are_forwarded_exactly() {
         r#""huge":123456789012345678901234567890"#,
         r#""tiny":1e-400"#,
         r#""neg":-0.0"#,
-        // Digits are kept; serde_json writes an exponent's sign out. Same number, same precision.
-        r#""nested":{"list":[1,2.50e+3,{"deep":true}],"s":"x"}"#,
+        r#""nested":{"list":[1,2.50e3,{"deep":true}],"s":"x"}"#,
         r#""none":null"#,
     ] {
         assert!(body.contains(exact), "{exact} not in {body}");
@@ -169,17 +177,21 @@ fn input_numbers_and_nesting_are_forwarded_exactly() {
 fn a_messages_key_in_the_input_is_ignored_with_a_note() {
     let data = HandoffData {
         prompt: "real".into(),
-        langgraph_input: Some(
-            json!({"messages": [{"type": "human", "content": "smuggled"}], "k": 1})
-                .as_object()
-                .unwrap()
-                .clone(),
-        ),
+        langgraph_input: vec![
+            (
+                "messages".into(),
+                RawJson::parse(r#"[{"type":"human","content":"smuggled"}]"#).unwrap(),
+            ),
+            ("k".into(), RawJson::parse("1").unwrap()),
+        ],
         ..HandoffData::default()
     };
     let mut notes = Vec::new();
-    let (_, _, body) =
-        request_parts(&build_request(&settings(None), &origin(), &data, &mut notes).unwrap());
+    let (_, _, body) = request_parts(
+        &build_request(&settings(None), &origin(), &data, None, &mut notes)
+            .unwrap()
+            .whole(),
+    );
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         body["input"],
@@ -195,12 +207,14 @@ fn header_injection_is_refused() {
         test_pattern: Some("a\r\nX-Evil: 1".into()),
         ..HandoffData::default()
     };
-    let error = build_request(&settings(None), &origin(), &data, &mut Vec::new()).unwrap_err();
+    let error =
+        build_request(&settings(None), &origin(), &data, None, &mut Vec::new()).unwrap_err();
     assert!(matches!(error, BackendError::BadRequest(_)));
     let start_error = build_request(
         &settings(Some("key\nX-Evil: 1")),
         &origin(),
         &HandoffData::default(),
+        None,
         &mut Vec::new(),
     )
     .unwrap_err();
@@ -215,12 +229,13 @@ fn the_backend_starts_an_upstream_call_over_a_unix_socket_too() {
     config.backend.langgraph.api_socket = Some("/run/lg.sock".into());
     let mut backend = create(&config).unwrap();
     assert_eq!(backend.name(), "langgraph");
-    let target = backend.upstream().unwrap();
+    let target = &backend.targets()[0];
     assert_eq!(
         target.origin.unix_socket.as_deref(),
         Some(std::path::Path::new("/run/lg.sock"))
     );
-    let Ok(Start::Upstream(call)) = backend.start(HandoffData::default(), Instant::now()) else {
+    let Ok(Start::Upstream(call)) = backend.start(HandoffData::default(), None, Instant::now())
+    else {
         panic!("langgraph calls an upstream");
     };
     assert!(call
@@ -236,4 +251,20 @@ fn a_bad_base_is_a_setup_error() {
         panic!("an ftp base must be refused");
     };
     assert!(error.to_string().contains("backend.langgraph.api_base"));
+}
+
+#[test]
+fn a_content_parts_array_is_the_messages_content_list_as_written() {
+    let handoff = br#"{"messages":[{"role":"user","content":[{"type":"text","text":"Look"},{"type":"image_url","image_url":{"url":"data:image/gif;base64,R0lGODlh"}}]},{"role":"assistant","content":"Seen."}],"langgraph_input":{"k":2.5e3,"k2":[1, 2],"k":"last"}}"#;
+    let data = parse_handoff_data(handoff).unwrap();
+    let mut notes = Vec::new();
+    let request = build_request(&settings(None), &origin(), &data, None, &mut notes)
+        .unwrap()
+        .whole();
+    let (_, _, body) = request_parts(&request);
+    assert!(notes.is_empty(), "{notes:?}");
+    assert_eq!(
+        body,
+        r#"{"assistant_id":"agent","input":{"messages":[{"type":"human","content":[{"type":"text","text":"Look"},{"type":"image_url","image_url":{"url":"data:image/gif;base64,R0lGODlh"}}]},{"type":"ai","content":"Seen."}],"k2":[1, 2],"k":"last"},"stream_mode":["messages-tuple"],"stream_subgraphs":false,"on_disconnect":"cancel","on_completion":"delete"}"#
+    );
 }

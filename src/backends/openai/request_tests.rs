@@ -22,7 +22,11 @@ fn parts(request: &[u8]) -> (String, Vec<String>, Value) {
 }
 
 fn build(config: &OpenAiConfig, data: &HandoffData) -> (String, Vec<String>, Value) {
-    parts(&build_request(config, "gpt-4o-mini", &origin(), data).unwrap())
+    parts(
+        &build_request(config, "gpt-4o-mini", &origin(), data, None)
+            .unwrap()
+            .whole(),
+    )
 }
 
 #[test]
@@ -31,7 +35,15 @@ fn prompt_request_byte_for_byte() {
         prompt: "Hi".into(),
         ..HandoffData::default()
     };
-    let request = build_request(&config(Some("sk-test")), "gpt-4o-mini", &origin(), &data).unwrap();
+    let request = build_request(
+        &config(Some("sk-test")),
+        "gpt-4o-mini",
+        &origin(),
+        &data,
+        None,
+    )
+    .unwrap()
+    .whole();
     let body =
         r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}],"stream":true}"#;
     let expected = format!(
@@ -128,7 +140,7 @@ fn header_injection_is_refused() {
         test_pattern: Some("x\r\nX-Injected: yes".into()),
         ..HandoffData::default()
     };
-    let error = build_request(&config(None), "m", &origin(), &data).unwrap_err();
+    let error = build_request(&config(None), "m", &origin(), &data, None).unwrap_err();
     assert_eq!(error, RequestError::BadHeaderValue("X-Test-Pattern".into()));
 
     let error = build_request(
@@ -136,6 +148,7 @@ fn header_injection_is_refused() {
         "m",
         &origin(),
         &HandoffData::default(),
+        None,
     )
     .unwrap_err();
     assert_eq!(error, RequestError::BadHeaderValue("Authorization".into()));
@@ -145,7 +158,9 @@ fn header_injection_is_refused() {
 #[test]
 fn origin_decides_target_and_host() {
     let local = Origin::parse("http://127.0.0.1:8080", None).unwrap();
-    let request = build_request(&config(None), "m", &local, &HandoffData::default()).unwrap();
+    let request = build_request(&config(None), "m", &local, &HandoffData::default(), None)
+        .unwrap()
+        .whole();
     let (request_line, headers, _) = parts(&request);
     assert_eq!(request_line, "POST /chat/completions HTTP/1.1");
     assert_eq!(headers[0], "Host: 127.0.0.1:8080");
@@ -154,8 +169,43 @@ fn origin_decides_target_and_host() {
 #[test]
 fn upstream_request_pairs_request_and_translator() {
     let upstream =
-        upstream_request(&config(None), "m", &origin(), &HandoffData::default()).unwrap();
+        upstream_request(&config(None), "m", &origin(), &HandoffData::default(), None).unwrap();
     assert!(upstream
         .request
         .starts_with(b"POST /v1/chat/completions HTTP/1.1\r\n"));
+}
+
+#[test]
+fn a_content_parts_array_goes_upstream_exactly_as_written() {
+    let handoff = br#"{"messages":[{"role":"system","content":"S"},{"role":"user","content":[ {"type":"text","text":"What is this?","extra":1.50},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw==","detail":"low"}} ]}],"max_tokens":"256"}"#;
+    let data = crate::handoff::parse_handoff_data(handoff).unwrap();
+    let request = build_request(&config(None), "gpt-4o-mini", &origin(), &data, None)
+        .unwrap()
+        .whole();
+    let (_, _, body) = request_parts(&request);
+    assert_eq!(
+        body,
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"S"},{"role":"user","content":[ {"type":"text","text":"What is this?","extra":1.50},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw==","detail":"low"}} ]}],"stream":true,"max_tokens":256}"#
+    );
+}
+
+#[test]
+fn max_tokens_from_php_is_forwarded_as_an_integer() {
+    for handoff in [
+        &br#"{"max_tokens":100}"#[..],
+        br#"{"max_tokens":100.0}"#,
+        br#"{"max_tokens":1e2}"#,
+        br#"{"max_tokens":"100"}"#,
+    ] {
+        let data = crate::handoff::parse_handoff_data(handoff).unwrap();
+        let (_, _, body) = build(&config(None), &data);
+        assert_eq!(
+            body["max_tokens"],
+            json!(100),
+            "{}",
+            String::from_utf8_lossy(handoff)
+        );
+    }
+    let data = crate::handoff::parse_handoff_data(br#"{"max_tokens":null}"#).unwrap();
+    assert!(build(&config(None), &data).2.get("max_tokens").is_none());
 }

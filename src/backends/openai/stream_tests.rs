@@ -7,6 +7,7 @@ use crate::backends::upstream::testing::{
 };
 use crate::backends::upstream::Ending;
 use crate::splits::{for_each_split, for_each_split_every};
+use crate::sse::push_json_string;
 
 /// Cuts for the inputs of many kilobytes; prime, so cuts fall everywhere in the framing.
 const LONG_STEP: usize = 37;

@@ -2,8 +2,9 @@ use super::*;
 
 fn backend() -> Typing {
     Typing {
+        api: None,
         fortune: PathBuf::from("/test/fortune"),
-        last_call: None,
+        calls: Arc::default(),
         next_saying: 0,
     }
 }
@@ -13,7 +14,7 @@ fn start(backend: &mut Typing, prompt: &str, now: Instant) -> Box<dyn EventSourc
         prompt: prompt.into(),
         ..HandoffData::default()
     };
-    match backend.start(request, now) {
+    match backend.start(request, None, now) {
         Ok(Start::Local(source)) => source,
         _ => panic!("the typing backend is local"),
     }
@@ -190,4 +191,23 @@ fn a_source_asked_before_its_result_types_the_saying() {
     // A late result changes nothing.
     source.on_command(CommandResult::Failed("late".into()));
     assert_eq!(step(source.as_mut()).1, Next::Complete);
+}
+
+#[test]
+fn the_fortune_rate_limit_is_shared_by_every_worker() {
+    let wide = DaemonWide::default();
+    let (mut first, mut second) = (backend(), backend());
+    first.share(&wide);
+    second.share(&wide);
+    let now = Instant::now();
+    let mut asking = start(&mut first, "hi", now);
+    asked(&mut *asking);
+    // Another worker, 5 ms later: the daemon called fortune too recently.
+    let mut saying = start(&mut second, "hi", now + Duration::from_millis(5));
+    assert!(
+        matches!(step(&mut *saying).1, Next::After(_)),
+        "typed a saying"
+    );
+    let mut later = start(&mut second, "hi", now + CALL_INTERVAL);
+    asked(&mut *later);
 }

@@ -1,28 +1,40 @@
 //! What upstream backends (openai, langgraph) give the reactor, and the rules it follows with it.
 //!
-//! A backend turns a handoff into an [`UpstreamRequest`]: the complete HTTP request bytes and a
-//! [`Translator`] for the response. Everything here is sans-I/O; the reactor connects, writes,
-//! reads, keeps time and owns the pool.
+//! A backend turns a handoff into an [`UpstreamRequest`]: the complete HTTP request bytes, the
+//! [`Target`] to send them to (by index) and what to do with the response ([`Output`]: a
+//! [`Translator`], or the events as received). Everything here is sans-I/O; the reactor
+//! connects, writes, reads, keeps time and owns the pools.
 //!
 //! ## What the reactor does, step by step
-//! 1. Connect to the backend's [`Origin`] (TCP or its Unix socket; TLS when `https`), write
-//!    `request` until none is left.
+//! 1. Connect to the request's target (`Backends::targets()[request.target]`: its [`Origin`],
+//!    TCP or its Unix socket, TLS when `https`), write `request` until none is left.
 //! 2. Append what it reads to a head buffer and call [`crate::http::parse_head`] until it is
 //!    complete (a head error, a cut or the response-head timeout: 502 / 502 / 504).
 //! 3. [`status_outcome`]: `Reject` → write its error response to the client and close the client
 //!    (the upstream's error body goes to the log: feed an [`ErrorBody`] what follows the head,
 //!    bounded in time, and log its `excerpt()`);
-//!    `Stream` → write [`crate::http::SSE_HEAD`], build a [`Relay`] and feed it the bytes that
-//!    followed the head, even when there are none (an empty body ends on that first feed).
+//!    `Stream` → write [`crate::http::SSE_HEAD`], build a [`Relay`] with the request's `output`
+//!    and feed it the bytes that followed the head, even when there are none (an empty body
+//!    ends on that first feed).
 //! 4. Feed every read to [`Relay::feed`]; it writes content events to the client's sink. On
 //!    `Step::Ended(ending)`, or at EOF through [`Relay::on_eof`], finish the client stream by the
 //!    ending (below). Skipped events: log each at warn, count `daemon_backend_errors_total`.
 //! 5. Pool the upstream connection only when [`Relay::is_reusable`]; otherwise close it. If the
 //!    client goes away, close the upstream connection at once.
 //!
+//! `Output::Typed` (the typing backend's `use_api`) changes steps 4 and 5: make a [`Typist`]
+//! with [`Output::pace`] when the head arrives and feed the relay its [`Typist::sink`] instead
+//! of the client's; ask [`Typist::type_due`] whenever [`Typist::due`] has come and the client
+//! has taken the last character; read the upstream only while [`Typist::is_backed_up`] is
+//! false (the idle gap counts only while reading). On `Step::Ended`, release the upstream
+//! connection as in 5 at once, give the ending to [`Typist::body_ended`], and finish the client
+//! stream by the ending it hands back: at once for a failure, after the last character's pause
+//! otherwise.
+//!
 //! | ending                        | client gets                                     | upstream connection         |
 //! |-------------------------------|-------------------------------------------------|-----------------------------|
 //! | `Ending::Complete`            | `data: [DONE]`, then close                      | pooled if `is_reusable()`   |
+//! | `Ending::CompleteRaw`         | close, nothing added (outcome `completed`)      | pooled if `is_reusable()`   |
 //! | `Ending::Incomplete`          | close, without `[DONE]` and without an error    | pooled if `is_reusable()`   |
 //! | `Ending::Failed(failure)`     | `event: error` with `failure.message`, close    | closed                      |
 //!
@@ -44,21 +56,26 @@
 mod error_body;
 mod excerpt;
 pub mod json;
+mod messages;
 mod origin;
 mod relay;
 mod status;
 #[cfg(test)]
 pub mod testing;
+mod typist;
 
 pub use error_body::ErrorBody;
 pub use excerpt::{excerpt, EXCERPT_LIMIT};
+pub use messages::{push_messages, Roles};
 pub use origin::{Origin, OriginError, Scheme};
 pub use relay::{Ending, Fed, Relay, Step};
 pub use status::{status_outcome, StatusOutcome};
+pub use typist::{Pace, Typed, Typist, BACKLOG_LIMIT};
 
 use super::BackendError;
+use crate::attachments::{Body, BodyPlan};
 use crate::end::Outcome;
-use crate::http::RequestError;
+use crate::http::{build_request, build_request_head, RequestError};
 use crate::sse::{EventSink, SseItem};
 
 /// Sent with every upstream request.
@@ -76,14 +93,105 @@ pub struct Target {
     pub insecure_ssl: bool,
 }
 
-/// One upstream call: what to send, and how to read the answer.
+impl Target {
+    /// Its index in `targets`, where it is added if no equal target is there yet: requests
+    /// to equal targets share one upstream (pool, TLS settings, resolver).
+    pub fn index_in(&self, targets: &mut Vec<Target>) -> usize {
+        match targets.iter().position(|known| known == self) {
+            Some(index) => index,
+            None => {
+                targets.push(self.clone());
+                targets.len() - 1
+            }
+        }
+    }
+}
+
+/// One upstream call: what to send, where, and how to read the answer.
 pub struct UpstreamRequest {
-    /// The complete HTTP/1.1 request, head and body.
+    /// The HTTP/1.1 request: head and body, or the head alone when `body` streams the body.
     pub request: Vec<u8>,
-    pub translator: Box<dyn Translator>,
+    /// A body that carries file content, produced as the request is written (SPEC §4.5).
+    pub body: Option<Body>,
+    /// Where to send it. From a backend's `start`: an index into its own `Backend::targets`;
+    /// from `Backends::start`: an index into `Backends::targets`.
+    pub target: usize,
+    pub output: Output,
     /// What the backend noticed about the handoff and let pass (an ignored field, say): the
     /// reactor logs each at warn with the connection id.
     pub notes: Vec<String>,
+}
+
+/// What becomes of a `200` response's body.
+pub enum Output {
+    /// Parsed as SSE and turned into our events by the translator; `[DONE]` on completion.
+    Translate(Box<dyn Translator>),
+    /// Each complete event passed on exactly as received; nothing added (LangGraph's
+    /// `output: raw`, SPEC §4.4).
+    Raw,
+    /// Translated as `Translate`, but the text of the content events is typed out one
+    /// character per event with these pauses (the typing backend's `use_api`, SPEC §4.2): the
+    /// relay writes into a [`Typist`]'s sink, and the typist writes to the client.
+    Typed(Box<dyn Translator>, Pace),
+}
+
+impl Output {
+    /// The pauses, when the answer is to be typed: make a [`Typist`] with them.
+    pub fn pace(&self) -> Option<Pace> {
+        match self {
+            Output::Typed(_, pace) => Some(*pace),
+            Output::Translate(_) | Output::Raw => None,
+        }
+    }
+}
+
+impl From<Box<dyn Translator>> for Output {
+    fn from(translator: Box<dyn Translator>) -> Output {
+        Output::Translate(translator)
+    }
+}
+
+/// A request as it is sent: whole, or its head with the body to be streamed after it.
+#[derive(Debug)]
+pub struct RequestBytes {
+    /// The whole request, or only its head when `streamed` is set.
+    pub bytes: Vec<u8>,
+    pub streamed: Option<Body>,
+}
+
+impl RequestBytes {
+    /// A `POST` of a JSON body: one piece when the body holds no file content (most requests),
+    /// else the head with a `Content-Length` computed beforehand and the body streamed.
+    pub fn post_json(
+        target: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+        body: BodyPlan,
+    ) -> Result<RequestBytes, RequestError> {
+        match body.into_bytes() {
+            Ok(bytes) => Ok(RequestBytes {
+                bytes: build_request("POST", target, host, headers, &bytes)?,
+                streamed: None,
+            }),
+            Err(plan) => Ok(RequestBytes {
+                bytes: build_request_head("POST", target, host, headers, plan.len(), 0)?,
+                streamed: Some(plan.finish()),
+            }),
+        }
+    }
+
+    /// Every byte, the streamed body produced to its end: for tests.
+    #[cfg(test)]
+    pub fn whole(mut self) -> Vec<u8> {
+        if let Some(mut body) = self.streamed.take() {
+            while body
+                .fill_vec(&mut self.bytes, crate::attachments::SLICE)
+                .expect("body")
+                > 0
+            {}
+        }
+        self.bytes
+    }
 }
 
 /// Why a request could not be built, as a start error: a handoff's `test_pattern` that cannot

@@ -1,31 +1,34 @@
-//! One `200` response body relayed to a client: framing, SSE parsing and translation composed,
-//! and the one place that decides how the client's stream ends (SPEC §4.3 "Completion").
+//! One `200` response body relayed to a client: framing, then either SSE parsing and
+//! translation or the events as received (`output: raw`), and the one place that decides how the
+//! client's stream ends (SPEC §4.3 "Completion", §4.4 `output`).
 //!
 //! | state    | event                                            | next                                   |
 //! |----------|--------------------------------------------------|----------------------------------------|
 //! | Relaying | bytes; the body goes on                          | Relaying (client events appended)      |
-//! | Relaying | bytes; the body ends by its framing              | Ended: Complete or Incomplete          |
+//! | Relaying | bytes; the body ends by its framing              | Ended: Complete, Incomplete or CompleteRaw |
 //! | Relaying | the translator says `Fail`                       | Ended: Failed (`upstream_error`)       |
 //! | Relaying | a line or event over the limit                   | Ended: Failed (`upstream_error`)       |
 //! | Relaying | bad framing                                      | Ended: Failed (`upstream_cut`)         |
-//! | Relaying | EOF on a close-delimited body                    | Ended: Complete or Incomplete          |
+//! | Relaying | EOF on a close-delimited body                    | Ended: Complete, Incomplete or CompleteRaw |
 //! | Relaying | EOF before the framing's end                     | Ended: Failed (`upstream_cut`)         |
 //! | Ended    | more bytes or EOF                                | Ended (the same ending again)          |
 //!
-//! A clean end is `Complete` when the translator said `Complete` at any point, or, failing
-//! that, when its `on_clean_end` says so; otherwise `Incomplete`.
+//! `Output::Typed` is relayed as `Output::Translate`: where the translated text goes (a
+//! typist's sink) is the caller's choice.
+//!
+//! Translated, a clean end is `Complete` when the translator said `Complete` at any point, or,
+//! failing that, when its `on_clean_end` says so; otherwise `Incomplete`. Raw, a clean end is
+//! always `CompleteRaw`: the upstream's events were the answer, and nothing is added to them. A
+//! raw event that is not complete when the stream stops (cut, failed or ended) is never sent.
 
-use super::{End, Failure, Flow, Translator};
+use super::{End, Failure, Flow, Output, Translator};
 use crate::end::Outcome;
 use crate::http::{Body, Head};
-use crate::sse::{EventSink, SseParser};
+use crate::sse::{EventSink, RawEvents, SseParser};
 
 pub struct Relay {
     body: Body,
-    parser: SseParser,
-    translator: Box<dyn Translator>,
-    /// A translator call said `Complete`; `[DONE]` follows if the body ends cleanly.
-    completion_seen: bool,
+    reader: Reader,
     /// The head did not say the connection closes after this response.
     keep_alive: bool,
     /// Set once; every later call returns it again.
@@ -51,10 +54,24 @@ pub enum Step {
     Ended(Ending),
 }
 
+/// What becomes of the decoded body.
+enum Reader {
+    Translate {
+        parser: SseParser,
+        translator: Box<dyn Translator>,
+        /// A translator call said `Complete`; `[DONE]` follows if the body ends cleanly.
+        completion_seen: bool,
+    },
+    Raw(RawEvents),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
     /// Write `data: [DONE]` and close the client.
     Complete,
+    /// `output: raw`: the body ended cleanly and every event was passed on as received. Close
+    /// the client without adding anything: no `[DONE]`, no error. The outcome is `completed`.
+    CompleteRaw,
     /// Close the client without `[DONE]` and without an error event.
     Incomplete,
     /// Write `event: error` with the failure's message and close the client.
@@ -62,13 +79,20 @@ pub enum Ending {
 }
 
 impl Relay {
-    /// Starts relaying the body `head` announced. `max_line` bounds SSE lines and events.
-    pub fn new(head: &Head, translator: Box<dyn Translator>, max_line: usize) -> Relay {
+    /// Starts relaying the body `head` announced, translated or raw as `output` says (a
+    /// `Box<dyn Translator>` is `Output::Translate`). `max_line` bounds SSE lines and events.
+    pub fn new(head: &Head, output: impl Into<Output>, max_line: usize) -> Relay {
+        let reader = match output.into() {
+            Output::Translate(translator) | Output::Typed(translator, _) => Reader::Translate {
+                parser: SseParser::new(max_line),
+                translator,
+                completion_seen: false,
+            },
+            Output::Raw => Reader::Raw(RawEvents::new(max_line)),
+        };
         Relay {
             body: Body::new(head),
-            parser: SseParser::new(max_line),
-            translator,
-            completion_seen: false,
+            reader,
             keep_alive: !head.connection_close,
             ended: None,
             reusable: false,
@@ -89,20 +113,28 @@ impl Relay {
         scratch.clear();
         // Payload decoded before a framing error is still relayed: it was good when it came.
         let framed = self.body.feed(input, scratch);
-        let mut failure = None;
-        let translator = &mut self.translator;
-        let completion_seen = &mut self.completion_seen;
-        let parsed = self.parser.feed(scratch, &mut |item| {
-            if failure.is_some() {
-                return;
+        let (failure, parsed) = match &mut self.reader {
+            Reader::Translate {
+                parser,
+                translator,
+                completion_seen,
+            } => {
+                let mut failure = None;
+                let parsed = parser.feed(scratch, &mut |item| {
+                    if failure.is_some() {
+                        return;
+                    }
+                    match translator.on_item(&item, sink) {
+                        Flow::Continue => {}
+                        Flow::Complete => *completion_seen = true,
+                        Flow::Skip(reason) => skipped.push(reason),
+                        Flow::Fail(fail) => failure = Some(fail),
+                    }
+                });
+                (failure, parsed)
             }
-            match translator.on_item(&item, sink) {
-                Flow::Continue => {}
-                Flow::Complete => *completion_seen = true,
-                Flow::Skip(reason) => skipped.push(reason),
-                Flow::Fail(fail) => failure = Some(fail),
-            }
-        });
+            Reader::Raw(events) => (None, events.feed(scratch, sink)),
+        };
         let ending = match (failure, parsed, framed) {
             (Some(failure), _, _) => Ending::Failed(failure),
             (None, Err(error), _) => {
@@ -149,7 +181,10 @@ impl Relay {
 
     /// Bytes held between feeds, for the memory budget.
     pub fn held_bytes(&self) -> usize {
-        self.parser.held_bytes()
+        match &self.reader {
+            Reader::Translate { parser, .. } => parser.held_bytes(),
+            Reader::Raw(events) => events.held_bytes(),
+        }
     }
 
     /// The upstream connection may go back to the pool: the response ended by its framing,
@@ -159,10 +194,19 @@ impl Relay {
     }
 
     fn clean_end(&mut self) -> Ending {
-        if self.completion_seen || self.translator.on_clean_end() == End::Complete {
-            Ending::Complete
-        } else {
-            Ending::Incomplete
+        match &mut self.reader {
+            Reader::Translate {
+                translator,
+                completion_seen,
+                ..
+            } => {
+                if *completion_seen || translator.on_clean_end() == End::Complete {
+                    Ending::Complete
+                } else {
+                    Ending::Incomplete
+                }
+            }
+            Reader::Raw(_) => Ending::CompleteRaw,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! check, the relay and a backend's translator the way the reactor does, and what the client
 //! should see.
 
-use super::{status_outcome, Ending, Relay, Step, Translator};
+use super::{status_outcome, Ending, Output, Relay, Step};
 use crate::http::{parse_head, HeadParse, SSE_HEAD};
 use crate::sse::{done, error_event, EventSink, DEFAULT_MAX_LINE};
 
@@ -17,11 +17,12 @@ pub struct Exchange {
 }
 
 /// Plays the reactor: head, status, relay, ending; `eof` when the upstream closes after the
-/// last piece. `translator` makes the translator for the response, as the backend would.
-pub fn exchange(
+/// last piece. `translator` makes the translator for the response (or `Output::Raw`), as the
+/// backend would.
+pub fn exchange<T: Into<Output>>(
     pieces: &[&[u8]],
     eof: bool,
-    translator: impl Fn() -> Box<dyn Translator>,
+    translator: impl Fn() -> T,
 ) -> Exchange {
     let mut head_buffer = Vec::new();
     let mut relay: Option<Relay> = None;
@@ -73,7 +74,7 @@ pub fn exchange(
     };
     match &ending {
         Ending::Complete => done(&mut client),
-        Ending::Incomplete => {}
+        Ending::Incomplete | Ending::CompleteRaw => {}
         Ending::Failed(failure) => error_event(&mut client, &failure.message),
     }
     Exchange {

@@ -6,6 +6,7 @@
 
 mod args;
 mod load;
+mod mix;
 mod single;
 
 use std::process::ExitCode;

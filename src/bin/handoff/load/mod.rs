@@ -5,6 +5,7 @@
 //! the daemon's `/proc` entry ([`sample`]). Pacer and reader talk through two channels:
 //! handed-off client ends one way (with a `mio::Waker`), a permit per ended stream the other.
 
+pub mod fault;
 mod pacer;
 mod reader;
 mod sample;
@@ -79,7 +80,15 @@ pub fn run(options: &Options, load: &LoadOptions) -> Result<bool, String> {
         .spawn(move || pacer.run())
         .map_err(|e| format!("cannot start the pacing thread: {e}"))?;
 
-    let finished = Reader::new(poll, handed_rx, permit_tx, options.timeout, load.streams).run();
+    let finished = Reader::new(
+        poll,
+        handed_rx,
+        permit_tx,
+        options.timeout,
+        load.fault_bytes,
+        load.streams,
+    )
+    .run();
     let wall = started.elapsed();
     drop(waker);
     // The reader is gone either way, so the pacer's next send or permit wait ends it.
@@ -105,6 +114,7 @@ pub fn run(options: &Options, load: &LoadOptions) -> Result<bool, String> {
         socketpair: options.socketpair,
         wall,
         daemon: daemon.as_ref(),
+        faults: load.faults_given.then_some(&load.faults),
     };
     let json = format!("{:#}\n", run.json());
     match &load.output {

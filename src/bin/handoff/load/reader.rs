@@ -9,6 +9,15 @@
 //! | Reading      | readable: read error           | ended: `reset`                         |
 //! | Reading      | its deadline passed            | ended: `timeout`                       |
 //!
+//! Faults (`-faults`, see [`Fault`]) change the reading:
+//!
+//! | fault     | event                                             | next                          |
+//! |-----------|---------------------------------------------------|-------------------------------|
+//! | `close`   | `-fault-bytes` read and nothing left unread        | ended by us: close (FIN)      |
+//! | `reset`   | `-fault-bytes` read (never more) and a peek finds bytes unread | ended by us: close (RST) |
+//! | `noread`  | readable: bytes                                   | nothing: they stay unread     |
+//! | `noread`  | the daemon hung up                                | Reading what it had sent      |
+//!
 //! Every ending closes the fd, stores a [`Record`] and sends the pacer a permit. Tokens follow
 //! the daemon's scheme (`reactor::token`): slab slot plus generation, so an event for a stream
 //! that has ended is skipped. New streams are taken in only after an event batch, so no slot
@@ -16,6 +25,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
@@ -26,6 +36,7 @@ use streaming_daemon::reactor::token::{self, Key, Side};
 use streaming_daemon::reactor::Slab;
 use streaming_daemon::sys::socket;
 
+use super::fault::Fault;
 use super::pacer::Handed;
 use super::stream::{Response, Verdict};
 use super::summary::{Failure, Record};
@@ -42,12 +53,30 @@ struct Stream {
     started: Instant,
     handoff: Duration,
     response: Response,
+    fault: Fault,
+    /// A `noread` stream whose daemon hung up: what it sent is read now, to judge it.
+    hung_up: bool,
 }
 
 enum Ending {
+    /// The daemon closed the stream (end of file).
     Closed,
     Reset,
     Timeout,
+    /// We closed it as its fault planned (`close`, `reset`).
+    Planned,
+}
+
+/// What to do with a stream that has something to read.
+enum Next {
+    /// Read up to this many bytes.
+    Read(usize),
+    /// Read nothing now (a `noread` stream).
+    Wait,
+    /// A `close` stream with its bytes read closes once a read finds nothing left.
+    CloseWhenDrained,
+    /// A `reset` stream with its bytes read closes once bytes wait unread.
+    ResetWhenUnread,
 }
 
 /// What the reader hands back when every stream has ended.
@@ -68,6 +97,7 @@ pub struct Reader {
     pacer_done: bool,
     permits: Sender<()>,
     timeout: Duration,
+    fault_bytes: u64,
     records: Vec<Record>,
     started: u64,
     failed: u64,
@@ -82,6 +112,7 @@ impl Reader {
         handed: Receiver<Handed>,
         permits: Sender<()>,
         timeout: Duration,
+        fault_bytes: u64,
         streams: u64,
     ) -> Reader {
         Reader {
@@ -93,6 +124,7 @@ impl Reader {
             pacer_done: false,
             permits,
             timeout,
+            fault_bytes,
             records: Vec::with_capacity(streams.min(1 << 20) as usize),
             started: 0,
             failed: 0,
@@ -118,7 +150,8 @@ impl Reader {
             }
             for event in events.iter() {
                 if let Some((key, Side::Client)) = token::decode(event.token()) {
-                    self.read(key);
+                    // mio's `is_read_closed` is epoll's EPOLLHUP, or EPOLLRDHUP with EPOLLIN.
+                    self.ready(key, event.is_read_closed() || event.is_error());
                 }
             }
             // Every turn, not only on a wake: it is one `try_recv` when nothing is waiting.
@@ -153,13 +186,14 @@ impl Reader {
                     client,
                     started,
                     handoff,
+                    fault,
                 }) => {
                     self.started += 1;
-                    self.add(client, started, handoff);
+                    self.add(client, started, handoff, fault);
                 }
-                Ok(Handed::Failed(record)) => {
+                Ok(Handed::Ended(record)) => {
                     self.started += 1;
-                    self.failed += 1;
+                    self.failed += u64::from(record.failure.is_some());
                     self.records.push(record);
                 }
                 Err(TryRecvError::Empty) => break,
@@ -172,7 +206,7 @@ impl Reader {
         self.peak_in_flight = self.peak_in_flight.max(self.streams.len() as u64);
     }
 
-    fn add(&mut self, client: OwnedFd, started: Instant, handoff: Duration) {
+    fn add(&mut self, client: OwnedFd, started: Instant, handoff: Duration, fault: Fault) {
         let key = self.streams.next_key();
         let raw = client.as_raw_fd();
         let registered = self.poll.registry().register(
@@ -185,6 +219,8 @@ impl Reader {
             started,
             handoff,
             response: Response::new(),
+            fault,
+            hung_up: false,
         };
         let key = self.streams.insert(stream);
         match registered {
@@ -196,21 +232,63 @@ impl Reader {
         }
     }
 
-    /// Drains the stream until `WouldBlock`, its end, or `READS_PER_TURN`.
+    /// An event for a stream: `hung_up` when the daemon closed its end (or it failed).
+    fn ready(&mut self, key: Key, hung_up: bool) {
+        if hung_up {
+            if let Some(stream) = self.streams.get_mut(key) {
+                stream.hung_up = true;
+            }
+        }
+        self.read(key);
+    }
+
+    /// Drains the stream until `WouldBlock`, its end, or `READS_PER_TURN`, as its fault allows.
     fn read(&mut self, key: Key) {
         for _ in 0..READS_PER_TURN {
             let Some(stream) = self.streams.get_mut(key) else {
                 return;
             };
-            match socket::recv(stream.client.as_fd(), &mut self.buf) {
+            let next = next(stream, self.fault_bytes);
+            let limit = match next {
+                Next::Read(limit) => limit,
+                Next::CloseWhenDrained => READ_BUFFER,
+                Next::Wait => return,
+                Next::ResetWhenUnread => return self.reset_if_unread(key),
+            };
+            match socket::recv(stream.client.as_fd(), &mut self.buf[..limit]) {
                 Ok(0) => return self.end(key, Ending::Closed),
                 Ok(n) => stream.response.feed(&self.buf[..n], Instant::now()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Next::CloseWhenDrained = next {
+                        self.end(key, Ending::Planned);
+                    }
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return self.end(key, Ending::Reset),
             }
         }
         self.again.push(key);
+    }
+
+    /// A `reset` stream that has read its bytes: closing now, with bytes unread, makes the
+    /// kernel reset the connection. Until bytes wait, it waits for the next readable event.
+    fn reset_if_unread(&mut self, key: Key) {
+        let Some(stream) = self.streams.get_mut(key) else {
+            return;
+        };
+        // A peek needs a `TcpStream`; a duplicate fd lends one without giving ours away.
+        let peeked = stream
+            .client
+            .try_clone()
+            .and_then(|fd| TcpStream::from(fd).peek(&mut [0u8; 1]));
+        match peeked {
+            Ok(0) => self.end(key, Ending::Closed),
+            Ok(_) => self.end(key, Ending::Planned),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.again.push(key),
+            Err(_) => self.end(key, Ending::Reset),
+        }
     }
 
     fn expire(&mut self, now: Instant) {
@@ -234,24 +312,21 @@ impl Reader {
         let _ = self.poll.registry().deregister(&mut SourceFd(&raw));
         drop(stream.client);
         let response = &stream.response;
-        let (failure, duration) = match ending {
-            Ending::Closed => {
-                let failure = match response.verdict() {
-                    Verdict::Complete => None,
-                    Verdict::Status(status) => Some(Failure::Status(status)),
-                    Verdict::ErrorEvent => Some(Failure::ErrorEvent),
-                    Verdict::Incomplete => Some(Failure::Incomplete),
-                };
-                (failure, Some(now.saturating_duration_since(stream.started)))
-            }
-            Ending::Reset => (Some(Failure::Reset), None),
-            Ending::Timeout => (Some(Failure::Timeout), None),
+        let (failure, late) = judge(stream.fault, &ending, response);
+        let duration = match ending {
+            Ending::Closed | Ending::Planned => Some(now.saturating_duration_since(stream.started)),
+            Ending::Reset | Ending::Timeout => None,
         };
         self.failed += u64::from(failure.is_some());
         self.records.push(Record {
+            fault: stream.fault,
+            late,
             handoff: Some(stream.handoff),
+            // A client that never read has no time to first byte: it read only after the
+            // daemon hung up.
             ttfb: response
                 .first_byte()
+                .filter(|_| stream.fault != Fault::NoRead)
                 .map(|at| at.saturating_duration_since(stream.started)),
             duration,
             status: response.status(),
@@ -277,6 +352,140 @@ impl Reader {
             self.streams.len(),
             self.records.len(),
             self.failed
+        );
+    }
+}
+
+/// What the stream's fault allows now, `fault_bytes` being `-fault-bytes`.
+fn next(stream: &Stream, fault_bytes: u64) -> Next {
+    let read = stream.response.bytes();
+    match stream.fault {
+        Fault::NoRead if !stream.hung_up => Next::Wait,
+        Fault::Close if read >= fault_bytes => Next::CloseWhenDrained,
+        Fault::Reset if read >= fault_bytes => Next::ResetWhenUnread,
+        // Never past the planned bytes, so that the rest stays unread.
+        Fault::Reset => Next::Read((fault_bytes - read).min(READ_BUFFER as u64) as usize),
+        _ => Next::Read(READ_BUFFER),
+    }
+}
+
+/// (the failure, if the stream did not end as its fault should; whether it was late: the
+/// daemon completed it before a planned ending could happen).
+fn judge(fault: Fault, ending: &Ending, response: &Response) -> (Option<Failure>, bool) {
+    let verdict = response.verdict();
+    match ending {
+        Ending::Reset => (Some(Failure::Reset), false),
+        Ending::Timeout => (Some(Failure::Timeout), false),
+        // Closed by us: the head, if it arrived, must have been a stream's.
+        Ending::Planned => match response.status() {
+            Some(status) if status != 200 => (Some(Failure::Status(status)), false),
+            _ => (None, verdict == Verdict::Complete),
+        },
+        Ending::Closed => match (fault, verdict) {
+            (Fault::Close | Fault::Reset | Fault::NoRead, Verdict::Complete) => (None, true),
+            // The daemon gave up on a client that never read: whatever it had sent, no [DONE].
+            (Fault::NoRead, Verdict::Incomplete) => (None, false),
+            (_, Verdict::Status(status)) if status == fault.expected_status() => (None, false),
+            (Fault::BadJson, Verdict::Complete) => (Some(Failure::Status(200)), false),
+            (_, Verdict::Complete) => (None, false),
+            (_, Verdict::Status(status)) => (Some(Failure::Status(status)), false),
+            (_, Verdict::ErrorEvent) => (Some(Failure::ErrorEvent), false),
+            (_, Verdict::Incomplete) => (Some(Failure::Incomplete), false),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+
+    fn response(parts: &[&[u8]]) -> Response {
+        let mut response = Response::new();
+        for part in parts {
+            response.feed(part, Instant::now());
+        }
+        response
+    }
+
+    #[test]
+    fn planned_endings_pass_unless_the_head_was_an_error() {
+        let partial = response(&[HEAD, b"data: x\n\n"]);
+        assert_eq!(
+            judge(Fault::Close, &Ending::Planned, &partial),
+            (None, false)
+        );
+        assert_eq!(
+            judge(Fault::Reset, &Ending::Planned, &response(&[b"HTTP/1.1 2"])),
+            (None, false)
+        );
+        let refused = response(&[b"HTTP/1.1 503 Service Unavailable\r\n\r\n"]);
+        assert_eq!(
+            judge(Fault::Close, &Ending::Planned, &refused),
+            (Some(Failure::Status(503)), false)
+        );
+        let whole = response(&[HEAD, b"data: x\n\ndata: [DONE]\n\n"]);
+        assert_eq!(judge(Fault::Close, &Ending::Planned, &whole), (None, true));
+    }
+
+    #[test]
+    fn a_stream_the_daemon_completed_first_is_late_for_planned_faults_only() {
+        let whole = response(&[HEAD, b"data: [DONE]\n\n"]);
+        for fault in [Fault::Close, Fault::Reset, Fault::NoRead] {
+            assert_eq!(
+                judge(fault, &Ending::Closed, &whole),
+                (None, true),
+                "{fault:?}"
+            );
+        }
+        for fault in [Fault::Read, Fault::HalfClose] {
+            assert_eq!(
+                judge(fault, &Ending::Closed, &whole),
+                (None, false),
+                "{fault:?}"
+            );
+        }
+        assert_eq!(
+            judge(Fault::BadJson, &Ending::Closed, &whole),
+            (Some(Failure::Status(200)), false)
+        );
+    }
+
+    #[test]
+    fn each_fault_fails_on_what_it_should_not_see() {
+        let cut = response(&[HEAD, b"data: x\n\n"]);
+        assert_eq!(judge(Fault::NoRead, &Ending::Closed, &cut), (None, false));
+        assert_eq!(
+            judge(Fault::Read, &Ending::Closed, &cut),
+            (Some(Failure::Incomplete), false)
+        );
+        assert_eq!(
+            judge(Fault::Close, &Ending::Closed, &cut),
+            (Some(Failure::Incomplete), false)
+        );
+        let bad = response(&[b"HTTP/1.1 400 Bad Request\r\n\r\n{}"]);
+        assert_eq!(judge(Fault::BadJson, &Ending::Closed, &bad), (None, false));
+        assert_eq!(
+            judge(Fault::Read, &Ending::Closed, &bad),
+            (Some(Failure::Status(400)), false)
+        );
+        assert_eq!(
+            judge(Fault::NoRead, &Ending::Closed, &bad),
+            (Some(Failure::Status(400)), false)
+        );
+        let errored = response(&[HEAD, b"event: error\ndata: {}\n\n"]);
+        assert_eq!(
+            judge(Fault::HalfClose, &Ending::Closed, &errored),
+            (Some(Failure::ErrorEvent), false)
+        );
+        assert_eq!(
+            judge(Fault::NoRead, &Ending::Timeout, &cut),
+            (Some(Failure::Timeout), false)
+        );
+        assert_eq!(
+            judge(Fault::Reset, &Ending::Reset, &cut),
+            (Some(Failure::Reset), false)
         );
     }
 }

@@ -14,9 +14,10 @@
 //! | `wall_seconds` | first handoff to the end of the last stream |
 //! | `streams_per_second` | `streams / wall_seconds` |
 //! | `handoff_ms` | `{p50, p95, p99, max}`: connect to the daemon's socket until the handoff data is sent, over streams handed off |
-//! | `ttfb_ms` | the same for start of handoff to the first response byte read, over streams that got one |
+//! | `ttfb_ms` | the same for start of handoff to the first response byte read, over streams that got one (never `noread` ones) |
 //! | `duration_ms` | the same for start of handoff to the daemon's close, over streams the daemon closed |
 //! | `bytes_total`, `events_total` | response bytes and SSE data events (`[DONE]` and `event: error` not counted) over all streams |
+//! | `faults` | with `-faults` only: `{mix, <kind>: {streams, as_planned, late, failed}}` for each kind in the mix (see `fault`); `late` streams were completed by the daemon before the client's planned close |
 //! | `daemon` | with `-pid` only: `{rss_baseline_kib, rss_peak_kib, peak_concurrent, rss_per_stream_bytes, cpu_seconds, cpu_seconds_per_1000_streams, threads_max, sampling_lost}` |
 //!
 //! `daemon.rss_per_stream_bytes` is `(rss_peak_kib - rss_baseline_kib) * 1024 / peak_concurrent`,
@@ -29,7 +30,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::fault::Fault;
 use super::sample::DaemonUse;
+use crate::mix::Mix;
 
 /// Why a stream failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +82,13 @@ impl Failure {
 }
 
 /// One stream, as it ended.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Record {
+    /// How the client behaved (`-faults`).
+    pub fault: Fault,
+    /// A `close`, `reset` or `noread` stream that the daemon completed before the planned
+    /// ending could happen: no failure, but the daemon counts it as completed.
+    pub late: bool,
     /// Connect plus send; `None` when the handoff did not complete.
     pub handoff: Option<Duration>,
     pub ttfb: Option<Duration>,
@@ -94,11 +102,19 @@ pub struct Record {
 }
 
 impl Record {
-    /// A stream that never reached the daemon.
-    pub fn failed(failure: Failure) -> Record {
+    /// A stream with nothing to read: it never reached the daemon (`failure`), or it had no
+    /// client (`nofd`).
+    pub fn unstreamed(fault: Fault, failure: Option<Failure>) -> Record {
         Record {
-            failure: Some(failure),
-            ..Record::default()
+            fault,
+            late: false,
+            handoff: None,
+            ttfb: None,
+            duration: None,
+            status: None,
+            bytes: 0,
+            events: 0,
+            failure,
         }
     }
 }
@@ -111,6 +127,17 @@ pub struct Run<'a> {
     pub socketpair: bool,
     pub wall: Duration,
     pub daemon: Option<&'a DaemonUse>,
+    /// The `-faults` mix, when one was given.
+    pub faults: Option<&'a Mix>,
+}
+
+/// One fault kind's streams, by how they ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    pub streams: u64,
+    pub as_planned: u64,
+    pub late: u64,
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -150,6 +177,38 @@ impl Run<'_> {
 
     pub fn failed(&self) -> u64 {
         self.records.iter().filter(|r| r.failure.is_some()).count() as u64
+    }
+
+    /// Per fault kind, in the order of `fault::NAMES`.
+    pub fn fault_counts(&self) -> [FaultCounts; Fault::ALL.len()] {
+        let mut counts = [FaultCounts::default(); Fault::ALL.len()];
+        for record in self.records {
+            let kind = &mut counts[record.fault.index()];
+            kind.streams += 1;
+            if record.failure.is_some() {
+                kind.failed += 1;
+            } else if record.late {
+                kind.late += 1;
+            } else {
+                kind.as_planned += 1;
+            }
+        }
+        counts
+    }
+
+    fn faults_json(&self, mix: &Mix) -> Value {
+        let mut faults = json!({"mix": mix.spec()});
+        for (fault, counts) in Fault::ALL.into_iter().zip(self.fault_counts()) {
+            if mix.has(fault.index()) || counts.streams > 0 {
+                faults[fault.name()] = json!({
+                    "streams": counts.streams,
+                    "as_planned": counts.as_planned,
+                    "late": counts.late,
+                    "failed": counts.failed,
+                });
+            }
+        }
+        faults
     }
 
     fn milliseconds(&self, pick: impl Fn(&Record) -> Option<Duration>) -> Option<Percentiles> {
@@ -204,6 +263,9 @@ impl Run<'_> {
             "bytes_total": self.records.iter().map(|r| r.bytes).sum::<u64>(),
             "events_total": self.records.iter().map(|r| r.events).sum::<u64>(),
         });
+        if let Some(mix) = self.faults {
+            summary["faults"] = self.faults_json(mix);
+        }
         if let Some(daemon) = self.daemon {
             summary["daemon"] = json!({
                 "rss_baseline_kib": daemon.baseline.rss_kib,
@@ -249,6 +311,18 @@ impl Run<'_> {
                 significant(ttfb.p99)
             ));
         }
+        if let Some(mix) = self.faults {
+            let kinds: Vec<String> = Fault::ALL
+                .into_iter()
+                .zip(self.fault_counts())
+                .filter(|(fault, counts)| mix.has(fault.index()) || counts.streams > 0)
+                .map(|(fault, counts)| match counts.late {
+                    0 => format!("{} {}", fault.name(), counts.streams),
+                    late => format!("{} {} ({late} late)", fault.name(), counts.streams),
+                })
+                .collect();
+            line.push_str(&format!("; faults: {}", kinds.join(", ")));
+        }
         if let Some(daemon) = self.daemon {
             line.push_str(&format!(
                 "; daemon rss {} B/stream at {} concurrent, cpu {:.3} s/1000 streams",
@@ -283,6 +357,8 @@ mod tests {
 
     fn ok(ms: u64) -> Record {
         Record {
+            fault: Fault::Read,
+            late: false,
             handoff: Some(Duration::from_micros(100)),
             ttfb: Some(Duration::from_millis(ms)),
             duration: Some(Duration::from_millis(ms * 10)),
@@ -311,7 +387,7 @@ mod tests {
             failure: Some(Failure::Status(400)),
             ..ok(1)
         });
-        records.push(Record::failed(Failure::Connect));
+        records.push(Record::unstreamed(Fault::Read, Some(Failure::Connect)));
         let run = Run {
             records: &records,
             concurrency: 4,
@@ -319,6 +395,7 @@ mod tests {
             socketpair: false,
             wall: Duration::from_secs(2),
             daemon: None,
+            faults: None,
         };
         let json = run.json();
         assert_eq!(json["streams"], 10);
@@ -334,6 +411,7 @@ mod tests {
         assert_eq!(json["handoff_ms"]["p50"], 0.1);
         assert_eq!(json["bytes_total"], 9000);
         assert!(json.get("daemon").is_none());
+        assert!(json.get("faults").is_none());
         assert_eq!(
             run.human_line(),
             "10 streams: 8 ok, 2 failed (connect 1, status 1) in 2.0 s (5/s); ttfb p50 4.0 ms p99 8.0 ms"
@@ -362,6 +440,7 @@ mod tests {
             socketpair: true,
             wall: Duration::from_secs(1),
             daemon: Some(&daemon),
+            faults: None,
         };
         let json = run.json();
         assert_eq!(json["daemon"]["rss_per_stream_bytes"], 1024);
@@ -372,5 +451,59 @@ mod tests {
         assert!(run
             .human_line()
             .ends_with("daemon rss 1024 B/stream at 1000 concurrent, cpu 0.250 s/1000 streams"));
+    }
+
+    #[test]
+    fn faults_are_counted_per_kind_as_planned_late_or_failed() {
+        let with = |fault, late, failure| Record {
+            fault,
+            late,
+            failure,
+            ..ok(1)
+        };
+        let records = vec![
+            with(Fault::Read, false, None),
+            with(Fault::Close, false, None),
+            with(Fault::Close, true, None),
+            with(Fault::Close, false, Some(Failure::Incomplete)),
+            with(Fault::NoRead, false, Some(Failure::Timeout)),
+            Record::unstreamed(Fault::NoFd, None),
+        ];
+        let mix = Mix::parse(
+            "read=3,close=1,noread=1,nofd=1,badjson=0",
+            super::super::fault::NAMES,
+        )
+        .unwrap();
+        let run = Run {
+            records: &records,
+            concurrency: 4,
+            peak_in_flight: 4,
+            socketpair: false,
+            wall: Duration::from_secs(1),
+            daemon: None,
+            faults: Some(&mix),
+        };
+        let json = run.json();
+        let faults = &json["faults"];
+        assert_eq!(
+            faults["mix"],
+            "read=3,close=1,reset=0,noread=1,halfclose=0,badjson=0,nofd=1"
+        );
+        assert_eq!(
+            faults["close"],
+            json!({"streams": 3, "as_planned": 1, "late": 1, "failed": 1})
+        );
+        assert_eq!(faults["read"]["as_planned"], 1);
+        assert_eq!(faults["noread"]["failed"], 1);
+        assert_eq!(faults["nofd"]["as_planned"], 1);
+        // Kinds outside the mix with no streams are left out.
+        assert!(faults.get("reset").is_none() && faults.get("badjson").is_none());
+        assert_eq!(json["failed"]["total"], 2);
+        assert!(
+            run.human_line()
+                .contains("; faults: read 1, close 3 (1 late), noread 1, nofd 1"),
+            "{}",
+            run.human_line()
+        );
     }
 }
