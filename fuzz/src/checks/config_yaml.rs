@@ -131,18 +131,33 @@ pub fn upstream_requests_build(config: &Config) {
                     &config.backend.default_model,
                     &origin,
                     &handoff,
+                    None,
                 );
                 assert!(built.is_ok(), "every openai request would fail: {built:?}");
             }
         }
         "langgraph" => {
             let settings = &config.backend.langgraph;
-            if let Ok(origin) = Origin::parse(&settings.api_base, settings.api_socket.clone()) {
-                let built = langgraph::build_request(settings, &origin, &handoff, &mut Vec::new());
-                assert!(
-                    built.is_ok(),
-                    "every langgraph request would fail: {built:?}"
-                );
+            let profiles = std::iter::once(settings.default_profile()).chain(
+                settings
+                    .named_profiles()
+                    .into_iter()
+                    .map(|(_, profile)| profile),
+            );
+            for profile in profiles {
+                if let Ok(origin) = Origin::parse(&profile.api_base, profile.api_socket.clone()) {
+                    let built = langgraph::build_request(
+                        &profile,
+                        &origin,
+                        &handoff,
+                        None,
+                        &mut Vec::new(),
+                    );
+                    assert!(
+                        built.is_ok(),
+                        "every langgraph request would fail: {built:?}"
+                    );
+                }
             }
         }
         _ => {}

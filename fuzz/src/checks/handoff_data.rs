@@ -1,8 +1,9 @@
 //! `handoff::parse_handoff_data` on what Apache forwards from PHP's `X-Handoff-Data`.
 //!
 //! - NUL bytes around the payload change nothing (the module may send a trailing `\0`).
-//! - A payload that is a JSON object gives the same result re-encoded by serde_json, and with
-//!   an unknown key added (unknown keys are ignored).
+//! - A payload that is a JSON object gives the same result re-encoded (whitespace dropped,
+//!   strings re-escaped by serde_json, member order, duplicates and numbers kept: the handoff
+//!   keeps all three), and with an unknown key added (unknown keys are ignored).
 //! - A rejection becomes a complete, measured `{"error":…}` response with its own status.
 
 use serde_json::Value;
@@ -22,16 +23,19 @@ pub fn check(data: &[u8]) {
     padded.extend_from_slice(&[0, 0]);
     assert_eq!(parse_handoff_data(&padded), result, "NUL padding matters");
 
-    if let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(data) {
-        let reencoded = serde_json::to_vec(&object).expect("a parsed value serialises");
+    if let Ok(Value::Object(_)) = serde_json::from_slice::<Value>(data) {
+        let reencoded = reencode(data);
         assert_eq!(
             parse_handoff_data(&reencoded),
             result,
             "re-encoded: {}",
             String::from_utf8_lossy(&reencoded)
         );
-        object.insert(UNKNOWN_KEY.to_string(), Value::Bool(true));
-        let extended = serde_json::to_vec(&object).expect("a parsed value serialises");
+        let mut extended = format!("{{\"{UNKNOWN_KEY}\":true").into_bytes();
+        if reencoded != b"{}" {
+            extended.push(b',');
+        }
+        extended.extend_from_slice(&reencoded[1..]);
         assert_eq!(
             parse_handoff_data(&extended),
             result,
@@ -42,6 +46,34 @@ pub fn check(data: &[u8]) {
     if let Err(error) = result {
         check_rejection(&error);
     }
+}
+
+/// `data`, JSON text serde_json accepted, written again without insignificant whitespace and
+/// with every string decoded and re-encoded by serde_json; everything else byte for byte.
+/// (serde_json's own `Value` would sort members and drop repeated ones.)
+fn reencode(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        match data[i] {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'"' => {
+                let mut end = i + 1;
+                while data[end] != b'"' {
+                    end += if data[end] == b'\\' { 2 } else { 1 };
+                }
+                let text: String =
+                    serde_json::from_slice(&data[i..=end]).expect("a string serde_json accepted");
+                out.extend_from_slice(serde_json::to_string(&text).expect("a string").as_bytes());
+                i = end + 1;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// The client's answer to a rejected handoff: its status, the message as the JSON body.

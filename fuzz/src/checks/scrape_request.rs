@@ -50,7 +50,7 @@ pub fn check(data: &[u8]) {
     respond(
         reply,
         Snapshot {
-            metrics: &metrics,
+            metrics: &[&metrics],
             gauges: Gauges::default(),
             process: None,
         },

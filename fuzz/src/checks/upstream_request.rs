@@ -7,7 +7,7 @@
 //!   built-in configuration holds nothing that could fail.
 
 use serde_json::Value;
-use streaming_daemon::backends::upstream::Origin;
+use streaming_daemon::backends::upstream::{Origin, RequestBytes};
 use streaming_daemon::backends::{langgraph, openai};
 use streaming_daemon::config::Config;
 use streaming_daemon::handoff::parse_handoff_data;
@@ -25,16 +25,17 @@ pub fn check(data: &[u8]) {
         &config.backend.default_model,
         &origin,
         &handoff,
+        None,
     ) {
-        Ok(request) => well_formed(&request),
+        Ok(request) => well_formed(request),
         Err(error) => assert!(handoff.test_pattern.is_some(), "openai: {error}"),
     }
 
-    let langgraph_config = &config.backend.langgraph;
-    let origin = Origin::parse(&langgraph_config.api_base, None).expect("the default base parses");
+    let profile = config.backend.langgraph.default_profile();
+    let origin = Origin::parse(&profile.api_base, None).expect("the default base parses");
     let mut notes = Vec::new();
-    match langgraph::build_request(langgraph_config, &origin, &handoff, &mut notes) {
-        Ok(request) => well_formed(&request),
+    match langgraph::build_request(&profile, &origin, &handoff, None, &mut notes) {
+        Ok(request) => well_formed(request),
         Err(error) => assert!(
             handoff.test_pattern.is_some() || handoff.thread_id.is_some(),
             "langgraph: {error}"
@@ -42,7 +43,13 @@ pub fn check(data: &[u8]) {
     }
 }
 
-fn well_formed(request: &[u8]) {
+/// With nothing attached the body is never streamed: the request is one piece.
+fn well_formed(request: RequestBytes) {
+    assert!(
+        request.streamed.is_none(),
+        "a body with no file content is streamed"
+    );
+    let request = request.bytes.as_slice();
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut parsed = httparse::Request::new(&mut headers);
     let len = match parsed.parse(request) {
