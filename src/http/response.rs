@@ -44,7 +44,7 @@ pub struct Head {
     pub content_type: Option<String>,
     /// The content codings other than `identity` (`gzip`, say), comma-separated, when the body
     /// has any: the daemon cannot read such a body (it asks for `identity`). For logs, lossily
-    /// decoded and cut near 256 bytes.
+    /// decoded and cut to at most 256 bytes.
     pub content_encoding: Option<String>,
 }
 
@@ -248,19 +248,31 @@ fn transfer_codings(chunked_before: bool, value: &[u8]) -> Result<bool, HeadErro
     Ok(chunked)
 }
 
-/// Adds the codings of one `Content-Encoding` value other than `identity` to `seen`.
+/// Adds the codings of one `Content-Encoding` value other than `identity` to `seen`, which
+/// never grows past `MAX_CONTENT_ENCODING` bytes: a coding that does not fit whole is cut at a
+/// character boundary (a hostile upstream can send one as long as the head, and lossy decoding
+/// triples invalid bytes), and nothing is added once it is full.
 fn content_codings(seen: &mut Option<String>, value: &[u8]) {
     for coding in tokens(value) {
         if coding.eq_ignore_ascii_case(b"identity") {
             continue;
         }
         let all = seen.get_or_insert_with(String::new);
-        if all.len() < MAX_CONTENT_ENCODING {
-            if !all.is_empty() {
-                all.push_str(", ");
-            }
-            all.push_str(&String::from_utf8_lossy(coding));
+        let separator = if all.is_empty() { "" } else { ", " };
+        let room = MAX_CONTENT_ENCODING.saturating_sub(all.len() + separator.len());
+        if room == 0 {
+            return;
         }
+        let coding = String::from_utf8_lossy(coding);
+        let mut end = coding.len().min(room);
+        while !coding.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end == 0 {
+            return;
+        }
+        all.push_str(separator);
+        all.push_str(&coding[..end]);
     }
 }
 
@@ -425,7 +437,27 @@ mod tests {
             vec!["x-coding-name"; 100].join(",")
         );
         let kept = complete(long.as_bytes()).0.content_encoding.unwrap();
-        assert!(kept.len() < MAX_CONTENT_ENCODING + 20, "{kept}");
+        assert!(kept.len() <= MAX_CONTENT_ENCODING, "{kept}");
+        assert!(kept.starts_with("x-coding-name, x-coding-name"), "{kept}");
+    }
+
+    /// One coding longer than the bound, or one that lossy decoding makes three times longer
+    /// (each invalid byte becomes a 3-byte U+FFFD), is cut to the bound, never kept whole.
+    #[test]
+    fn one_long_coding_is_cut_to_the_bound() {
+        let mut whole = b"HTTP/1.1 200 OK\r\nContent-Encoding: ".to_vec();
+        whole.extend_from_slice(&[b'x'; 600]);
+        whole.extend_from_slice(b"\r\n\r\n");
+        let kept = complete(&whole).0.content_encoding.unwrap();
+        assert_eq!(kept, "x".repeat(MAX_CONTENT_ENCODING));
+
+        let mut invalid = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip, ".to_vec();
+        invalid.extend_from_slice(&[0xff; 200]);
+        invalid.extend_from_slice(b"\r\n\r\n");
+        let kept = complete(&invalid).0.content_encoding.unwrap();
+        assert!(kept.len() <= MAX_CONTENT_ENCODING, "{} bytes", kept.len());
+        assert!(kept.starts_with("gzip, \u{fffd}"), "{kept}");
+        assert_eq!(kept.len(), "gzip, ".len() + 250 / 3 * 3);
     }
 
     #[test]
