@@ -19,8 +19,8 @@ enum Kind {
     GoBool,
 }
 
-/// Variables that hold secrets: their values are never quoted, even in errors (their setters
-/// cannot fail, so this is a second line of defence).
+/// Variables that hold secrets: their values are never quoted, even in errors (their setters'
+/// errors do not quote them either; this is a second line of defence).
 const SECRET_VARS: &[&str] = &["OPENAI_API_KEY", "LANGGRAPH_API_KEY"];
 
 const VARS: &[(&str, Setter, Kind)] = &[

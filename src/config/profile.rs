@@ -130,7 +130,7 @@ pub const PROFILE_KEYS: &[(&str, ProfileSetter)] = &[
         Ok(())
     }),
     ("api_key", |spec, text| {
-        spec.api_key = Some(text.to_string()).filter(|key| !key.is_empty());
+        spec.api_key = validate::api_key(text)?;
         Ok(())
     }),
     ("assistant_id", |spec, text| {

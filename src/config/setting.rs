@@ -2,7 +2,7 @@
 //! file, the environment and the flags so that a value means the same wherever it is written.
 //!
 //! A setter's error says what is expected, never what was found: the caller adds where the text
-//! came from. Setters for API keys accept any text, so a key can never end up in a message.
+//! came from. The errors of the API key setters never quote the key.
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -232,7 +232,7 @@ pub fn default_model(config: &mut Config, text: &str) -> Outcome {
 }
 
 pub fn openai_api_key(config: &mut Config, text: &str) -> Outcome {
-    optional_text(&mut config.backend.openai.api_key, text)
+    store(&mut config.backend.openai.api_key, validate::api_key(text))
 }
 
 pub fn openai_api_base(config: &mut Config, text: &str) -> Outcome {
@@ -259,7 +259,10 @@ pub fn openai_ca_file(config: &mut Config, text: &str) -> Outcome {
 }
 
 pub fn langgraph_api_key(config: &mut Config, text: &str) -> Outcome {
-    optional_text(&mut config.backend.langgraph.api_key, text)
+    store(
+        &mut config.backend.langgraph.api_key,
+        validate::api_key(text),
+    )
 }
 
 pub fn langgraph_api_base(config: &mut Config, text: &str) -> Outcome {

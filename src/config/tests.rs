@@ -347,6 +347,83 @@ fn api_keys_never_show_in_debug_output() {
     assert!(shown.contains("api_key: Some(<redacted>)"));
 }
 
+/// A key read from an env file saved with CRLF line ends carries a `\r`, which no HTTP header
+/// can hold: every request failed with a 500. Surrounding whitespace is now dropped wherever a
+/// key is written (variables, the file, profiles).
+#[test]
+fn api_keys_lose_surrounding_whitespace_and_a_crlf_line_end() {
+    let config = run(
+        &[],
+        &[
+            ("OPENAI_API_KEY", "sk-very-secret\r"),
+            ("LANGGRAPH_API_KEY", " lgk-very-secret\r\n"),
+        ],
+    )
+    .expect("loads");
+    assert_eq!(
+        config.backend.openai.api_key.as_deref(),
+        Some("sk-very-secret")
+    );
+    assert_eq!(
+        config.backend.langgraph.api_key.as_deref(),
+        Some("lgk-very-secret")
+    );
+    // Only whitespace is no key, as an empty value is.
+    let config = run(&[], &[("OPENAI_API_KEY", "\r")]).expect("loads");
+    assert_eq!(config.backend.openai.api_key, None);
+
+    let config = from_text(
+        "backend:\n  openai:\n    api_key: \"sk-file-key\\r\"\n  langgraph:\n    profiles:\n      \
+         sales: {api_key: \"\\tsales-key \"}\n",
+    )
+    .expect("loads");
+    assert_eq!(
+        config.backend.openai.api_key.as_deref(),
+        Some("sk-file-key")
+    );
+    let sales = config
+        .backend
+        .langgraph
+        .profile("sales")
+        .expect("a profile");
+    assert_eq!(sales.api_key.as_deref(), Some("sales-key"));
+}
+
+/// Any other control character in a key stops the start, naming where the key was set and
+/// never quoting it.
+#[test]
+fn an_api_key_holding_a_control_character_is_refused_at_load() {
+    let error = run(&[], &[("LANGGRAPH_API_KEY", "lgk-very\u{1}secret")]).expect_err("refused");
+    let message = error.to_string();
+    assert_eq!(
+        message,
+        "environment variable LANGGRAPH_API_KEY: must not hold a control character (byte 0x01 \
+         at position 9 of the key): an API key is sent as an HTTP header, which cannot carry one; \
+         set the key again without it"
+    );
+
+    let error =
+        from_text("backend:\n  openai:\n    api_key: \"sk-very\\nsecret\"\n").expect_err("refused");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("example.yaml:3:14: backend.openai.api_key must not hold a control"),
+        "{message}"
+    );
+    assert!(message.contains("0x0a at position 8"), "{message}");
+    assert!(!message.contains("secret"), "{message}");
+
+    let error = from_text(
+        "backend:\n  langgraph:\n    profiles:\n      sales: {api_key: \"sales\\u007fsecret\"}\n",
+    )
+    .expect_err("refused");
+    let message = error.to_string();
+    assert!(
+        message.contains("backend.langgraph.profiles.sales.api_key must not hold a control"),
+        "{message}"
+    );
+    assert!(!message.contains("secret"), "{message}");
+}
+
 #[test]
 fn startup_notes_explain_inert_and_risky_settings() {
     assert!(Config::default().startup_notes().is_empty());

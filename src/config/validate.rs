@@ -52,6 +52,26 @@ pub fn optional_absolute_path(text: &str) -> Result<Option<PathBuf>, String> {
     }
 }
 
+/// An API key as a file, a variable or a flag writes it. Surrounding whitespace is dropped (an
+/// env file saved with CRLF line ends leaves a `\r` at the end of the value; a pasted key may
+/// bring a space or a newline), and what is left empty means "not set". The key is sent as an
+/// HTTP header, which cannot carry a control character: one inside it would fail every request
+/// with a 500, so it stops the start (or the reload) here instead. The error never quotes the
+/// key, only where the character is.
+pub fn api_key(text: &str) -> Result<Option<String>, String> {
+    let key = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    if let Some(index) = key.bytes().position(|b| b.is_ascii_control()) {
+        return Err(format!(
+            "must not hold a control character (byte 0x{:02x} at position {} of the key): an \
+             API key is sent as an HTTP header, which cannot carry one; set the key again \
+             without it",
+            key.as_bytes()[index],
+            index + 1
+        ));
+    }
+    Ok(Some(key.to_string()).filter(|key| !key.is_empty()))
+}
+
 pub fn http_url(text: &str) -> Result<String, String> {
     let lower = text.to_ascii_lowercase();
     let rest = lower
