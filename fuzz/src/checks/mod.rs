@@ -26,6 +26,7 @@
 
 pub mod wire;
 
+pub mod attachments;
 pub mod config_yaml;
 pub mod error_body;
 pub mod flags;
@@ -35,9 +36,11 @@ pub mod http_head;
 pub mod langgraph_relay;
 pub mod openai_relay;
 mod relay;
+pub mod response_headers;
 pub mod scrape_request;
 pub mod sse_encode;
 pub mod sse_parser;
+pub mod typing_api;
 pub mod upstream_json;
 pub mod upstream_request;
 
@@ -63,4 +66,7 @@ pub const TARGETS: &[Target] = &[
     ("langgraph_relay", langgraph_relay::check),
     ("upstream_json", upstream_json::check),
     ("error_body", error_body::check),
+    ("response_headers", response_headers::check),
+    ("attachments", attachments::check),
+    ("typing_api", typing_api::check),
 ];

@@ -113,7 +113,8 @@ impl Response<'_> {
 /// `Content-Length` is its body's length (for a reply to `HEAD`, `head_only`, the length of the
 /// body it leaves out, and no body). Panics otherwise.
 pub fn complete_response(bytes: &[u8], head_only: bool) -> Response<'_> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
+    // Room for an error response's own headers and 32 custom ones.
+    let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut headers);
     let len = match response.parse(bytes) {
         Ok(httparse::Status::Complete(len)) => len,
