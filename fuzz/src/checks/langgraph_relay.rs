@@ -1,5 +1,5 @@
-//! The langgraph backend's event translator in each stream mode it tells apart, through the
-//! relay (see `relay` for what is checked).
+//! The langgraph backend's event translator in each stream mode it tells apart, and its
+//! `output: raw`, through the relay (see `relay` for what is checked).
 
 use streaming_daemon::backends::langgraph::{LangGraphTranslator, StreamMode};
 use streaming_daemon::backends::upstream::Translator;
@@ -16,4 +16,5 @@ pub fn check(data: &[u8]) {
             move || -> Box<dyn Translator> { Box::new(LangGraphTranslator::new(mode)) };
         super::relay::check(data, &translator);
     }
+    super::relay::check_raw(data);
 }

@@ -13,12 +13,15 @@
 //! - An ending is sticky; a failure's client message is one of the fixed ones, never the
 //!   upstream's words; log texts are bounded.
 //! - The relay holds no more than its line limit allows between reads.
+//! - `output: raw` (no translator): the client gets the upstream's events byte for byte, so for
+//!   a bare body what it gets is a prefix of the input, ending where an event or blank line
+//!   ends; a clean end is `CompleteRaw`, never `Complete`.
 
 use std::borrow::Cow;
 
 use serde_json::Value;
 use streaming_daemon::backends::upstream::{
-    status_outcome, Ending, Relay, Step, Translator, EXCERPT_LIMIT,
+    status_outcome, Ending, Output, Relay, Step, Translator, EXCERPT_LIMIT,
 };
 use streaming_daemon::http::{parse_head, HeadError, HeadParse};
 use streaming_daemon::sse::{EventSink, SseParser, DEFAULT_MAX_LINE};
@@ -58,16 +61,72 @@ enum Played {
 
 /// Runs every check on `data` with translators from `translator`.
 pub fn check(data: &[u8], translator: &dyn Fn() -> Box<dyn Translator>) {
+    check_output(data, &|| Output::Translate(translator()));
+}
+
+/// Runs every check on `data` with `output: raw`.
+pub fn check_raw(data: &[u8]) {
+    check_output(data, &|| Output::Raw);
+    if data.starts_with(b"HTTP/") {
+        return;
+    }
+    // A bare input is the whole body: the client's bytes are the input's, up to an event end.
+    let response = [STREAM_HEAD, data].concat();
+    if let Played::Relayed { client, ending, .. } =
+        play(&[&response], &|| Output::Raw, DEFAULT_MAX_LINE)
+    {
+        assert!(
+            data.starts_with(&client),
+            "raw output is not the upstream's bytes"
+        );
+        assert!(
+            client.is_empty() || client.ends_with(b"\n") || client.ends_with(b"\r"),
+            "raw output ends inside a line"
+        );
+        assert_ne!(ending, Ending::Complete, "raw output never adds [DONE]");
+        if ending == Ending::CompleteRaw {
+            // What is left is at most one event without its blank line: never sent.
+            let mut rest = &data[client.len()..];
+            if client.ends_with(b"\r") && rest.starts_with(b"\n") {
+                rest = &rest[1..];
+            }
+            assert!(!ends_an_event(rest), "a clean end kept back a whole event");
+        }
+    }
+}
+
+/// Whether `bytes` holds a blank line (`\n`, `\r\n` or `\r` after a line end, or first).
+fn ends_an_event(bytes: &[u8]) -> bool {
+    let mut line_len = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if matches!(bytes[i], b'\r' | b'\n') {
+            if line_len == 0 {
+                return true;
+            }
+            line_len = 0;
+            if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+                i += 1;
+            }
+        } else {
+            line_len += 1;
+        }
+        i += 1;
+    }
+    false
+}
+
+fn check_output(data: &[u8], output: &dyn Fn() -> Output) {
     let response: Cow<[u8]> = if data.starts_with(b"HTTP/") {
         Cow::Borrowed(data)
     } else {
         Cow::Owned([STREAM_HEAD, data].concat())
     };
     for max_line in LIMITS {
-        let whole = play(&[&response], translator, max_line);
+        let whole = play(&[&response], output, max_line);
         for pieces in splits(&response) {
             assert_eq!(
-                play(&pieces, translator, max_line),
+                play(&pieces, output, max_line),
                 whole,
                 "max_line {max_line}: reads of {:?} differ from one read",
                 lengths(&pieces)
@@ -76,7 +135,8 @@ pub fn check(data: &[u8], translator: &dyn Fn() -> Box<dyn Translator>) {
     }
 }
 
-fn play(pieces: &[&[u8]], translator: &dyn Fn() -> Box<dyn Translator>, max_line: usize) -> Played {
+fn play(pieces: &[&[u8]], output: &dyn Fn() -> Output, max_line: usize) -> Played {
+    let raw = matches!(output(), Output::Raw);
     let mut head_buffer = Vec::new();
     let mut relay: Option<Relay> = None;
     let mut client = Vec::new();
@@ -100,7 +160,7 @@ fn play(pieces: &[&[u8]], translator: &dyn Fn() -> Box<dyn Translator>, max_line
                     assert!(parsed.status >= 400, "{response:?}");
                     return Played::Rejected(response);
                 }
-                relay = Some(Relay::new(&head, translator(), max_line));
+                relay = Some(Relay::new(&head, output(), max_line));
                 after_head = head_buffer[len..].to_vec();
                 &after_head
             }
@@ -153,7 +213,9 @@ fn play(pieces: &[&[u8]], translator: &dyn Fn() -> Box<dyn Translator>, max_line
         );
         assert!(failure.detail.len() <= LOG_TEXT_LIMIT);
     }
-    client_events_only(&client, events);
+    if !raw {
+        client_events_only(&client, events);
+    }
     Played::Relayed {
         client,
         skipped,
