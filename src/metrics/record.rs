@@ -218,7 +218,10 @@ mod tests {
             Some(Duration::from_secs(1)),
         );
         assert_eq!(m.stream_outcomes[Outcome::Completed.index()].get(), 1);
-        assert_eq!(m.stream_outcomes[Outcome::ResumedElsewhere.index()].get(), 1);
+        assert_eq!(
+            m.stream_outcomes[Outcome::ResumedElsewhere.index()].get(),
+            1
+        );
         assert_eq!(m.stream_outcomes[Outcome::WriteTimeout.index()].get(), 1);
         assert_eq!(m.stream_errors[GoReason::Timeout.index()].get(), 1);
         assert_eq!(m.stream_errors[GoReason::Other.index()].get(), 1);

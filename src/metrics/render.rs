@@ -229,7 +229,11 @@ pub fn render(
     single(out, &BUFFERED_BYTES, Value::Count(gauges.buffered_bytes));
     let resumes = totals(workers, |m| &m.resumes);
     labelled_counter::<ResumeResult>(out, &RESUMES, &resumes);
-    single(out, &DETACHED_STREAMS, Value::Count(gauges.detached_streams));
+    single(
+        out,
+        &DETACHED_STREAMS,
+        Value::Count(gauges.detached_streams),
+    );
     if let Some(process) = process {
         render_process(out, process);
     }

@@ -8,7 +8,7 @@ use std::fmt;
 
 /// One resumable stream's id: 128 random bits. Guessing one is hopeless, and a guess would still
 /// need the stream's `user_id` (checked after PHP authenticated the user).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StreamId([u8; 16]);
 
 /// Where a client's `Last-Event-ID` says it got to.

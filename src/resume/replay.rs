@@ -8,8 +8,9 @@
 //! not fit, the buffer is full ([`Full`]) and the stream must be dropped. An event larger than
 //! the whole budget is never held; the events before it can no longer be replayed either.
 //!
-//! Events are numbered as the stamper numbers them, from 1 and without gaps; the completion
-//! marker takes the number after the last event's.
+//! Events are numbered as the stamper numbers them, from 1; the completion marker takes the
+//! number after the last event's. After a gap (an event that was refused), nothing before it can
+//! be replayed.
 
 use std::collections::VecDeque;
 
@@ -57,7 +58,10 @@ impl Replay {
     /// Adds event `number` (the next one) with its stamped bytes, evicting older events to make
     /// room. `Full` when the events after the client left no longer fit: nothing was added.
     pub fn push(&mut self, number: u64, event: &[u8]) -> Result<(), Full> {
-        debug_assert_eq!(number, self.next, "events are numbered without gaps");
+        if number != self.next {
+            // Events went missing (one that did not fit): none before this one can be replayed.
+            self.clear_through(number.saturating_sub(1));
+        }
         let protected = |replay: &Replay| replay.keep_from.is_some_and(|from| replay.first >= from);
         if event.len() > self.limit {
             if self.keep_from.is_some() {
@@ -272,6 +276,15 @@ mod tests {
         assert_eq!(replay.after(4).unwrap().events, 1);
         replay.protect();
         assert_eq!(replay.push(6, &event(6, 101)), Err(Full));
+    }
+
+    #[test]
+    fn after_a_gap_nothing_before_it_is_replayed() {
+        let mut replay = filled(1000, 3, 20);
+        replay.push(6, &event(6, 20)).unwrap();
+        assert_eq!(replay.after(3), None);
+        assert_eq!(replay.after(5).unwrap().events, 1);
+        assert_eq!(replay.last(), 6);
     }
 
     #[test]
