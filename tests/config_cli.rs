@@ -220,13 +220,6 @@ fn durations_beyond_gos_maximum_exit_2_naming_the_flag() {
 
 #[test]
 fn a_feature_not_built_yet_exits_2_naming_its_key() {
-    let output = daemon(&["-resume-window", "4s"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert_eq!(
-        text(&output.stderr),
-        "streaming-daemon: server.resume_window_ms (-resume-window) is recognised but not implemented in this \
-         version: streams cannot be resumed yet; remove the setting or set it to 0\n"
-    );
     let file = TempFile::new(
         "backend:\n  provider: typing\n  openai:\n    api_key: sk-must-not-leak\n  typing:\n    use_api: true\n",
     );

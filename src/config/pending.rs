@@ -3,13 +3,13 @@
 //! Every key of SPEC §5 loads, so the newest Go daemon's files and ours load unchanged. But a
 //! value that asks for a missing feature must not be silently ignored: the daemon would then
 //! do something else than the operator asked for (send a profile's requests with the default
-//! profile's key, run one thread where eight were asked for, never resume a stream). Such a
+//! profile's key, run one thread where eight were asked for, type fortunes where an API was
+//! asked for). Such a
 //! configuration fails at start-up, and a reload to it is refused, with a message that names
 //! the key.
 //!
-//! A key set to its default or to a value that changes nothing loads fine: `data_dir`,
-//! `max_attachment_bytes` and `resume_buffer_bytes` matter only once a feature that is listed
-//! here (or a handoff key) uses them; `typing.default_model` only with `typing.use_api`.
+//! A key set to its default or to a value that changes nothing loads fine:
+//! `typing.default_model` matters only with `typing.use_api`.
 //!
 //! When a feature is built, its entry is deleted from `NOT_YET_IMPLEMENTED`, and nothing else.
 
@@ -28,11 +28,6 @@ pub struct Pending {
 /// Every key whose feature is not built yet. One entry per feature; delete it when the feature
 /// lands.
 pub const NOT_YET_IMPLEMENTED: &[Pending] = &[
-    Pending {
-        key: "server.resume_window_ms (-resume-window)",
-        instead: "streams cannot be resumed yet; remove the setting or set it to 0",
-        needs: |config| !config.server.resume_window.is_zero(),
-    },
     Pending {
         key: "backend.typing.use_api",
         instead: "the typing backend types only fortune quotes yet; remove the setting or set \
@@ -82,6 +77,8 @@ mod tests {
         config.server.data_dir = Some(PathBuf::from("/srv/handoff"));
         config.server.max_attachment_bytes = 1 << 20;
         config.server.resume_buffer_bytes = 1 << 20;
+        // Built: resumable streams.
+        config.server.resume_window = Duration::from_secs(30);
         config.backend.provider = "openai".into();
         // Built: handoffs pick among allowed backends, LangGraph profiles, raw output,
         // attachments in either content format.
@@ -105,7 +102,6 @@ mod tests {
     fn each_missing_feature_is_named() {
         let mut config = Config::default();
         config.server.workers = NonZeroUsize::new(2);
-        config.server.resume_window = Duration::from_secs(30);
         config.backend.typing.use_api = true;
         let named = keys(&config);
         let every: Vec<&str> = NOT_YET_IMPLEMENTED
@@ -115,11 +111,7 @@ mod tests {
         assert_eq!(named, every);
         let message = check(&config).expect_err("refused").to_string();
         assert!(
-            message.starts_with(
-                "server.resume_window_ms (-resume-window) is recognised but not implemented in this \
-                 version: streams cannot be resumed yet; remove the setting or set it to 0; \
-                 backend.typing.use_api"
-            ),
+            message.starts_with("backend.typing.use_api is recognised but not implemented"),
             "{message}"
         );
         assert!(!message.contains('\n'));

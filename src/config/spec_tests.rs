@@ -181,18 +181,11 @@ fn profiles_inherit_what_flags_and_environment_set() {
 
 #[test]
 fn each_pending_feature_is_refused_by_name_and_inert_values_load() {
-    let cases: [(&[&str], &str, &str); 2] = [
-        (
-            &["-resume-window", "30s"],
-            "",
-            "server.resume_window_ms (-resume-window)",
-        ),
-        (
-            &[],
-            "backend:\n  typing:\n    use_api: true\n",
-            "backend.typing.use_api",
-        ),
-    ];
+    let cases: [(&[&str], &str, &str); 1] = [(
+        &[],
+        "backend:\n  typing:\n    use_api: true\n",
+        "backend.typing.use_api",
+    )];
     for (flags, text, key) in cases {
         let file = TempFile::new(text);
         let mut args = vec![file.flag()];
@@ -225,6 +218,9 @@ fn each_pending_feature_is_refused_by_name_and_inert_values_load() {
         config.backend.allowed_backends(),
         ["typing", "mock", "langgraph"]
     );
+    // Built since: resumable streams (SPEC 2.1).
+    let config = run(&["-resume-window", "30s"], &[]).expect("resuming loads");
+    assert_eq!(config.server.resume_window, Duration::from_secs(30));
 }
 
 #[test]
