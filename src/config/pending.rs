@@ -27,14 +27,12 @@ pub struct Pending {
 
 /// Every key whose feature is not built yet. One entry per feature; delete it when the feature
 /// lands.
-pub const NOT_YET_IMPLEMENTED: &[Pending] = &[
-    Pending {
-        key: "backend.typing.use_api",
-        instead: "the typing backend types only fortune quotes yet; remove the setting or set \
+pub const NOT_YET_IMPLEMENTED: &[Pending] = &[Pending {
+    key: "backend.typing.use_api",
+    instead: "the typing backend types only fortune quotes yet; remove the setting or set \
                   it to false",
-        needs: |config| config.backend.typing.use_api,
-    },
-];
+    needs: |config| config.backend.typing.use_api,
+}];
 
 /// Refuses a configuration that needs a feature listed in `NOT_YET_IMPLEMENTED`, naming every
 /// such key at once.
