@@ -20,7 +20,7 @@ pub enum EndReason {
     /// `daemon_connections_rejected_total` (SPEC §7.3).
     OverCapacity,
     /// A `resume` handoff answered `204 No Content` (SPEC §2.1): counted only in
-    /// `daemon_resumes_total{result}`, where the resume was decided.
+    /// `daemon_resumes_total{result}`.
     NotResumed(NotResumed),
 }
 

@@ -455,3 +455,20 @@ fn a_resume_reaching_another_worker_finds_the_stream_where_it_runs() {
     let mut unknown = resume(&mut two, &format!("{}-1", "0".repeat(32)), 7);
     assert_eq!(two.collect(&mut unknown), NO_CONTENT);
 }
+
+#[test]
+fn a_resuming_client_gone_before_its_204_ends_as_any_client_that_left() {
+    let mut h = Harness::new("resume-gone", resumable);
+    let (client, server) = tcp_pair();
+    reset(client);
+    h.hand_off(
+        format!(r#"{{"resume":"{}-done","user_id":7}}"#, "a".repeat(32)).as_bytes(),
+        &server,
+    );
+    drop(server);
+    h.turn_until(|r| r.tally().handoffs == 1 && r.connections() == 0);
+    let text = metrics(&h.reactor);
+    // One ending for one handoff: the client's, not also the resume's.
+    assert_eq!(value(&text, "daemon_stream_outcomes_total{outcome=\"client_disconnected\"}"), 1);
+    assert_eq!(value(&text, "daemon_resumes_total{result=\"done\"}"), 0);
+}

@@ -4,7 +4,7 @@
 //!
 //! Accounting (SPEC §7.3), kept whole across a resume: every handoff still ends exactly once.
 //! A `resume` handoff answered 204 ends as `NotResumed` (counted only in
-//! `daemon_resumes_total{result}`). One that resumes a stream carries it on: the handoff the
+//! `daemon_resumes_total{result}`, as its ending). One that resumes a stream carries it on: the handoff the
 //! stream ran for until then ends as `resumed_elsewhere` (its client was closed, or had left),
 //! and the stream's outcome, when it finally ends, is the new handoff's.
 
@@ -157,9 +157,9 @@ impl Connection {
         }
     }
 
-    /// `204 No Content`: nothing to resume.
+    /// `204 No Content`: nothing to resume. Counted when the connection ends (should the
+    /// client be gone before it got the answer, it ends as any client that left).
     fn not_resumed(&mut self, why: NotResumed, ctx: &mut Context<'_>) -> State {
-        ctx.tally.resumed(ResumeResult::Not(why));
         self.answer(204);
         write_no_content(&mut ctx.buffers.out, self.custom_headers());
         State::Finishing(End::new(EndReason::NotResumed(why), None))

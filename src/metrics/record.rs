@@ -8,9 +8,9 @@
 //! connection ended. So the books balance (SPEC §7.3): once idle, `connections` = `handoffs` +
 //! receive-stage rejections, and `handoffs` = Σ outcomes + after-receipt rejections + the
 //! `resume` handoffs answered 204 (`resumes{result="done"|"unknown"|"mismatch"}`, counted by
-//! `resumed` when decided; `ended` counts nothing more for them). A handoff that resumes a
-//! stream carries it on: the stream's outcome becomes its own, and the handoff the stream ran
-//! for before ends as `resumed_elsewhere`.
+//! `ended` like any ending). A handoff that resumes a stream carries it on (`resumed` counts
+//! `resumes{result="resumed"|"taken_over"}` when it does): the stream's outcome becomes its
+//! own, and the handoff the stream ran for until then ends as `resumed_elsewhere`.
 //!
 //! Gauges are not kept here: the reactor already counts its live connections, so it passes its
 //! counts in at render time (`Gauges`) and no second copy can drift.
@@ -133,7 +133,8 @@ impl Metrics {
         match reason {
             EndReason::Stream(outcome) => self.stream_outcomes[outcome.index()].add(1),
             EndReason::Rejected(rejection) => self.handoff_rejections[rejection.index()].add(1),
-            EndReason::OverCapacity | EndReason::NotResumed(_) => {}
+            EndReason::NotResumed(why) => self.resumes[ResumeResult::Not(why).index()].add(1),
+            EndReason::OverCapacity => {}
         }
         match reason.go_counter() {
             Some(GoCounter::HandoffErrors(go)) => self.handoff_errors[go.index()].add(1),
@@ -147,7 +148,8 @@ impl Metrics {
         self.reloads[result.index()].add(1);
     }
 
-    /// A `resume` handoff was answered (SPEC §2.1).
+    /// A `resume` handoff took a stream over or resumed it (SPEC §2.1); one answered 204 is
+    /// counted by [`Metrics::ended`].
     pub fn resumed(&self, result: ResumeResult) {
         self.resumes[result.index()].add(1);
     }
@@ -227,7 +229,7 @@ mod tests {
         assert_eq!(m.stream_errors[GoReason::Other.index()].get(), 1);
         assert_eq!(m.handoff_errors[GoReason::Other.index()].get(), 1);
         assert_eq!(sum(&m.handoff_rejections), 2);
-        assert_eq!(sum(&m.resumes), 0, "counted where the resume is decided");
+        assert_eq!(sum(&m.resumes), 1, "a 204 is counted as its ending");
         assert_eq!(sum(&m.stream_errors), 2, "a resume is no stream error");
         assert_eq!(m.stream_duration.totals().count(), 3);
     }

@@ -122,7 +122,8 @@ impl Tally {
         }
     }
 
-    /// A `resume` handoff was answered: counted once, where it is decided.
+    /// A `resume` handoff took a stream over or resumed it (one answered 204 is counted as
+    /// its ending, by [`Tally::ended`]).
     pub fn resumed(&mut self, result: ResumeResult) {
         if let Some(m) = &self.metrics {
             m.resumed(result);
