@@ -469,6 +469,12 @@ fn a_resuming_client_gone_before_its_204_ends_as_any_client_that_left() {
     h.turn_until(|r| r.tally().handoffs == 1 && r.connections() == 0);
     let text = metrics(&h.reactor);
     // One ending for one handoff: the client's, not also the resume's.
-    assert_eq!(value(&text, "daemon_stream_outcomes_total{outcome=\"client_disconnected\"}"), 1);
+    assert_eq!(
+        value(
+            &text,
+            "daemon_stream_outcomes_total{outcome=\"client_disconnected\"}"
+        ),
+        1
+    );
     assert_eq!(value(&text, "daemon_resumes_total{result=\"done\"}"), 0);
 }

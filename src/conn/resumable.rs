@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use crate::end::Outcome;
-use crate::resume::{Full, Replay, Stamper, StreamId, Tail};
+use crate::resume::{id_prefix, Full, Replay, Stamper, StreamId};
 
 /// `server.resume_window_ms` and `server.resume_buffer_bytes`, when the window is not 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,7 @@ pub struct Left {
 /// connection dropped before it had everything (a browser then reconnects with the last id it
 /// saw). Only what a resume needs: no socket, no source.
 pub struct Kept {
+    pub id: StreamId,
     pub user_id: i64,
     pub replay: Replay,
     /// How the stream ended: a client replayed from here ends the same way.
@@ -103,7 +104,7 @@ impl Resumable {
         let mut result = Ok(());
         self.stamper.stamp(input, out, |event| {
             if result.is_ok() {
-                result = replay.push(event.number, event.bytes);
+                result = replay.push(event.number, event.done, event.block);
             }
         });
         result
@@ -131,9 +132,14 @@ impl Resumable {
         self.left.as_ref()
     }
 
-    /// Every event after event `seen`, if all of them are held.
-    pub fn after(&self, seen: u64) -> Option<Tail<'_>> {
-        self.replay.after(seen)
+    /// How many events follow event `seen`, if all of them are held.
+    pub fn count_after(&self, seen: u64) -> Option<u32> {
+        self.replay.count_after(seen)
+    }
+
+    /// Appends every event after event `seen`, stamped, if all of them are held.
+    pub fn write_after(&self, seen: u64, out: &mut Vec<u8>) -> Option<u32> {
+        self.replay.write_after(seen, &id_prefix(self.id), out)
     }
 
     pub fn held_bytes(&self) -> usize {
@@ -145,6 +151,7 @@ impl Resumable {
         let mut replay = self.replay;
         replay.shrink();
         Kept {
+            id: self.id,
             user_id: self.user_id,
             replay,
             outcome,
@@ -156,6 +163,16 @@ impl Resumable {
 impl Kept {
     pub fn held_bytes(&self) -> usize {
         self.replay.held_bytes()
+    }
+
+    /// How many events follow event `seen`, if all of them are held.
+    pub fn count_after(&self, seen: u64) -> Option<u32> {
+        self.replay.count_after(seen)
+    }
+
+    /// Appends every event after event `seen`, stamped, if all of them are held.
+    pub fn write_after(&self, seen: u64, out: &mut Vec<u8>) -> Option<u32> {
+        self.replay.write_after(seen, &id_prefix(self.id), out)
     }
 }
 
@@ -224,14 +241,22 @@ mod tests {
             .unwrap();
         assert_eq!(stream.stamped(), 3);
         let zeros = "0".repeat(32);
-        let tail = stream.after(1).unwrap();
-        assert_eq!(tail.events, 2);
+        let mut tail = Vec::new();
+        assert_eq!(stream.write_after(1, &mut tail), Some(2));
         assert_eq!(
-            tail.bytes,
+            tail,
             format!("id: {zeros}-2\ndata: b\n\nid: {zeros}-done\ndata: [DONE]\n\n").as_bytes()
         );
+        // What the client got is the same bytes, but the replay keeps the blocks alone.
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(&format!("id: {zeros}-2\ndata: b\n\n: keep-alive\n\n")));
+        assert!(text.ends_with(&format!("id: {zeros}-done\ndata: [DONE]\n\n")));
+        assert_eq!(
+            stream.replay.len(),
+            "data: a\n\ndata: b\n\ndata: [DONE]\n\n".len()
+        );
         let kept = stream.into_kept(Outcome::Completed, "mock");
-        assert_eq!(kept.replay.after(2).unwrap().events, 1);
+        assert_eq!(kept.count_after(2), Some(1));
         assert!(kept.held_bytes() >= kept.replay.len());
     }
 
@@ -261,8 +286,8 @@ mod tests {
         stream.attach();
         assert!(stream.left().is_none());
         assert!(stream.stamp(event.as_bytes(), &mut out).is_ok());
-        assert_eq!(stream.after(1), None);
-        assert_eq!(stream.after(stream.stamped() - 1).unwrap().events, 1);
+        assert_eq!(stream.count_after(1), None);
+        assert_eq!(stream.count_after(stream.stamped() - 1), Some(1));
     }
 
     #[test]

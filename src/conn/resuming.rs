@@ -258,28 +258,26 @@ impl Connection {
         if kept.user_id != ask.user_id {
             return self.answer_not_resumed(NotResumed::Mismatch, ctx);
         }
-        let tail = match kept.replay.after(ask.seen) {
+        match kept.count_after(ask.seen) {
             None => return self.answer_not_resumed(NotResumed::Unknown, ctx),
-            Some(tail) if tail.events == 0 => {
-                return self.answer_not_resumed(NotResumed::Done, ctx)
-            }
-            Some(tail) => tail,
-        };
+            Some(0) => return self.answer_not_resumed(NotResumed::Done, ctx),
+            Some(_) => {}
+        }
         let before = discriminant(&self.state);
         let out = &mut ctx.buffers.out;
         out.clear();
         write_success_head(out, self.headers.as_deref().unwrap_or(&NO_HEADERS));
-        out.extend_from_slice(tail.bytes);
+        let events = kept.write_after(ask.seen, out).unwrap_or(0);
         self.backend = kept.backend;
         self.started = Some(ctx.now);
         ctx.tally.stream_started();
-        self.replayed(ResumeResult::Resumed, tail.events, ctx);
+        self.replayed(ResumeResult::Resumed, events, ctx);
         log::info!(
             conn = self.id,
             stream:% = stream,
             result = ResumeResult::Resumed.as_str(),
             seen = ask.seen,
-            replayed = tail.events;
+            replayed = events;
             "stream resumed"
         );
         self.state = State::Finishing(End::new(kept.outcome, None));
@@ -306,10 +304,10 @@ impl Connection {
         if stream.user_id != ask.user_id {
             return Err((resumer, NotResumed::Mismatch));
         }
-        let Some(tail) = stream.after(ask.seen) else {
+        let Some(events) = stream.count_after(ask.seen) else {
             return Err((resumer, NotResumed::Unknown));
         };
-        if ended && tail.events == 0 {
+        if ended && events == 0 {
             return Err((resumer, NotResumed::Done));
         }
         if let Err(e) = resumer.client.retoken(ctx.registry, self.tokens.client) {
@@ -317,11 +315,10 @@ impl Connection {
             return Err((resumer, NotResumed::Unknown));
         }
         let id = stream.id;
-        let replayed = tail.events;
         let out = &mut ctx.buffers.out;
         out.clear();
         write_success_head(out, resumer.headers.as_deref().unwrap_or(&NO_HEADERS));
-        out.extend_from_slice(tail.bytes);
+        let replayed = stream.write_after(ask.seen, out).unwrap_or(0);
         // From here on the stream is the resumer's handoff's.
         let result = if self.client.is_some() {
             ResumeResult::TakenOver

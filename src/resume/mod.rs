@@ -14,5 +14,5 @@ pub mod stamp;
 
 pub use directory::{Directory, Handover, Mailbox};
 pub use id::{parse_last_event_id, LastEvent, StreamId};
-pub use replay::{Full, Replay, Tail};
-pub use stamp::{Stamped, Stamper};
+pub use replay::{Full, Replay};
+pub use stamp::{id_prefix, Stamped, Stamper};

@@ -1,5 +1,7 @@
-//! A stream's replay buffer (SPEC §2.1): its latest stamped events, bounded in bytes, from
-//! which a client that comes back gets every event after the last one it saw.
+//! A stream's replay buffer (SPEC §2.1): its latest events, bounded in bytes, from which a
+//! client that comes back gets every event after the last one it saw. It keeps each event's
+//! block as it came and writes its `id:` line again on the way out (the line is a function of
+//! the stream and the number), so the bound counts the events' own bytes.
 //!
 //! While the client is there, the oldest events make room for new ones: they are kept only in
 //! case the client's connection drops with some of them still in flight. From the moment the
@@ -14,6 +16,8 @@
 
 use std::collections::VecDeque;
 
+use super::stamp::write_id;
+
 /// The replay buffer cannot hold an event produced after the client left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
@@ -22,7 +26,7 @@ pub struct Replay {
     /// The events held, oldest first, one after the other; `bytes[..start]` are evicted.
     bytes: Vec<u8>,
     start: usize,
-    /// Each held event's length, oldest first.
+    /// Each held event's length, oldest first, with [`DONE_BIT`] set for the completion marker.
     lens: VecDeque<u32>,
     /// The number of the oldest event held; the next event's number when none is.
     first: u64,
@@ -34,11 +38,11 @@ pub struct Replay {
     keep_from: Option<u64>,
 }
 
-/// The events after a given one, ready to be written again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tail<'a> {
-    pub bytes: &'a [u8],
-    pub events: u32,
+/// Marks the completion marker's length in `lens`: no event is 2 GiB long.
+const DONE_BIT: u32 = 1 << 31;
+
+fn length(entry: u32) -> usize {
+    (entry & !DONE_BIT) as usize
 }
 
 impl Replay {
@@ -55,9 +59,10 @@ impl Replay {
         }
     }
 
-    /// Adds event `number` (the next one) with its stamped bytes, evicting older events to make
-    /// room. `Full` when the events after the client left no longer fit: nothing was added.
-    pub fn push(&mut self, number: u64, event: &[u8]) -> Result<(), Full> {
+    /// Adds event `number` (the next one; the completion marker when `done`) with its block,
+    /// evicting older events to make room. `Full` when the events after the client left no
+    /// longer fit: nothing was added.
+    pub fn push(&mut self, number: u64, done: bool, event: &[u8]) -> Result<(), Full> {
         if number != self.next {
             // Events went missing (one that did not fit): none before this one can be replayed.
             self.clear_through(number.saturating_sub(1));
@@ -76,7 +81,7 @@ impl Replay {
             }
             self.evict_oldest();
         }
-        self.append(event);
+        self.append(event, done);
         self.next = number + 1;
         Ok(())
     }
@@ -91,19 +96,41 @@ impl Replay {
         self.keep_from = None;
     }
 
-    /// Every event after event `seen`; `None` when some of them are no longer held, or when
-    /// `seen` is an event that never was.
-    pub fn after(&self, seen: u64) -> Option<Tail<'_>> {
+    /// How many events follow event `seen`; `None` when some of them are no longer held, or
+    /// when `seen` is an event that never was.
+    pub fn count_after(&self, seen: u64) -> Option<u32> {
+        let skip = self.skip_for(seen)?;
+        Some(u32::try_from(self.lens.len() - skip).unwrap_or(u32::MAX))
+    }
+
+    /// Appends every event after event `seen` to `out`, each with its `id:` line (`prefix` is
+    /// the stream's); returns how many, or `None` as [`Replay::count_after`].
+    pub fn write_after(&self, seen: u64, prefix: &[u8; 37], out: &mut Vec<u8>) -> Option<u32> {
+        let skip = self.skip_for(seen)?;
+        let mut at = self.start
+            + self
+                .lens
+                .iter()
+                .take(skip)
+                .map(|&entry| length(entry))
+                .sum::<usize>();
+        let mut number = seen;
+        for &entry in self.lens.iter().skip(skip) {
+            number += 1;
+            let len = length(entry);
+            write_id(out, prefix, number, entry & DONE_BIT != 0);
+            out.extend_from_slice(&self.bytes[at..at + len]);
+            at += len;
+        }
+        Some(u32::try_from(self.lens.len() - skip).unwrap_or(u32::MAX))
+    }
+
+    /// How many held events come before event `seen + 1`.
+    fn skip_for(&self, seen: u64) -> Option<usize> {
         if seen >= self.next || seen.saturating_add(1) < self.first {
             return None;
         }
-        let skip = usize::try_from(seen + 1 - self.first).ok()?;
-        let skipped: usize = self.lens.iter().take(skip).map(|&len| len as usize).sum();
-        let events = u32::try_from(self.lens.len() - skip).unwrap_or(u32::MAX);
-        Some(Tail {
-            bytes: &self.bytes[self.start + skipped..],
-            events,
-        })
+        usize::try_from(seen + 1 - self.first).ok()
     }
 
     /// The number of the last event held or evicted (0 before the first).
@@ -133,8 +160,8 @@ impl Replay {
     }
 
     fn evict_oldest(&mut self) {
-        if let Some(len) = self.lens.pop_front() {
-            self.start += len as usize;
+        if let Some(entry) = self.lens.pop_front() {
+            self.start += length(entry);
             self.first += 1;
         }
         if self.lens.is_empty() {
@@ -152,7 +179,7 @@ impl Replay {
         self.next = number + 1;
     }
 
-    fn append(&mut self, event: &[u8]) {
+    fn append(&mut self, event: &[u8], done: bool) {
         let needed = self.len() + event.len();
         if self.bytes.len() + event.len() > self.bytes.capacity() {
             self.compact();
@@ -165,9 +192,9 @@ impl Replay {
             self.bytes.reserve_exact(wanted - self.bytes.len());
         }
         self.bytes.extend_from_slice(event);
-        // An event is at most `limit` bytes, and a limit is far below 4 GiB.
-        self.lens
-            .push_back(u32::try_from(event.len()).unwrap_or(u32::MAX));
+        // An event is at most `limit` bytes, and a limit is far below 2 GiB.
+        let len = u32::try_from(event.len()).unwrap_or(u32::MAX) & !DONE_BIT;
+        self.lens.push_back(if done { len | DONE_BIT } else { len });
     }
 
     /// Moves the held events to the front.
@@ -182,9 +209,13 @@ impl Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resume::stamp::id_prefix;
+    use crate::resume::StreamId;
+
+    const PREFIX: [u8; 37] = *b"id: 00000000000000000000000000000000-";
 
     fn event(n: u64, size: usize) -> Vec<u8> {
-        let mut e = format!("id: s-{n}\ndata: ").into_bytes();
+        let mut e = format!("data: {n} ").into_bytes();
         e.resize(size - 2, b'x');
         e.extend_from_slice(b"\n\n");
         e
@@ -193,38 +224,54 @@ mod tests {
     fn filled(limit: usize, events: u64, size: usize) -> Replay {
         let mut replay = Replay::new(limit);
         for n in 1..=events {
-            replay.push(n, &event(n, size)).unwrap();
+            replay.push(n, false, &event(n, size)).unwrap();
         }
         replay
     }
 
+    /// What a replay after `seen` writes: `id:` lines and blocks.
+    fn tail(replay: &Replay, seen: u64) -> Option<(u32, String)> {
+        let mut out = Vec::new();
+        let events = replay.write_after(seen, &PREFIX, &mut out)?;
+        assert_eq!(replay.count_after(seen), Some(events));
+        Some((events, String::from_utf8(out).unwrap()))
+    }
+
+    fn stamped(numbers: impl IntoIterator<Item = u64>, size: usize) -> String {
+        numbers
+            .into_iter()
+            .map(|n| {
+                let mut out = Vec::new();
+                write_id(&mut out, &PREFIX, n, false);
+                out.extend_from_slice(&event(n, size));
+                String::from_utf8(out).unwrap()
+            })
+            .collect()
+    }
+
     #[test]
-    fn every_event_after_the_one_seen_comes_back_in_order() {
-        let replay = filled(1000, 5, 20);
-        let tail = replay.after(2).unwrap();
-        assert_eq!(tail.events, 3);
-        assert_eq!(
-            tail.bytes,
-            [event(3, 20), event(4, 20), event(5, 20)].concat()
-        );
-        assert_eq!(
-            replay.after(5).unwrap(),
-            Tail {
-                bytes: &[],
-                events: 0
-            }
-        );
-        assert_eq!(replay.after(0).unwrap().events, 5);
+    fn every_event_after_the_one_seen_comes_back_in_order_with_its_id() {
+        let mut replay = filled(1000, 5, 20);
+        assert_eq!(tail(&replay, 2), Some((3, stamped(3..=5, 20))));
+        assert_eq!(tail(&replay, 5), Some((0, String::new())));
+        assert_eq!(tail(&replay, 0).unwrap().0, 5);
         assert_eq!(replay.last(), 5);
+        replay.push(6, true, b"data: [DONE]\n\n").unwrap();
+        let zeros = "0".repeat(32);
+        assert_eq!(
+            tail(&replay, 5),
+            Some((1, format!("id: {zeros}-done\ndata: [DONE]\n\n")))
+        );
+        assert_eq!(id_prefix(StreamId::from_bytes([0; 16])), PREFIX);
     }
 
     #[test]
     fn an_event_that_never_was_has_no_tail() {
         let replay = filled(1000, 5, 20);
-        assert_eq!(replay.after(6), None);
-        assert_eq!(replay.after(u64::MAX), None);
-        assert_eq!(Replay::new(10).after(1), None);
-        assert_eq!(Replay::new(10).after(0).unwrap().events, 0);
+        assert_eq!(tail(&replay, 6), None);
+        assert_eq!(tail(&replay, u64::MAX), None);
+        assert_eq!(tail(&Replay::new(10), 1), None);
+        assert_eq!(tail(&Replay::new(10), 0), Some((0, String::new())));
     }
 
     #[test]
@@ -232,15 +279,12 @@ mod tests {
         // 100 bytes hold five 20-byte events: the sixth evicts the first.
         let mut replay = filled(100, 6, 20);
         assert_eq!(replay.len(), 100);
-        assert_eq!(replay.after(0), None, "event 1 is gone");
-        assert_eq!(replay.after(1).unwrap().events, 5);
+        assert_eq!(tail(&replay, 0), None, "event 1 is gone");
+        assert_eq!(tail(&replay, 1).unwrap().0, 5);
         for n in 7..=50 {
-            replay.push(n, &event(n, 20)).unwrap();
+            replay.push(n, false, &event(n, 20)).unwrap();
         }
-        assert_eq!(
-            replay.after(45).unwrap().bytes,
-            [46, 47, 48, 49, 50].map(|n| event(n, 20)).concat()
-        );
+        assert_eq!(tail(&replay, 45), Some((5, stamped(46..=50, 20))));
         assert!(
             replay.held_bytes() <= 100 + 64 * 4 + 16,
             "{}",
@@ -254,36 +298,36 @@ mod tests {
         replay.protect();
         // Event 5 fits; 6 and 7 evict 1 and 2; 8, 9 evict 3, 4.
         for n in 5..=9 {
-            replay.push(n, &event(n, 20)).unwrap();
+            replay.push(n, false, &event(n, 20)).unwrap();
         }
-        assert_eq!(replay.after(4).unwrap().events, 5);
-        assert_eq!(replay.push(10, &event(10, 20)), Err(Full));
+        assert_eq!(tail(&replay, 4).unwrap().0, 5);
+        assert_eq!(replay.push(10, false, &event(10, 20)), Err(Full));
         // Nothing was added: the tail is unchanged.
-        assert_eq!(replay.after(4).unwrap().events, 5);
+        assert_eq!(tail(&replay, 4).unwrap().0, 5);
         replay.unprotect();
-        replay.push(10, &event(10, 20)).unwrap();
-        assert_eq!(replay.after(5).unwrap().events, 5);
+        replay.push(10, false, &event(10, 20)).unwrap();
+        assert_eq!(tail(&replay, 5).unwrap().0, 5);
     }
 
     #[test]
     fn an_event_over_the_limit_is_not_held() {
         let mut replay = filled(100, 3, 20);
-        replay.push(4, &event(4, 150)).unwrap();
+        replay.push(4, false, &event(4, 150)).unwrap();
         assert!(replay.is_empty());
-        assert_eq!(replay.after(3), None, "event 4 cannot be replayed");
-        assert_eq!(replay.after(4).unwrap().events, 0);
-        replay.push(5, &event(5, 20)).unwrap();
-        assert_eq!(replay.after(4).unwrap().events, 1);
+        assert_eq!(tail(&replay, 3), None, "event 4 cannot be replayed");
+        assert_eq!(tail(&replay, 4).unwrap().0, 0);
+        replay.push(5, false, &event(5, 20)).unwrap();
+        assert_eq!(tail(&replay, 4).unwrap().0, 1);
         replay.protect();
-        assert_eq!(replay.push(6, &event(6, 101)), Err(Full));
+        assert_eq!(replay.push(6, false, &event(6, 101)), Err(Full));
     }
 
     #[test]
     fn after_a_gap_nothing_before_it_is_replayed() {
         let mut replay = filled(1000, 3, 20);
-        replay.push(6, &event(6, 20)).unwrap();
-        assert_eq!(replay.after(3), None);
-        assert_eq!(replay.after(5).unwrap().events, 1);
+        replay.push(6, false, &event(6, 20)).unwrap();
+        assert_eq!(tail(&replay, 3), None);
+        assert_eq!(tail(&replay, 5), Some((1, stamped([6], 20))));
         assert_eq!(replay.last(), 6);
     }
 
@@ -295,9 +339,6 @@ mod tests {
         }
         replay.shrink();
         assert!(replay.held_bytes() < 300, "{}", replay.held_bytes());
-        assert_eq!(
-            replay.after(30).unwrap().bytes,
-            (31..=40).map(|n| event(n, 20)).collect::<Vec<_>>().concat()
-        );
+        assert_eq!(tail(&replay, 30), Some((10, stamped(31..=40, 20))));
     }
 }

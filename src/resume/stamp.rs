@@ -23,6 +23,10 @@
 //! whose last line end is a CRLF cut between calls ends at the CR, as the raw splitter says: the
 //! LF is passed on after it but is not part of the event ([`Stamped`]) the replay keeps, which
 //! means the same to any SSE parser.
+//!
+//! An event's `id:` line is a function of the stream and the event's number ([`write_id`]): a
+//! replay buffer keeps the blocks as they came and writes the line again, which halves what it
+//! holds for an LLM's short token events.
 
 use super::id::StreamId;
 
@@ -58,18 +62,35 @@ pub struct Stamped<'a> {
     pub number: u64,
     /// It is the completion marker (`id: <stream>-done`).
     pub done: bool,
-    /// Its bytes as written: `retry:` (the first event), `id:`, then the block.
-    pub bytes: &'a [u8],
+    /// The block as it came, without the lines added to it: its `id:` line is the same
+    /// whenever it is written ([`write_id`]), so a replay buffer need not keep it.
+    pub block: &'a [u8],
+}
+
+/// `id: <stream>-`, the start of every `id:` line of a stream.
+pub fn id_prefix(stream: StreamId) -> [u8; 37] {
+    let mut prefix = [0u8; 37];
+    prefix[..4].copy_from_slice(b"id: ");
+    prefix[4..36].copy_from_slice(&stream.hex());
+    prefix[36] = b'-';
+    prefix
+}
+
+/// Appends the `id:` line of event `number` (of the completion marker when `done`).
+pub fn write_id(out: &mut Vec<u8>, prefix: &[u8; 37], number: u64, done: bool) {
+    out.extend_from_slice(prefix);
+    if done {
+        out.extend_from_slice(b"done");
+    } else {
+        push_decimal(out, number);
+    }
+    out.push(b'\n');
 }
 
 impl Stamper {
     pub fn new(stream: StreamId) -> Stamper {
-        let mut prefix = [0u8; 37];
-        prefix[..4].copy_from_slice(b"id: ");
-        prefix[4..36].copy_from_slice(&stream.hex());
-        prefix[36] = b'-';
         Stamper {
-            prefix,
+            prefix: id_prefix(stream),
             next: 1,
             held: Vec::new(),
             line_len: 0,
@@ -161,25 +182,18 @@ impl Stamper {
             out.extend_from_slice(block);
             return;
         }
-        let start = out.len();
         let number = self.next;
         self.next += 1;
         if number == 1 {
             out.extend_from_slice(RETRY);
         }
-        out.extend_from_slice(&self.prefix);
         let done = is_done(block);
-        if done {
-            out.extend_from_slice(b"done");
-        } else {
-            push_decimal(out, number);
-        }
-        out.push(b'\n');
+        write_id(out, &self.prefix, number, done);
         out.extend_from_slice(block);
         each(Stamped {
             number,
             done,
-            bytes: &out[start..],
+            block,
         });
     }
 }
@@ -225,7 +239,7 @@ mod tests {
                 events.push((
                     e.number,
                     e.done,
-                    String::from_utf8(e.bytes.to_vec()).unwrap(),
+                    String::from_utf8(e.block.to_vec()).unwrap(),
                 ))
             });
         }
@@ -244,19 +258,15 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                (
-                    1,
-                    false,
-                    format!("retry: 1000\nid: {HEX}-1\ndata: {{\"content\":\"a\"}}\n\n")
-                ),
-                (
-                    2,
-                    false,
-                    format!("id: {HEX}-2\nevent: error\ndata: {{}}\n\n")
-                ),
-                (3, true, format!("id: {HEX}-done\ndata: [DONE]\n\n")),
+                (1, false, "data: {\"content\":\"a\"}\n\n".to_string()),
+                (2, false, "event: error\ndata: {}\n\n".to_string()),
+                (3, true, "data: [DONE]\n\n".to_string()),
             ]
         );
+        let mut again = Vec::new();
+        write_id(&mut again, &id_prefix(ID), 2, false);
+        write_id(&mut again, &id_prefix(ID), 3, true);
+        assert_eq!(again, format!("id: {HEX}-2\nid: {HEX}-done\n").as_bytes());
     }
 
     #[test]
