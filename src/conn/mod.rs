@@ -393,9 +393,9 @@ impl Connection {
     pub fn handed_over(
         handover: Handover,
         tokens: Tokens,
-        ctx: (&Registry, Rc<Settings>, Instant),
+        registry: &Registry,
+        settings: Rc<Settings>,
     ) -> Connection {
-        let (registry, settings, _now) = ctx;
         let ask = Ask {
             stream: handover.stream,
             seen: handover.seen,

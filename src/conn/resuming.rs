@@ -9,7 +9,7 @@
 //! and the stream's outcome, when it finally ends, is the new handoff's.
 
 use std::mem::discriminant;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::Registry;
 
@@ -20,7 +20,6 @@ use crate::deadline;
 use crate::end::{EndReason, NotResumed, Outcome, ResumeResult};
 use crate::http::{write_success_head, NO_HEADERS};
 use crate::resume::{parse_last_event_id, Handover, LastEvent, StreamId};
-use std::time::Duration;
 
 impl Connection {
     /// The backend started for `user_id`: with resuming on, the stream will be resumable.

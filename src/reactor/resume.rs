@@ -261,8 +261,12 @@ impl Reactor {
             child: token::connection_token(key, Side::Child),
         };
         let ask = (handover.stream, handover.seen, handover.user_id);
-        let ctx = (self.poll.registry(), self.settings.clone(), now);
-        let conn = Connection::handed_over(handover, tokens, ctx);
+        let conn = Connection::handed_over(
+            handover,
+            tokens,
+            self.poll.registry(),
+            self.settings.clone(),
+        );
         let key = self.conns.insert(Entry {
             occupant: Occupant::Handoff(conn),
             armed: None,
