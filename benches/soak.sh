@@ -201,12 +201,13 @@ def metrics(name):
 
 RECEIVE = ["too_large", "no_fd", "bad_fd", "ctrunc", "timeout", "network", "other"]
 AFTER = ["bad_json", "bad_attachment", "unknown_profile", "unknown_backend"]
-OUTCOMES = ["completed", "client_disconnected", "write_timeout", "max_duration", "canceled",
+OUTCOMES = ["completed", "client_disconnected", "resumed_elsewhere", "write_timeout", "max_duration", "canceled",
             "upstream_unreachable", "upstream_status", "upstream_timeout", "upstream_cut",
             "upstream_error", "upstream_incomplete", "panic", "network", "other"]
 
 GO_REASONS = ["client_disconnected", "timeout", "canceled", "network", "other"]
-GO_OUTCOME = {"completed": None, "client_disconnected": "client_disconnected", "write_timeout": "timeout",
+GO_OUTCOME = {"completed": None, "client_disconnected": "client_disconnected", "resumed_elsewhere": None,
+              "write_timeout": "timeout",
               "max_duration": "timeout", "canceled": "canceled", "upstream_unreachable": "network",
               "upstream_status": "other", "upstream_timeout": "timeout", "upstream_cut": "network",
               "upstream_error": "other", "upstream_incomplete": "other", "panic": "other",
@@ -224,11 +225,13 @@ def check(name, m, outcomes, rejections, extra):
     rejection = {r: get(f'daemon_handoff_rejections_total{{reason="{r}"}}') for r in RECEIVE + AFTER}
     connections, handoffs = get("daemon_connections_total"), get("daemon_handoffs_total")
     receive = sum(rejection[r] for r in RECEIVE)
-    after = sum(rejection[r] for r in AFTER)
+    # Resume handoffs answered 204 end as neither (SPEC 2.1); 0 unless resuming is on.
+    after = sum(rejection[r] for r in AFTER) + sum(
+        max(get(f'daemon_resumes_total{{result="{r}"}}'), 0) for r in ("done", "unknown", "mismatch"))
     if connections != handoffs + receive:
         problems.append(f"{name}: connections_total {connections} != handoffs_total {handoffs} + receive-stage rejections {receive}")
     if handoffs != sum(outcome.values()) + after:
-        problems.append(f"{name}: handoffs_total {handoffs} != outcomes {sum(outcome.values())} + after-receipt rejections {after}")
+        problems.append(f"{name}: handoffs_total {handoffs} != outcomes {sum(outcome.values())} + after-receipt rejections and refused resumes {after}")
     for key, want in [("daemon_connections_rejected_total", 0), ("daemon_panics_total", 0),
                       ("daemon_active_connections", 0)] + extra:
         if get(key) != want:

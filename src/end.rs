@@ -19,6 +19,9 @@ pub enum EndReason {
     /// Accepted over `max_connections` or the memory budget, answered 503: counted only in
     /// `daemon_connections_rejected_total` (SPEC §7.3).
     OverCapacity,
+    /// A `resume` handoff answered `204 No Content` (SPEC §2.1): counted only in
+    /// `daemon_resumes_total{result}`.
+    NotResumed(NotResumed),
 }
 
 /// How a stream ended (SPEC §7.2); the words are the log's `outcome=` and the label values of
@@ -29,6 +32,9 @@ pub enum Outcome {
     Completed,
     /// The client went away: `EPIPE`, `ECONNRESET` or end of file on its socket.
     ClientDisconnected,
+    /// A `resume` handoff took the stream over: this client was closed, or had left (SPEC
+    /// §2.1). The stream goes on with the new client, whose outcome is the stream's.
+    ResumedElsewhere,
     /// The client accepted no bytes for `write_timeout`.
     WriteTimeout,
     /// The stream ran longer than `max_stream_duration_ms`.
@@ -84,6 +90,29 @@ pub enum Rejection {
     UnknownBackend,
 }
 
+/// How a `resume` handoff was answered (SPEC §2.1); the label values of
+/// `daemon_resumes_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeResult {
+    /// A detached stream got its client back.
+    Resumed,
+    /// A stream still attached to a client went over to the new one.
+    TakenOver,
+    /// Answered 204: see [`NotResumed`].
+    Not(NotResumed),
+}
+
+/// Why a `resume` handoff was answered `204 No Content`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotResumed {
+    /// The client has the whole stream: `<stream>-done`, or nothing follows its event.
+    Done,
+    /// A malformed id, a stream that is not (or no longer) kept, or events no longer held.
+    Unknown,
+    /// The stream is another user's.
+    Mismatch,
+}
+
 /// When a rejection happened, which decides how it is counted (SPEC §7.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -121,7 +150,7 @@ impl EndReason {
                 Stage::Receive => GoCounter::HandoffErrors(rejection.go_reason()),
                 Stage::AfterReceipt => GoCounter::StreamErrors(rejection.go_reason()),
             }),
-            EndReason::OverCapacity => None,
+            EndReason::OverCapacity | EndReason::NotResumed(_) => None,
         }
     }
 
@@ -131,9 +160,10 @@ impl EndReason {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 14] = [
+    pub const ALL: [Outcome; 15] = [
         Outcome::Completed,
         Outcome::ClientDisconnected,
+        Outcome::ResumedElsewhere,
         Outcome::WriteTimeout,
         Outcome::MaxDuration,
         Outcome::Canceled,
@@ -152,6 +182,7 @@ impl Outcome {
         match self {
             Outcome::Completed => "completed",
             Outcome::ClientDisconnected => "client_disconnected",
+            Outcome::ResumedElsewhere => "resumed_elsewhere",
             Outcome::WriteTimeout => "write_timeout",
             Outcome::MaxDuration => "max_duration",
             Outcome::Canceled => "canceled",
@@ -172,10 +203,11 @@ impl Outcome {
         self as usize
     }
 
-    /// Go's label for a stream that did not complete; `None` for a completed one.
+    /// Go's label for a stream that did not complete; `None` for a completed one, and for one
+    /// a resume took over (the stream went on: that is no error).
     pub fn go_reason(self) -> Option<GoReason> {
         Some(match self {
-            Outcome::Completed => return None,
+            Outcome::Completed | Outcome::ResumedElsewhere => return None,
             Outcome::ClientDisconnected => GoReason::ClientDisconnected,
             Outcome::WriteTimeout | Outcome::MaxDuration | Outcome::UpstreamTimeout => {
                 GoReason::Timeout
@@ -275,6 +307,48 @@ impl Rejection {
     }
 }
 
+impl ResumeResult {
+    pub const ALL: [ResumeResult; 5] = [
+        ResumeResult::Resumed,
+        ResumeResult::TakenOver,
+        ResumeResult::Not(NotResumed::Done),
+        ResumeResult::Not(NotResumed::Unknown),
+        ResumeResult::Not(NotResumed::Mismatch),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResumeResult::Resumed => "resumed",
+            ResumeResult::TakenOver => "taken_over",
+            ResumeResult::Not(NotResumed::Done) => "done",
+            ResumeResult::Not(NotResumed::Unknown) => "unknown",
+            ResumeResult::Not(NotResumed::Mismatch) => "mismatch",
+        }
+    }
+
+    /// The position in [`ResumeResult::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            ResumeResult::Resumed => 0,
+            ResumeResult::TakenOver => 1,
+            ResumeResult::Not(NotResumed::Done) => 2,
+            ResumeResult::Not(NotResumed::Unknown) => 3,
+            ResumeResult::Not(NotResumed::Mismatch) => 4,
+        }
+    }
+}
+
+impl NotResumed {
+    /// The log's `outcome=` for a handoff answered 204.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotResumed::Done => "resume_done",
+            NotResumed::Unknown => "resume_unknown",
+            NotResumed::Mismatch => "resume_mismatch",
+        }
+    }
+}
+
 impl GoReason {
     pub const ALL: [GoReason; 5] = [
         GoReason::ClientDisconnected,
@@ -305,6 +379,7 @@ impl fmt::Display for EndReason {
             EndReason::Stream(outcome) => f.write_str(outcome.as_str()),
             EndReason::Rejected(rejection) => f.write_str(rejection.as_str()),
             EndReason::OverCapacity => f.write_str("over_capacity"),
+            EndReason::NotResumed(why) => f.write_str(why.as_str()),
         }
     }
 }
@@ -335,6 +410,9 @@ mod tests {
         }
         for (i, reason) in GoReason::ALL.iter().enumerate() {
             assert_eq!(reason.index(), i, "{reason:?}");
+        }
+        for (i, result) in ResumeResult::ALL.iter().enumerate() {
+            assert_eq!(result.index(), i, "{result:?}");
         }
     }
 
@@ -368,6 +446,8 @@ mod tests {
             Some(GoCounter::StreamErrors(GoReason::Other))
         );
         assert_eq!(EndReason::OverCapacity.go_counter(), None);
+        assert_eq!(stream(Outcome::ResumedElsewhere), None);
+        assert_eq!(EndReason::NotResumed(NotResumed::Done).go_counter(), None);
     }
 
     #[test]
@@ -379,6 +459,10 @@ mod tests {
         assert_eq!(
             EndReason::Stream(Outcome::WriteTimeout).to_string(),
             "write_timeout"
+        );
+        assert_eq!(
+            EndReason::NotResumed(NotResumed::Mismatch).to_string(),
+            "resume_mismatch"
         );
     }
 }

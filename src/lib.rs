@@ -13,6 +13,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod reactor;
+pub mod resume;
 #[cfg(test)]
 mod splits;
 pub mod sse;

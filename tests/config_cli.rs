@@ -219,31 +219,6 @@ fn durations_beyond_gos_maximum_exit_2_naming_the_flag() {
 }
 
 #[test]
-fn a_feature_not_built_yet_exits_2_naming_its_key() {
-    let output = daemon(&["-resume-window", "4s"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert_eq!(
-        text(&output.stderr),
-        "streaming-daemon: server.resume_window_ms (-resume-window) is recognised but not implemented in this \
-         version: streams cannot be resumed yet; remove the setting or set it to 0\n"
-    );
-    // The message names the key and nothing else of the file: not the API key beside it.
-    let file = TempFile::new(
-        "server:\n  resume_window_ms: 30000\nbackend:\n  provider: openai\n  openai:\n    api_key: sk-must-not-leak\n",
-    );
-    let output = daemon(&["-config", &file.0.display().to_string()]);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = text(&output.stderr);
-    assert!(
-        stderr.starts_with(
-            "streaming-daemon: server.resume_window_ms (-resume-window) is recognised but not implemented in this version: "
-        ),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("sk-must-not-leak"));
-}
-
-#[test]
 fn environment_booleans_are_gos_parse_bool_exactly() {
     for var in [
         "OPENAI_INSECURE_SSL",

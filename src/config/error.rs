@@ -36,11 +36,6 @@ pub enum ConfigError {
     },
     /// Settings that are valid one by one but not together.
     Invalid { message: String },
-    /// Keys set to values whose feature this version does not have yet (`NOT_YET_IMPLEMENTED`):
-    /// each key, and what to do instead.
-    NotImplemented {
-        keys: Vec<(&'static str, &'static str)>,
-    },
 }
 
 impl ConfigError {
@@ -99,18 +94,6 @@ impl fmt::Display for ConfigError {
                 message,
             } => write!(f, "environment variable {var}: {message}"),
             ConfigError::Invalid { message } => f.write_str(message),
-            ConfigError::NotImplemented { keys } => {
-                for (index, (key, instead)) in keys.iter().enumerate() {
-                    if index > 0 {
-                        f.write_str("; ")?;
-                    }
-                    write!(
-                        f,
-                        "{key} is recognised but not implemented in this version: {instead}"
-                    )?;
-                }
-                Ok(())
-            }
         }
     }
 }

@@ -14,7 +14,6 @@
 //! | `profile.rs` | LangGraph profiles: as written, and resolved over the default profile |
 //! | `units.rs` | Go durations, integers with base prefixes, booleans, sizes |
 //! | `validate.rs` | value rules, and the rules across settings |
-//! | `pending.rs` | keys recognised but whose feature is not built yet (`NOT_YET_IMPLEMENTED`) |
 //! | `notes.rs` | what to log at start-up about inert or risky settings |
 //! | `reload.rs` | which keys a reload changed, and the configuration it applies |
 //! | `error.rs` | `ConfigError` |
@@ -24,7 +23,6 @@ mod error;
 mod file;
 mod flags;
 mod notes;
-mod pending;
 mod profile;
 mod reload;
 mod setting;
@@ -42,7 +40,6 @@ use std::time::Duration;
 pub use error::ConfigError;
 pub use flags::go_style_args;
 pub use notes::StartupNote;
-pub use pending::{Pending, NOT_YET_IMPLEMENTED};
 pub use profile::{LangGraphProfile, LangGraphProfileSpec};
 pub use reload::{plan_reload, ReloadPlan};
 pub use validate::{KNOWN_STREAM_MODES, PROVIDERS};
@@ -87,7 +84,6 @@ pub fn load(
     command_line.apply(&mut config)?;
     absolute_socket_path(&mut config)?;
     validate::check(&config)?;
-    pending::check(&config)?;
     Ok(Invocation::Run(config))
 }
 
@@ -98,7 +94,6 @@ pub fn from_yaml_text(file: &str, text: &str) -> Result<Config, ConfigError> {
     let mut config = Config::default();
     file::apply_text(&mut config, file, text)?;
     validate::check(&config)?;
-    pending::check(&config)?;
     Ok(config)
 }
 

@@ -59,13 +59,6 @@ logging:
   format: text
 ";
 
-fn not_implemented(result: Result<Config, ConfigError>) -> Vec<&'static str> {
-    match result {
-        Err(ConfigError::NotImplemented { keys }) => keys.into_iter().map(|(key, _)| key).collect(),
-        other => panic!("expected a not-implemented refusal, got {other:?}"),
-    }
-}
-
 #[test]
 fn every_key_of_the_newest_go_config_loads() {
     let config = from_text(NEWEST_GO_STYLE).expect("every key is known and valid");
@@ -180,45 +173,24 @@ fn profiles_inherit_what_flags_and_environment_set() {
 }
 
 #[test]
-fn each_pending_feature_is_refused_by_name_and_inert_values_load() {
-    let cases: [(&[&str], &str, &str); 1] = [(
-        &["-resume-window", "30s"],
-        "",
-        "server.resume_window_ms (-resume-window)",
-    )];
-    for (flags, text, key) in cases {
-        let file = TempFile::new(text);
-        let mut args = vec![file.flag()];
-        args.extend(flags.iter().map(|flag| flag.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let result = run(&args, &[]);
-        let message = result
-            .as_ref()
-            .map(|_| ())
-            .expect_err("refused")
-            .to_string();
-        assert_eq!(not_implemented(result), [key], "{args:?}");
-        assert!(
-            message.starts_with(&format!(
-                "{key} is recognised but not implemented in this version: "
-            )),
-            "{message}"
-        );
-    }
-    let inert = TempFile::new(
+fn every_recognised_key_loads_and_takes_effect() {
+    let keys = TempFile::new(
         "server:\n  workers: 1\n  resume_window_ms: 0\n  data_max_age_ms: 0\n  data_dir: /srv/x\nbackend:\n  \
          provider: typing\n  allowed: [typing, mock, langgraph]\n  langgraph:\n    content_format: openai\n    \
          output: raw\n    profiles:\n      sales: {output: translate, content_format: openai}\n  typing:\n    use_api: true\n    default_model: m\n  upstream:\n    \
          sse_max_line_bytes: 256KiB\n",
     );
     let config =
-        run(&[&inert.flag(), "-workers=1", "-resume-window=0"], &[]).expect("inert values load");
+        run(&[&keys.flag(), "-workers=1", "-resume-window=0"], &[]).expect("every key loads");
     assert_eq!(config.server.worker_count(), 1);
     assert_eq!(
         config.backend.allowed_backends(),
         ["typing", "mock", "langgraph"]
     );
-    assert!(config.backend.typing.use_api, "built: typing from the API");
+    assert!(config.backend.typing.use_api);
+    let config = run(&["-resume-window", "30s", "-workers", "3"], &[]).expect("resuming loads");
+    assert_eq!(config.server.resume_window, Duration::from_secs(30));
+    assert_eq!(config.server.worker_count(), 3);
 }
 
 #[test]

@@ -300,13 +300,6 @@ fn every_error_path_has_one_clear_message() {
             "invalid value \"relative\" for flag -data-dir: must be an absolute path (starting with /)".into(),
         ),
         (
-            vec!["-resume-window=4s".into()],
-            vec![],
-            "server.resume_window_ms (-resume-window) is recognised but not implemented in this version: streams \
-             cannot be resumed yet; remove the setting or set it to 0"
-                .into(),
-        ),
-        (
             vec![],
             vec![("OPENAI_HTTP2_ENABLED", "yes")],
             "environment variable OPENAI_HTTP2_ENABLED=\"yes\": expected true or false (also 1/0, t/f, TRUE/FALSE, \

@@ -91,6 +91,23 @@ impl Client {
         })
     }
 
+    /// Moves the socket's events to `token` (a resumed stream takes the client over).
+    pub fn retoken(&self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.reregister(
+            &mut SourceFd(&self.fd.as_raw_fd()),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    /// Gives the socket up, deregistered, for another worker's loop. Nothing may have been
+    /// written to it.
+    pub fn into_fd(self, registry: &Registry) -> OwnedFd {
+        // Closing would deregister it too; moving it to another epoll instance does not.
+        let _ = registry.deregister(&mut SourceFd(&self.fd.as_raw_fd()));
+        self.fd
+    }
+
     /// Writes `data` after anything already waiting. Returns how it went and the bytes the
     /// socket took in this call.
     pub fn send(&mut self, data: &[u8], now: Instant) -> (Flushed, usize) {

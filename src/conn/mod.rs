@@ -13,6 +13,7 @@
 //! | Receiving | Apache: complete, upstream backend                 | Calling                                           |
 //! | Receiving | Apache: complete, over capacity, draining, bad data or refused by the backend | Finishing (503, 400 or 500) |
 //! | Receiving | Apache: complete, the fd is not a stream socket    | Done                                              |
+//! | Receiving | Apache: complete, a `resume` id (resuming on)      | Resuming; Finishing (204) for `-done` or a malformed id |
 //! | Receiving | Apache: failed                                     | Finishing (413 or 500), or Done with no usable client |
 //! | Receiving | Tick past the handoff timeout                      | Finishing (500), or Done with no client           |
 //! | Receiving | Shutdown                                           | Finishing (503), or Done with no client           |
@@ -27,6 +28,12 @@
 //! | Streaming | Shutdown                                           | Finishing (`event: error`)                        |
 //! | Finishing | Tick with nothing left to write                    | Done                                              |
 //! | Finishing | Shutdown                                           | Done                                              |
+//! | Resuming  | the reactor found no stream, or a kept one (`resume_kept`, `not_resumed`) | Finishing (204, or the replayed tail) |
+//! | Resuming  | the reactor moved the client to the stream (`take_resumer`, `hand_over`) | Moved |
+//! | Streaming, Finishing | ClientGone (EOF, reset, write error), resumable, an event out | the same, detached (SPEC §2.1) |
+//! | Streaming, Finishing | a resume of this stream (`resume`)         | the same, with the new client                     |
+//! | Finishing, detached | Tick                                        | Finishing                                         |
+//! | any, detached | Tick past the window; the replay buffer full       | Done (`client_disconnected`)                      |
 //! | Calling, Streaming, Finishing | ClientGone                     | Done (`client_disconnected`, or `other`)          |
 //! | Calling, Streaming, Finishing | WriteStalled                   | Done (`write_timeout`)                            |
 //! | any       | any other event                                    | unchanged                                         |
@@ -34,8 +41,15 @@
 //! Events: `Apache`, `Upstream`, `Child` are socket readiness; `Tick` is time passing or the
 //! client having taken everything written; `ClientGone`, `WriteStalled` and `Shutdown` come
 //! from the client's socket, its write stall deadline and the reactor. After each transition the
-//! bytes a state appended are written to the client; while the client keeps up and something
-//! changed, the connection ticks itself again, a bounded number of rounds per turn.
+//! bytes a state appended are written to the client (stamped with their SSE ids first when the
+//! stream is resumable, [`resumable`]); while the client keeps up and something changed, the
+//! connection ticks itself again, a bounded number of rounds per turn.
+//!
+//! A resumable stream whose client left is *detached*: it goes on producing into its replay
+//! buffer, with no client, until a `resume` handoff brings one (the reactor finds the stream and
+//! calls [`Connection::resume`]), its window ends, or its buffer fills. A connection whose
+//! client went over to another stream is `Moved`: the reactor closes it without counting or
+//! logging it, since the stream it joined now speaks for its handoff.
 
 mod attach;
 mod call;
@@ -45,8 +59,10 @@ mod local;
 mod outbox;
 mod receive;
 mod repeats;
+mod resumable;
+mod resuming;
 
-use std::mem::{discriminant, replace};
+use std::mem::{discriminant, replace, Discriminant};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -62,8 +78,9 @@ use crate::end::{EndReason, Outcome, Rejection};
 use crate::handoff::{filter_response_headers, parse_handoff, HandoffData, HandoffError};
 use crate::http::{
     error_response, error_response_with_headers, write_success_head, CustomHeaders, ErrorStatus,
-    NO_HEADERS,
+    NO_HEADERS, SSE_HEAD,
 };
+use crate::resume::{Handover, StreamId};
 use crate::sse;
 use crate::stats::Tally;
 use crate::upstream::Upstream;
@@ -75,11 +92,13 @@ use client::{Client, Input};
 use local::Local;
 use receive::{Received, Receiver};
 use repeats::Repeats;
+use resumable::Resumable;
 
 pub use attach::report_dir as report_data_dir;
 pub use child::Reaper;
 pub use outbox::{Flushed, Outbox};
 pub use receive::Limits;
+pub use resumable::{Kept, ResumeSettings};
 
 /// Rounds of work for one connection per event: a source that is always due (no delay) or an
 /// upstream that always has more must neither keep the loop to itself nor recurse.
@@ -98,6 +117,8 @@ pub struct Settings {
     pub max_line: usize,
     /// `server.max_attachment_bytes`.
     pub attachments: attachments::Limits,
+    /// Streams are resumable (SPEC §2.1): `server.resume_window_ms` is not 0.
+    pub resume: Option<ResumeSettings>,
 }
 
 impl Settings {
@@ -116,6 +137,10 @@ impl Settings {
             attachments: attachments::Limits {
                 max_total: server.max_attachment_bytes,
             },
+            resume: (!server.resume_window.is_zero()).then_some(ResumeSettings {
+                window: server.resume_window,
+                buffer: server.resume_buffer_bytes,
+            }),
         }
     }
 }
@@ -133,6 +158,8 @@ pub enum Admission {
 pub struct Buffers {
     /// What a transition has for the client: heads, events, error responses.
     pub out: Vec<u8>,
+    /// `out` with the SSE ids of a resumable stream's events added.
+    pub stamped: Vec<u8>,
     /// Handoff data, `max_handoff_bytes + 1` long.
     pub handoff: Box<[u8]>,
     /// Bytes read from upstreams, and their decoded bodies.
@@ -199,6 +226,8 @@ pub enum Step {
     Continue,
     /// The connection is over: close it ([`Connection::end`] says how it ended).
     Close,
+    /// The handoff asks to resume a stream: the reactor finds it ([`Connection::resume_ask`]).
+    Resume,
 }
 
 /// How a connection ended, for its log line and the counters.
@@ -229,6 +258,10 @@ enum State {
     Streaming(Source),
     /// The last bytes (an error response, `[DONE]`, `event: error`) are being written.
     Finishing(End),
+    /// The handoff asks to resume a stream; the reactor is looking for it.
+    Resuming(Ask),
+    /// The client went over to the stream it resumed, which now speaks for this handoff.
+    Moved,
     Done(End),
     /// Only while a transition is in progress (or after a panic interrupted one).
     Transitioning,
@@ -237,6 +270,31 @@ enum State {
 enum Source {
     Local(Box<Local>),
     Relay(Box<Call>),
+}
+
+/// What a `resume` handoff asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask {
+    pub stream: StreamId,
+    /// The last event the client has.
+    pub seen: u64,
+    pub user_id: i64,
+}
+
+/// A `resume` handoff's client on its way to the stream it resumes, with the handoff's
+/// identity: the stream speaks for that handoff from then on.
+pub struct Resumer {
+    client: Client,
+    id: u64,
+    accepted_at: Instant,
+    ask: Ask,
+    headers: Option<Box<CustomHeaders>>,
+}
+
+/// What the connection does after a transition's bytes.
+enum Round {
+    Again(Event),
+    Stop(Step),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,7 +329,9 @@ pub struct Connection {
     /// The program a local source asked for, while it runs. Boxed: most connections never run
     /// one, and a connection's size is paid 50,000 times.
     program: Option<Box<Child>>,
-    /// When the stream started: for its duration, its max duration and the active count.
+    /// When the stream started for the current client (a resume brings another): for its
+    /// duration, the max duration (unless resumable, which keeps its own start) and the active
+    /// count.
     started: Option<Instant>,
     /// Warnings that may repeat, said once each.
     repeats: Repeats,
@@ -286,6 +346,8 @@ pub struct Connection {
     profile: Option<Box<str>>,
     /// Attached files and inline images sent upstream, for the log line.
     attachments: u32,
+    /// With resuming on, from the backend's start. Boxed: only then is it paid for.
+    resumable: Option<Box<Resumable>>,
     state: State,
 }
 
@@ -321,8 +383,49 @@ impl Connection {
             backend,
             profile: None,
             attachments: 0,
+            resumable: None,
             state: State::Receiving(receiver),
         })
+    }
+
+    /// A `resume` handoff another worker received, for a stream this worker runs: its client
+    /// is registered here, and the connection waits for the reactor to find the stream.
+    pub fn handed_over(
+        handover: Handover,
+        tokens: Tokens,
+        registry: &Registry,
+        settings: Rc<Settings>,
+    ) -> Connection {
+        let ask = Ask {
+            stream: handover.stream,
+            seen: handover.seen,
+            user_id: handover.user_id,
+        };
+        let client = match Client::adopt(handover.client, registry, tokens.client) {
+            Ok(client) => Some(client),
+            Err(e) => {
+                log::warn!(conn = handover.conn, error:% = e; "cannot take over a resuming client");
+                None
+            }
+        };
+        Connection {
+            id: handover.conn,
+            settings,
+            accepted_at: handover.accepted_at,
+            tokens,
+            over_capacity: false,
+            arrived: None,
+            client,
+            program: None,
+            started: None,
+            repeats: Repeats::default(),
+            headers: handover.headers,
+            backend: handover.backend,
+            profile: None,
+            attachments: 0,
+            resumable: None,
+            state: State::Resuming(ask),
+        }
     }
 
     /// The backend the request runs on (the provider until one was chosen).
@@ -335,7 +438,7 @@ impl Connection {
         self.over_capacity
     }
 
-    /// How long its stream has run, if one started.
+    /// How long its stream has run for the current client, if one started.
     pub fn streamed(&self, now: Instant) -> Option<Duration> {
         self.started.map(|t| now.saturating_duration_since(t))
     }
@@ -343,6 +446,7 @@ impl Connection {
     pub fn held_bytes(&self) -> usize {
         self.client.as_ref().map_or(0, Client::held_bytes)
             + self.program.as_ref().map_or(0, |child| child.held_bytes())
+            + self.resumable.as_ref().map_or(0, |r| r.held_bytes())
             + match &self.state {
                 State::Receiving(receiver) => receiver.held_bytes(),
                 State::Attaching(attaching) => attaching.held_bytes(),
@@ -369,9 +473,13 @@ impl Connection {
             State::Streaming(Source::Local(local)) => {
                 earliest(local.deadline(clear, self.program.as_deref()), ends_at)
             }
-            State::Finishing(_) | State::Done(_) | State::Transitioning => None,
+            State::Finishing(_)
+            | State::Resuming(_)
+            | State::Moved
+            | State::Done(_)
+            | State::Transitioning => None,
         };
-        earliest(own, stall)
+        earliest(earliest(own, stall), self.detached_until())
     }
 
     pub fn on_ready(&mut self, ready: Ready, ctx: &mut Context<'_>) -> Step {
@@ -459,10 +567,12 @@ impl Connection {
     pub fn log_end(&self, end: &End, now: Instant) {
         let backend = self.backend;
         let took = now.saturating_duration_since(self.accepted_at);
-        let (status, bytes, events) = self
-            .client
-            .as_ref()
-            .map_or((0, 0, 0), |c| (c.status(), c.bytes_sent(), c.events()));
+        let left = self.resumable.as_ref().and_then(|r| r.left());
+        let (status, bytes, events) = match (&self.client, left) {
+            (Some(c), _) => (c.status(), c.bytes_sent(), c.events()),
+            (None, Some(left)) => (left.status, left.bytes, left.events),
+            (None, None) => (0, 0, 0),
+        };
         let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
         let outcome = end.reason.to_string();
         let error = end.error.as_deref().unwrap_or("");
@@ -500,28 +610,78 @@ impl Connection {
             ctx.buffers.out.clear();
             let before = discriminant(&self.state);
             self.advance(event, ctx);
-            if let State::Done(_) = self.state {
-                return Step::Close;
+            match self.after_transition(before, true, ctx) {
+                Round::Again(next) => event = next,
+                Round::Stop(step) => return step,
             }
-            let wrote = !ctx.buffers.out.is_empty();
-            if wrote {
+        }
+        Step::Continue
+    }
+
+    /// Sends what a transition left in `out` (stamped first when it is the stream's own output,
+    /// `fresh`, and the stream is resumable; kept only, when its client left) and says what
+    /// comes next.
+    fn after_transition(
+        &mut self,
+        before: Discriminant<State>,
+        fresh: bool,
+        ctx: &mut Context<'_>,
+    ) -> Round {
+        match self.state {
+            State::Done(_) | State::Moved => return Round::Stop(Step::Close),
+            State::Resuming(_) => return Round::Stop(Step::Resume),
+            _ => {}
+        }
+        let wrote = !ctx.buffers.out.is_empty();
+        if wrote {
+            if fresh && self.stamp(ctx).is_err() {
+                let why = "the replay buffer filled before the client came back";
+                self.drop_detached(why, ctx);
+                return Round::Stop(Step::Close);
+            }
+            if !self.is_detached() {
                 match self.write_out(ctx) {
                     Flushed::Empty => {}
-                    Flushed::Blocked => return Step::Continue,
+                    Flushed::Blocked => return Round::Stop(Step::Continue),
                     Flushed::Failed(e) => {
                         log::debug!(conn = self.id, error:% = e; "client write failed");
-                        event = Event::ClientGone(Outcome::ClientDisconnected, None);
-                        continue;
+                        return Round::Again(Event::ClientGone(Outcome::ClientDisconnected, None));
                     }
                 }
             }
-            if !wrote && discriminant(&self.state) == before {
-                return Step::Continue;
-            }
-            // The client took everything: the stage may go on at once.
-            event = Event::Tick;
         }
-        Step::Continue
+        if !wrote && discriminant(&self.state) == before {
+            return Round::Stop(Step::Continue);
+        }
+        // The client took everything: the stage may go on at once.
+        Round::Again(Event::Tick)
+    }
+
+    /// Sends what a step outside `advance` put in `out` (a resume's head and replay, a 204),
+    /// then goes on as after any transition.
+    fn finish_round(&mut self, before: Discriminant<State>, ctx: &mut Context<'_>) -> Step {
+        match self.after_transition(before, false, ctx) {
+            Round::Stop(step) => step,
+            Round::Again(event) => self.handle(event, ctx),
+        }
+    }
+
+    /// Adds the SSE ids to a resumable stream's output and keeps its events for a replay.
+    fn stamp(&mut self, ctx: &mut Context<'_>) -> Result<(), crate::resume::Full> {
+        let Some(stream) = self.resumable.as_deref_mut() else {
+            return Ok(());
+        };
+        // Nothing to stamp before the head (an error response), and not the head itself.
+        let Some(skip) = stream.take_skip() else {
+            return Ok(());
+        };
+        let Buffers { out, stamped, .. } = &mut *ctx.buffers;
+        let skip = skip.min(out.len());
+        stamped.clear();
+        stamped.extend_from_slice(&out[..skip]);
+        let result = stream.stamp(&out[skip..], stamped);
+        std::mem::swap(out, stamped);
+        result
     }
 
     fn advance(&mut self, event: Event, ctx: &mut Context<'_>) {
@@ -529,6 +689,31 @@ impl Connection {
         let ends_at = self.ends_at();
         let past_max_duration = ends_at.is_some_and(|at| now >= at);
         self.state = match (replace(&mut self.state, State::Transitioning), event) {
+            (state @ (State::Streaming(_) | State::Finishing(_)), Event::Tick)
+                if self.detached_until().is_some_and(|at| now >= at) =>
+            {
+                drop(state);
+                self.release_program(ctx);
+                let why = "not resumed within resume_window_ms";
+                State::Done(End::new(Outcome::ClientDisconnected, Some(why.into())))
+            }
+            (State::Streaming(source), Event::ClientGone(Outcome::ClientDisconnected, _))
+                if self.may_detach(ctx) =>
+            {
+                self.detach(ctx);
+                State::Streaming(source)
+            }
+            (State::Finishing(end), Event::ClientGone(Outcome::ClientDisconnected, _))
+                if self.may_detach(ctx) =>
+            {
+                self.detach(ctx);
+                State::Finishing(end)
+            }
+            (State::Resuming(_), Event::Shutdown) => {
+                let end = End::new(Outcome::Canceled, None);
+                self.respond_busy("server shutting down", end, ctx)
+            }
+
             (State::Receiving(mut receiver), Event::Apache) => {
                 let limits = self.settings.handoff;
                 match receiver.receive(limits, &mut ctx.buffers.handoff, &mut self.arrived) {
@@ -595,7 +780,9 @@ impl Connection {
                 event @ (Event::Upstream { .. } | Event::Tick),
             ) => self.call(call, event, ctx),
 
-            (State::Finishing(end), Event::Tick) if self.client_clear() => State::Done(end),
+            (State::Finishing(end), Event::Tick) if self.client_clear() && !self.is_detached() => {
+                State::Done(end)
+            }
             (State::Finishing(end), Event::Shutdown) => State::Done(end),
 
             (state, _) => state,
@@ -660,6 +847,10 @@ impl Connection {
         if let Some(warning) = request.ignored_keys_warning() {
             log::warn!(conn = self.id, keys = warning.as_str(); "handoff keys ignored");
         }
+        // With resuming off, `resume` is ignored and the request runs as any other.
+        if let (Some(resume), Some(_)) = (request.resume.as_deref(), self.settings.resume) {
+            return self.ask_resume(resume, request.user_id, ctx);
+        }
         let choice = match ctx.backends.choose(&request) {
             Ok(choice) => choice,
             Err(error) => return self.refuse_start(error, ctx),
@@ -709,6 +900,7 @@ impl Connection {
         ctx: &mut Context<'_>,
     ) -> State {
         let sent = attached.as_ref().map_or(0, |a| a.content.sent());
+        let user_id = request.user_id;
         let started = match ctx.backends.start(request, attached, ctx.now) {
             Ok(started) => started,
             Err(error) => return self.refuse_start(error, ctx),
@@ -716,6 +908,7 @@ impl Connection {
         self.attachments = u32::try_from(sent).unwrap_or(u32::MAX);
         self.backend = started.backend;
         self.started = Some(ctx.now);
+        self.resumable_from(user_id, ctx.now);
         ctx.tally.stream_started();
         match started.start {
             Start::Local(source) => {
@@ -723,6 +916,7 @@ impl Connection {
                 // Local backends answer at once: the head goes out with the first events.
                 self.answer(200);
                 write_success_head(&mut ctx.buffers.out, self.custom_headers());
+                self.began_stream(ctx.buffers.out.len());
                 let local = Box::new(Local::new(source, ctx.now));
                 self.local(local, local::Event::Tick, ctx)
             }
@@ -914,6 +1108,8 @@ impl Connection {
         self.count_events(events);
         if !had_begun && call.has_begun() {
             self.answer(200);
+            // The call wrote the success head first, then the first events.
+            self.began_stream(SSE_HEAD.len() + self.custom_headers().line_bytes());
         }
         match step {
             call::Step::Continue if call.has_begun() => State::Streaming(Source::Relay(call)),
@@ -1038,10 +1234,14 @@ impl Connection {
         self.release_child(ctx.registry, ctx.reaper);
     }
 
-    /// `max_stream_duration` from the stream's start.
+    /// `max_stream_duration` from the stream's start (its first client's, when resumed).
     fn ends_at(&self) -> Option<Instant> {
         let limit = self.settings.max_stream_duration?;
-        self.started.map(|at| deadline::after(at, limit))
+        let started = match &self.resumable {
+            Some(stream) => Some(stream.started_at),
+            None => self.started,
+        };
+        started.map(|at| deadline::after(at, limit))
     }
 }
 

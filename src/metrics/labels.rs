@@ -6,14 +6,16 @@
 //!   daemon's five words ([`GoReason`]), with its meaning, so that Go dashboards keep working;
 //! - `daemon_stream_outcomes_total{outcome}` ([`Outcome`]) and
 //!   `daemon_handoff_rejections_total{reason}` ([`Rejection`]) carry our finer words, the same as
-//!   the log's `outcome=`.
+//!   the log's `outcome=`;
+//! - `daemon_resumes_total{result}` ([`ResumeResult`]) says how each `resume` handoff was
+//!   answered (SPEC §2.1).
 //!
 //! `backend` on `daemon_backend_*`: `mock`, `typing`, `openai`, `langgraph`. A daemon runs one
 //! backend, yet all four are rendered: the set of series then never changes with the
 //! configuration, and a dashboard shared by daemons running different backends needs no
 //! `absent()` guards. It costs about 150 lines per scrape.
 
-use crate::end::{GoReason, Outcome, Rejection};
+use crate::end::{GoReason, Outcome, Rejection, ResumeResult};
 
 /// A label value set: a small enum that indexes fixed arrays of numbers, so that updating a
 /// labelled series is an array index and never a string or a map lookup.
@@ -63,6 +65,19 @@ impl LabelValue for Rejection {
 
     fn index(self) -> usize {
         Rejection::index(self)
+    }
+}
+
+impl LabelValue for ResumeResult {
+    const NAME: &'static str = "result";
+    const ALL: &'static [Self] = &ResumeResult::ALL;
+
+    fn as_str(self) -> &'static str {
+        ResumeResult::as_str(self)
+    }
+
+    fn index(self) -> usize {
+        ResumeResult::index(self)
     }
 }
 
@@ -158,6 +173,7 @@ mod tests {
         check_set::<Rejection>();
         check_set::<Backend>();
         check_set::<ReloadResult>();
+        check_set::<ResumeResult>();
     }
 
     #[test]

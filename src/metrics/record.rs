@@ -6,7 +6,11 @@
 //! or the memory budget: the handoff is still received and the client gets 503); for an
 //! admitted one, `handoff_received` once the handoff is complete, and `ended` once with how the
 //! connection ended. So the books balance (SPEC §7.3): once idle, `connections` = `handoffs` +
-//! receive-stage rejections, and `handoffs` = Σ outcomes + after-receipt rejections.
+//! receive-stage rejections, and `handoffs` = Σ outcomes + after-receipt rejections + the
+//! `resume` handoffs answered 204 (`resumes{result="done"|"unknown"|"mismatch"}`, counted by
+//! `ended` like any ending). A handoff that resumes a stream carries it on (`resumed` counts
+//! `resumes{result="resumed"|"taken_over"}` when it does): the stream's outcome becomes its
+//! own, and the handoff the stream ran for until then ends as `resumed_elsewhere`.
 //!
 //! Gauges are not kept here: the reactor already counts its live connections, so it passes its
 //! counts in at render time (`Gauges`) and no second copy can drift.
@@ -16,7 +20,7 @@ use std::time::Duration;
 use super::counter::Counter;
 use super::histogram::Histogram;
 use super::labels::{Backend, LabelValue, ReloadResult};
-use crate::end::{EndReason, GoCounter, GoReason, Outcome, Rejection};
+use crate::end::{EndReason, GoCounter, GoReason, Outcome, Rejection, ResumeResult};
 
 /// Counts the reactor holds anyway, passed in when rendering.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,6 +37,8 @@ pub struct Gauges {
     pub buffered_bytes: u64,
     /// Log lines dropped because the log queue was full (a counter kept by the logger).
     pub log_lines_dropped: u64,
+    /// Streams whose client left, kept running for a `resume` (SPEC §2.1).
+    pub detached_streams: u64,
 }
 
 /// Every counter and histogram of one worker. The worker adds to them; a scrape on any worker
@@ -48,6 +54,7 @@ pub struct Metrics {
     pub(super) handoff_rejections: [Counter; Rejection::ALL.len()],
     pub(super) panics: Counter,
     pub(super) reloads: [Counter; ReloadResult::ALL.len()],
+    pub(super) resumes: [Counter; ResumeResult::ALL.len()],
     pub(super) bytes_sent: Counter,
     pub(super) chunks_sent: Counter,
     pub(super) handoff_duration: Histogram,
@@ -83,6 +90,7 @@ impl Metrics {
             handoff_rejections: [const { Counter::new() }; Rejection::ALL.len()],
             panics: Counter::new(),
             reloads: [const { Counter::new() }; ReloadResult::ALL.len()],
+            resumes: [const { Counter::new() }; ResumeResult::ALL.len()],
             bytes_sent: Counter::new(),
             chunks_sent: Counter::new(),
             handoff_duration: Histogram::doubling_from(HANDOFF_FIRST_BOUND_NANOS),
@@ -125,6 +133,7 @@ impl Metrics {
         match reason {
             EndReason::Stream(outcome) => self.stream_outcomes[outcome.index()].add(1),
             EndReason::Rejected(rejection) => self.handoff_rejections[rejection.index()].add(1),
+            EndReason::NotResumed(why) => self.resumes[ResumeResult::Not(why).index()].add(1),
             EndReason::OverCapacity => {}
         }
         match reason.go_counter() {
@@ -137,6 +146,12 @@ impl Metrics {
     /// A SIGHUP reload was applied, or refused.
     pub fn reloaded(&self, result: ReloadResult) {
         self.reloads[result.index()].add(1);
+    }
+
+    /// A `resume` handoff took a stream over or resumed it (SPEC §2.1); one answered 204 is
+    /// counted by [`Metrics::ended`].
+    pub fn resumed(&self, result: ResumeResult) {
+        self.resumes[result.index()].add(1);
     }
 
     /// A panic was caught and confined to one connection or scrape.
@@ -199,13 +214,24 @@ mod tests {
         m.ended(EndReason::Rejected(Rejection::Ctrunc), None);
         m.ended(EndReason::Rejected(Rejection::BadJson), None);
         m.ended(EndReason::OverCapacity, None);
+        m.ended(EndReason::NotResumed(crate::end::NotResumed::Done), None);
+        m.ended(
+            EndReason::Stream(Outcome::ResumedElsewhere),
+            Some(Duration::from_secs(1)),
+        );
         assert_eq!(m.stream_outcomes[Outcome::Completed.index()].get(), 1);
+        assert_eq!(
+            m.stream_outcomes[Outcome::ResumedElsewhere.index()].get(),
+            1
+        );
         assert_eq!(m.stream_outcomes[Outcome::WriteTimeout.index()].get(), 1);
         assert_eq!(m.stream_errors[GoReason::Timeout.index()].get(), 1);
         assert_eq!(m.stream_errors[GoReason::Other.index()].get(), 1);
         assert_eq!(m.handoff_errors[GoReason::Other.index()].get(), 1);
         assert_eq!(sum(&m.handoff_rejections), 2);
-        assert_eq!(m.stream_duration.totals().count(), 2);
+        assert_eq!(sum(&m.resumes), 1, "a 204 is counted as its ending");
+        assert_eq!(sum(&m.stream_errors), 2, "a resume is no stream error");
+        assert_eq!(m.stream_duration.totals().count(), 3);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::labels::{Backend, LabelValue, ReloadResult};
 use super::process::ProcessStats;
 use super::record::{Gauges, Metrics};
 use super::text::{self, Family, Kind, Seconds, Value};
-use crate::end::{GoReason, Outcome, Rejection};
+use crate::end::{GoReason, Outcome, Rejection, ResumeResult};
 use std::fmt::Write;
 
 const fn family(name: &'static str, kind: Kind, help: &'static str) -> Family {
@@ -122,6 +122,16 @@ pub const PANICS: Family = family(
     Kind::Counter,
     "Total number of panics caught and isolated",
 );
+pub const RESUMES: Family = family(
+    "daemon_resumes_total",
+    Kind::Counter,
+    "Total number of resume handoffs, by result",
+);
+pub const DETACHED_STREAMS: Family = family(
+    "daemon_detached_streams",
+    Kind::Gauge,
+    "Number of streams whose client left, kept for a resume",
+);
 pub const BUFFERED_BYTES: Family = family(
     "daemon_buffered_bytes",
     Kind::Gauge,
@@ -217,6 +227,13 @@ pub fn render(
     );
     single(out, &PANICS, count(|m| &m.panics));
     single(out, &BUFFERED_BYTES, Value::Count(gauges.buffered_bytes));
+    let resumes = totals(workers, |m| &m.resumes);
+    labelled_counter::<ResumeResult>(out, &RESUMES, &resumes);
+    single(
+        out,
+        &DETACHED_STREAMS,
+        Value::Count(gauges.detached_streams),
+    );
     if let Some(process) = process {
         render_process(out, process);
     }

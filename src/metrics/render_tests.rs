@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::exposition_check::{check, Family};
 use super::{render as render_all, Backend, Gauges, LabelValue, Metrics, ProcessStats};
-use crate::end::{EndReason, GoReason, Outcome, Rejection};
+use crate::end::{EndReason, GoReason, NotResumed, Outcome, Rejection, ResumeResult};
 
 /// SPEC §7 and the Go client's process collector, letter for letter.
 const CONTRACT: &[(&str, &str, &str)] = &[
@@ -119,6 +119,16 @@ const CONTRACT: &[(&str, &str, &str)] = &[
         "Bytes held in connection buffers, counted against server.mem_limit",
     ),
     (
+        "daemon_resumes_total",
+        "counter",
+        "Total number of resume handoffs, by result",
+    ),
+    (
+        "daemon_detached_streams",
+        "gauge",
+        "Number of streams whose client left, kept for a resume",
+    ),
+    (
         "process_cpu_seconds_total",
         "counter",
         "Total user and system CPU time spent in seconds.",
@@ -203,7 +213,7 @@ fn names_types_and_help_texts_are_the_contract_exactly() {
 #[test]
 fn without_process_stats_only_the_daemon_series_are_rendered() {
     let (_, families) = checked(&Metrics::new(), None);
-    assert_eq!(families.len(), 22);
+    assert_eq!(families.len(), 24);
     assert!(families.iter().all(|f| f.name.starts_with("daemon_")));
 }
 
@@ -227,6 +237,11 @@ fn a_fresh_daemon_renders_every_label_value_at_zero() {
         label_values(family("daemon_handoff_rejections_total"), "reason"),
         names::<Rejection>()
     );
+    assert_eq!(
+        label_values(family("daemon_resumes_total"), "result"),
+        ["resumed", "taken_over", "done", "unknown", "mismatch"]
+    );
+    assert!(names::<Outcome>().contains(&"resumed_elsewhere".to_string()));
     for name in [
         "daemon_backend_requests_total",
         "daemon_backend_errors_total",
@@ -298,12 +313,16 @@ fn a_known_sequence_of_events_renders_exact_numbers() {
     m.backend_error(Backend::Openai);
     m.backend_ttfb(Backend::Openai, Duration::from_millis(3));
     m.backend_duration(Backend::Openai, Duration::from_millis(1400));
+    m.resumed(ResumeResult::TakenOver);
+    m.resumed(ResumeResult::Not(NotResumed::Mismatch));
+    m.resumed(ResumeResult::Not(NotResumed::Mismatch));
     let gauges = Gauges {
         active_connections: 2,
         active_streams: 1,
         peak_streams: 4,
         buffered_bytes: 4096,
         log_lines_dropped: 3,
+        detached_streams: 5,
     };
     let text = render(&m, gauges, None);
     check(&text).unwrap_or_else(|problem| panic!("{problem}\n{text}"));
@@ -344,6 +363,10 @@ fn a_known_sequence_of_events_renders_exact_numbers() {
         "daemon_backend_duration_seconds_bucket{backend=\"openai\",le=\"2.56\"} 1",
         "daemon_backend_duration_seconds_count{backend=\"openai\"} 1",
         "daemon_backend_duration_seconds_count{backend=\"langgraph\"} 0",
+        "daemon_resumes_total{result=\"taken_over\"} 1",
+        "daemon_resumes_total{result=\"mismatch\"} 2",
+        "daemon_resumes_total{result=\"resumed\"} 0",
+        "daemon_detached_streams 5",
     ] {
         assert!(
             text.lines().any(|l| l == line),

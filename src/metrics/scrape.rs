@@ -208,6 +208,7 @@ mod tests {
             peak_streams: 9,
             buffered_bytes: 0,
             log_lines_dropped: 0,
+            detached_streams: 0,
         };
         let mut out = Vec::new();
         respond(

@@ -31,6 +31,8 @@ impl Reactor {
         };
         self.notifier.stopping();
         self.tell_followers(|| Control::Drain);
+        // No resume can come while draining (handoffs get 503): streams kept for one go.
+        self.drop_resumables(now);
         let Some(mut listener) = self.listener.take() else {
             return;
         };

@@ -12,6 +12,7 @@ mod listener;
 mod metrics_endpoint;
 mod reload;
 mod reserve;
+mod resume;
 mod scrape;
 mod slab;
 mod timers;
@@ -151,6 +152,8 @@ pub struct Reactor {
     backends_wide: DaemonWide,
     /// The only worker, the leader of several, or one of its followers.
     role: workers::Role,
+    /// This worker's resumable streams, running and kept.
+    resumables: resume::Resumables,
     turns: workers::Turns,
 }
 
@@ -209,12 +212,14 @@ impl Reactor {
         let settings = Rc::new(Settings::from_config(config));
         let buffers = Buffers {
             out: Vec::with_capacity(16 * 1024),
+            stamped: Vec::new(),
             handoff: vec![0; server.max_handoff_bytes + 1].into_boxed_slice(),
             read: Vec::new(),
             decode: Vec::new(),
             file_bytes_left: FILE_BYTES_PER_TURN,
         };
         let now = Instant::now();
+        let resumables = resume::Resumables::join(tally.shared(), waker.clone());
         Ok(Reactor {
             poll,
             events: Events::with_capacity(EVENTS_PER_POLL),
@@ -249,6 +254,7 @@ impl Reactor {
             tally,
             role: workers::Role::default(),
             backends_wide: DaemonWide::default(),
+            resumables,
             lifecycle: Lifecycle::Serving,
             config: config.clone(),
             notifier: Notifier::disabled(),
@@ -411,6 +417,7 @@ impl Reactor {
                     }
                     self.take_reload();
                     self.take_control(now);
+                    self.take_handovers(now);
                 }
                 token::UPGRADE => self.on_upgrade_pipe(now),
                 other => {
@@ -444,6 +451,7 @@ impl Reactor {
         }
         self.accept(now);
         self.fire_timers(now);
+        self.expire_kept(now);
         for upstream in &mut self.upstreams {
             upstream.sweep(now);
         }
@@ -475,6 +483,7 @@ impl Reactor {
             sweep_at,
             reap_at,
             self.housekeeping_at(),
+            self.resumables.next_expiry(),
         ]
         .into_iter()
         .flatten()
@@ -530,13 +539,18 @@ impl Reactor {
                 Step::Close
             }
         };
+        let entered = conn.take_unentered();
         let held = conn.held_bytes();
         self.held_bytes = self.held_bytes + held - entry.held;
         self.tally.shared().held_changed(entry.held, held);
         entry.held = held;
+        if let Some(id) = entered {
+            self.enter_stream(key, id);
+        }
         match step {
             Step::Continue => self.rearm(key, now),
             Step::Close => self.close(key, now),
+            Step::Resume => self.route_resume(key, now),
         }
     }
 
@@ -599,8 +613,15 @@ impl Reactor {
             }
         };
         self.tally.shared().connection_closed();
+        if conn.is_moved() {
+            // Its client went over to the stream it resumed, which speaks for it now.
+            return;
+        }
         if conn.is_over_capacity() {
             self.tally.shared().refusal_done();
+        }
+        if conn.is_detached() {
+            self.tally.shared().detached_stream_gone();
         }
         // Every connection leaves through here, so no program outlives its stream.
         let registry = self.poll.registry();
@@ -619,6 +640,11 @@ impl Reactor {
         }
         if caught(|| conn.log_end(&end, now)).is_err() {
             self.panicked("logging a connection's end");
+        }
+        if let Some(id) = conn.resumable_id() {
+            if caught(|| self.stream_closed(id, &mut conn, now)).is_err() {
+                self.panicked("keeping a stream for a resume");
+            }
         }
     }
 

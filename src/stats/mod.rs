@@ -9,7 +9,7 @@ mod shared;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::end::EndReason;
+use crate::end::{EndReason, ResumeResult};
 use crate::metrics::{self, Gauges, Metrics};
 
 pub use shared::Shared;
@@ -122,6 +122,14 @@ impl Tally {
         }
     }
 
+    /// A `resume` handoff took a stream over or resumed it (one answered 204 is counted as
+    /// its ending, by [`Tally::ended`]).
+    pub fn resumed(&mut self, result: ResumeResult) {
+        if let Some(m) = &self.metrics {
+            m.resumed(result);
+        }
+    }
+
     pub fn reloaded(&mut self, result: metrics::ReloadResult) {
         if let Some(m) = &self.metrics {
             m.reloaded(result);
@@ -180,6 +188,7 @@ impl Tally {
             peak_streams: shared.peak_streams() as u64,
             buffered_bytes: shared.held_bytes() as u64,
             log_lines_dropped: crate::logging::lines_dropped(),
+            detached_streams: shared.detached_streams() as u64,
         }
     }
 

@@ -1,7 +1,8 @@
 //! What the workers of one daemon share (SPEC §6.5): the daemon-wide counts behind
 //! `max_connections`, `mem_limit` and the pending 503s, the live stream count and its peak,
-//! connection ids, every worker's metrics (the worker serving a scrape sums them) and each
-//! worker's loop turns (the watchdog pings only while every loop turns).
+//! connection ids, every worker's metrics (the worker serving a scrape sums them), each
+//! worker's loop turns (the watchdog pings only while every loop turns), and the directory of
+//! resumable streams with the count of those whose client left (SPEC §2.1).
 //!
 //! Each count is one atomic that every worker updates where the event happens; nothing here
 //! waits. Admission reads them without a lock, so two workers admitting at the same moment may
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::metrics::Metrics;
+use crate::resume::Directory;
 
 #[derive(Debug, Default)]
 pub struct Shared {
@@ -28,6 +30,10 @@ pub struct Shared {
     metrics: Mutex<Vec<Arc<Metrics>>>,
     /// Every worker's count of loop turns, in the same order.
     turns: Mutex<Vec<Arc<AtomicU64>>>,
+    /// Which worker runs each resumable stream, and how to reach each worker.
+    resume: Directory,
+    /// Streams whose client left, kept for a resume.
+    detached: AtomicUsize,
 }
 
 impl Shared {
@@ -116,6 +122,24 @@ impl Shared {
 
     pub fn stream_ended(&self) {
         self.active_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Which worker runs each resumable stream.
+    pub fn resume(&self) -> &Directory {
+        &self.resume
+    }
+
+    pub fn detached_streams(&self) -> usize {
+        self.detached.load(Ordering::Relaxed)
+    }
+
+    pub fn stream_detached(&self) {
+        self.detached.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A detached stream got a client back, or was dropped.
+    pub fn detached_stream_gone(&self) {
+        self.detached.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -1,9 +1,9 @@
 //! Thin, safe wrappers over the libc calls that std and mio do not offer: fd passing, Unix
 //! listeners of both socket types, socket options, signals, resource limits, killing a spawned
 //! program's process group, the umask, bounded whole-file reads, files opened and removed beneath
-//! a directory fd without following links (attachments), system constants, and talking to
-//! systemd: sd_notify, socket activation and starting an upgrade's new process with our
-//! listeners. Every `unsafe` block in the daemon lives here.
+//! a directory fd without following links (attachments), system constants, random bytes, and
+//! talking to systemd: sd_notify, socket activation and starting an upgrade's new process with
+//! our listeners. Every `unsafe` block in the daemon lives here.
 
 pub mod activation;
 pub mod at;
@@ -15,6 +15,7 @@ pub mod info;
 pub mod limits;
 pub mod notify;
 pub mod process;
+pub mod random;
 pub mod signals;
 pub mod socket;
 pub mod spawn;

@@ -56,6 +56,35 @@ impl Harness {
         )
     }
 
+    /// Two workers of one daemon (they share its counts and its directory of resumable
+    /// streams), each on a socket of its own so that the test chooses which one a handoff
+    /// reaches. The first is the leader.
+    pub fn workers(name: &str, adjust: impl Fn(&mut Config)) -> (Harness, Harness) {
+        let mut config = Config::default();
+        config.backend.mock.message_delay = Duration::ZERO;
+        adjust(&mut config);
+        let first = Harness::build(
+            &format!("{name}-1"),
+            config.clone(),
+            Backends::create(&config).unwrap(),
+            None,
+        );
+        config.server.socket_path = temp_socket_path(&format!("{name}-2"));
+        let listener =
+            Listener::bind(&config.server.socket_path, config.server.socket_type, 0o600).unwrap();
+        let shared = first.reactor.tally().shared().clone();
+        let backends = Backends::create(&config).unwrap();
+        let reactor = Reactor::worker(&config, listener, backends, shared).unwrap();
+        let second = Harness {
+            reactor,
+            path: config.server.socket_path.clone(),
+            socket_type: config.server.socket_type,
+            skipped: Duration::ZERO,
+            frozen: None,
+        };
+        (first, second)
+    }
+
     fn build(
         name: &str,
         mut config: Config,

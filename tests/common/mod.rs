@@ -60,6 +60,28 @@ pub fn blocking_send(fd: &OwnedFd, data: &[u8]) -> usize {
     }
 }
 
+/// Closes `stream` with a reset, as a connection that dropped mid-stream is seen: the peer's
+/// next read or write fails at once.
+pub fn reset(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: (test) setsockopt reads `size_of::<linger>()` bytes from a live local value;
+    // the fd is open for the duration of the call.
+    let result = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(result, 0, "SO_LINGER: {}", io::Error::last_os_error());
+    drop(stream);
+}
+
 /// Reads what is available without blocking; `None` at end of stream.
 pub fn read_available(stream: &mut TcpStream, into: &mut Vec<u8>) -> Option<()> {
     stream.set_nonblocking(true).unwrap();
