@@ -37,6 +37,7 @@ pub mod langgraph_relay;
 pub mod openai_relay;
 mod relay;
 pub mod response_headers;
+pub mod resume_id;
 pub mod scrape_request;
 pub mod sse_encode;
 pub mod sse_parser;
@@ -69,4 +70,5 @@ pub const TARGETS: &[Target] = &[
     ("response_headers", response_headers::check),
     ("attachments", attachments::check),
     ("typing_api", typing_api::check),
+    ("resume_id", resume_id::check),
 ];
