@@ -21,8 +21,10 @@
 //! partial event.
 //!
 //! Limits: each line is bounded by `max_line`, as the parser bounds it; an event as received
-//! (field names, comments and line ends included) by twice that, which leaves room for an event
-//! whose data is at the parser's limit. An event that arrives within one input is passed on
+//! (field names, comments and line ends included; the blank line that ends it counts as one
+//! byte) by twice that, which leaves room for an event whose data is at the parser's limit. When an event breaks
+//! both, the error is the limit its bytes crossed first, so it does not depend on how the stream
+//! was cut into reads. An event that arrives within one input is passed on
 //! straight from it; only an event that straddles inputs is copied.
 
 use super::{EventSink, SseError};
@@ -79,7 +81,7 @@ impl RawEvents {
         while let Some(offset) = memchr::memchr2(b'\r', b'\n', &rest[pos..]) {
             let end = pos + offset;
             let line_len = self.line_len + offset;
-            self.check_line(line_len)?;
+            self.check_limits(self.held.len() + (end - from), line_len)?;
             let mut next = end + 1;
             if rest[end] == b'\r' {
                 match rest.get(next) {
@@ -94,6 +96,7 @@ impl RawEvents {
                 self.open = true;
                 continue;
             }
+            let from_of_event = from;
             let bytes = &rest[from..next];
             from = next;
             if !self.open {
@@ -101,11 +104,13 @@ impl RawEvents {
                 continue;
             }
             self.open = false;
+            // The blank line counts as one byte whatever its line end: a CRLF cut after its CR
+            // must give the size a whole one gives (its LF comes in the next input, passed on
+            // uncounted).
+            self.check_event(self.held.len() + (end - from_of_event) + 1)?;
             if self.held.is_empty() {
-                self.check_event(bytes.len())?;
                 sink.verbatim_event(bytes);
             } else {
-                self.check_event(self.held.len() + bytes.len())?;
                 // Taken out, so that it is freed once passed on: nothing is kept between events.
                 let mut event = std::mem::take(&mut self.held);
                 event.extend_from_slice(bytes);
@@ -114,20 +119,32 @@ impl RawEvents {
         }
         let tail = &rest[pos..];
         self.line_len += tail.len();
-        self.check_line(self.line_len)?;
         let unsent = &rest[from..];
+        self.check_limits(self.held.len() + unsent.len(), self.line_len)?;
         if !unsent.is_empty() {
-            self.check_event(self.held.len() + unsent.len())?;
             self.held.extend_from_slice(unsent);
         }
         Ok(())
     }
 
-    fn check_line(&self, len: usize) -> Result<(), SseError> {
-        if len > self.max_line {
+    /// Both limits, for an event of `event_len` bytes so far whose last line has `line_len`
+    /// bytes so far. When both are over, the error is the limit the stream crossed first, byte
+    /// by byte: the same error wherever the reads were cut (checked at a line end or at the
+    /// end of an input, an event can be over its limit before a long line in it ends).
+    fn check_limits(&self, event_len: usize, line_len: usize) -> Result<(), SseError> {
+        let event_limit = self.max_line.saturating_mul(2);
+        let line_over = line_len > self.max_line;
+        let event_over = event_len > event_limit;
+        // The line's first byte is at `event_len - line_len` in the event.
+        let line_first =
+            line_over && (!event_over || event_len - line_len + self.max_line < event_limit);
+        if line_first {
             return Err(SseError::LineTooLong {
                 limit: self.max_line,
             });
+        }
+        if event_over {
+            return Err(SseError::EventTooLarge { limit: event_limit });
         }
         Ok(())
     }

@@ -189,3 +189,54 @@ fn an_event_over_twice_the_limit_is_an_error_even_when_every_line_fits() {
     let (out, counted, error) = run(limit, &[at_limit]);
     assert_eq!((out.as_slice(), counted, error), (&at_limit[..], 1, None));
 }
+
+/// An event over its limit with a line over the limit later in it: the error is the event's
+/// however the stream is cut (it was the line's when the event came in one read, since the
+/// event's size was only checked at its end or at the end of a read).
+#[test]
+fn the_limit_crossed_first_is_the_error_however_the_stream_is_cut() {
+    let limit = 10;
+    // Two lines of 8 bytes, then one of 15: the event passes 20 bytes at the third line's
+    // third byte, before the line passes 10.
+    let input = b"a:123456\nb:123456\nc:1234567890123\n\n";
+    for_each_split(input, |pieces| {
+        let (out, counted, error) = run(limit, pieces);
+        assert_eq!(
+            error,
+            Some(SseError::EventTooLarge { limit: 2 * limit }),
+            "{pieces:?}"
+        );
+        assert!(out.is_empty() && counted == 0);
+    });
+    // A line that is over first, in an event that later is too: the line's error.
+    let input = b"a:1234567890123\nb:123456\nc:123456\n\n";
+    for_each_split(input, |pieces| {
+        let (_, _, error) = run(limit, pieces);
+        assert_eq!(error, Some(SseError::LineTooLong { limit }), "{pieces:?}");
+    });
+}
+
+/// The blank line that ends an event counts as one byte of its size, whatever its line end: an
+/// event at twice the limit ending in CRLF is passed on whether or not a read ends between the
+/// CR and the LF (it was refused when the CRLF came whole).
+#[test]
+fn an_event_at_the_limit_passes_however_its_crlf_is_cut() {
+    let limit = 10;
+    // 9 + 10 bytes of lines and the blank line: 20.
+    let input = b"a:12345\r\nb:123456\r\n\r\n";
+    for_each_split(input, |pieces| {
+        let (out, counted, error) = run(limit, pieces);
+        assert_eq!(error, None, "{pieces:?}");
+        assert_eq!(out, input, "{pieces:?}");
+        assert_eq!(counted, 1, "{pieces:?}");
+    });
+    let over = b"a:123456\r\nb:123456\r\n\r\n";
+    for_each_split(over, |pieces| {
+        let (_, _, error) = run(limit, pieces);
+        assert_eq!(
+            error,
+            Some(SseError::EventTooLarge { limit: 2 * limit }),
+            "{pieces:?}"
+        );
+    });
+}
