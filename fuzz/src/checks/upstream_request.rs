@@ -2,15 +2,16 @@
 //! built-in configuration: the client's text reaches the upstream only through these.
 //!
 //! - A request that is built is one complete HTTP/1.1 `POST` whose `Content-Length` frames a
-//!   JSON object body.
+//!   JSON object body (`wire::json_post`).
 //! - Building fails only for what the handoff may get wrong (`test_pattern`, `thread_id`): the
 //!   built-in configuration holds nothing that could fail.
 
-use serde_json::Value;
 use streaming_daemon::backends::upstream::{Origin, RequestBytes};
 use streaming_daemon::backends::{langgraph, openai};
 use streaming_daemon::config::Config;
 use streaming_daemon::handoff::parse_handoff_data;
+
+use super::wire::json_post;
 
 pub fn check(data: &[u8]) {
     let Ok(handoff) = parse_handoff_data(data) else {
@@ -49,28 +50,5 @@ fn well_formed(request: RequestBytes) {
         request.streamed.is_none(),
         "a body with no file content is streamed"
     );
-    let request = request.bytes.as_slice();
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut parsed = httparse::Request::new(&mut headers);
-    let len = match parsed.parse(request) {
-        Ok(httparse::Status::Complete(len)) => len,
-        other => panic!(
-            "a request we built does not parse ({other:?}): {:?}",
-            String::from_utf8_lossy(request)
-        ),
-    };
-    assert_eq!(parsed.method, Some("POST"));
-    assert!(parsed.path.is_some_and(|path| path.starts_with('/')));
-    let body = &request[len..];
-    let length = parsed
-        .headers
-        .iter()
-        .find(|header| header.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|header| std::str::from_utf8(header.value).ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    assert_eq!(length, Some(body.len()), "Content-Length frames the body");
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(_)) => {}
-        other => panic!("the body is not a JSON object: {other:?}"),
-    }
+    json_post(&request.bytes);
 }

@@ -1,5 +1,6 @@
 //! Helpers the checks share: how one input is cut into reads, what a response the daemon wrote
-//! must look like, and SSE items kept past their parser's callback.
+//! must look like, what a request it built must look like, and SSE items kept past their
+//! parser's callback.
 
 use streaming_daemon::sse::SseItem;
 
@@ -162,4 +163,40 @@ pub fn error_json(body: &[u8]) -> String {
         .and_then(serde_json::Value::as_str)
         .expect("`error` is a string")
         .to_string()
+}
+
+/// `request` must be one complete HTTP/1.1 `POST` to a path, whose `Content-Length` frames a
+/// body that is a JSON object. Returns the head's length.
+///
+/// The body is checked against JSON's grammar, not decoded: a client's `langgraph_input` is
+/// forwarded as it was written, and the grammar allows an escaped lone surrogate (`"\ud83d"`,
+/// which Python's `json` reads), while serde_json's `Value` refuses to decode one.
+pub fn json_post(request: &[u8]) -> usize {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let len = match parsed.parse(request) {
+        Ok(httparse::Status::Complete(len)) => len,
+        other => panic!(
+            "a request we built does not parse ({other:?}): {:?}",
+            String::from_utf8_lossy(request)
+        ),
+    };
+    assert_eq!(parsed.method, Some("POST"));
+    assert!(parsed.path.is_some_and(|path| path.starts_with('/')));
+    let body = &request[len..];
+    let length = parsed
+        .headers
+        .iter()
+        .find(|header| header.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|header| std::str::from_utf8(header.value).ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    assert_eq!(length, Some(body.len()), "Content-Length frames the body");
+    match serde_json::from_slice::<Box<serde_json::value::RawValue>>(body) {
+        Ok(raw) => assert!(raw.get().starts_with('{'), "not an object: {}", raw.get()),
+        Err(error) => panic!(
+            "the body is not JSON ({error}): {}",
+            String::from_utf8_lossy(body)
+        ),
+    }
+    len
 }
