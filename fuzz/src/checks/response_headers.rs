@@ -6,7 +6,9 @@
 //!   trimmed of SP and HTAB, numbers as written, booleans; `bad_type`, `bad_name`, `blocked`,
 //!   `bad_value`; a later valid member of the same name (ASCII case-insensitively) replaces an
 //!   earlier one; the first over 32 headers or 8192 bytes of lines, and every one after, `limit`.
-//! - A value that is not an object gives no headers (and a warning unless `null` or `[]`).
+//! - A value that is not an object gives no headers (and a warning unless `null` or `[]`); so
+//!   does an object with a name that is not text (an escaped lone surrogate), and a member
+//!   whose string value is not text is `bad_type`.
 //! - The success head and an error response written with the headers parse back with every
 //!   header in order; an error response's own `Retry-After` replaces a custom one.
 //! - The warning's `dropped` field is bounded and never holds a value.
@@ -64,6 +66,8 @@ pub fn check(data: &[u8]) {
         None => {
             assert!(filtered.headers.is_empty() && filtered.dropped.is_empty());
             let trimmed = value.get().trim_matches([' ', '\t', '\n', '\r']);
+            // `null` and `[]` say nothing; anything else, an object whose names cannot be read
+            // included, gets a warning.
             let silent = trimmed == "null" || is_empty_array(trimmed);
             assert_eq!(filtered.not_an_object.is_none(), silent, "{trimmed:?}");
         }
@@ -82,7 +86,8 @@ pub fn check(data: &[u8]) {
 }
 
 /// The top-level members of an object, in document order with repeats, each value as its
-/// text: `None` when the value is not an object. The text is one value serde_json accepted.
+/// text: `None` when the value is not an object, or one whose names cannot all be decoded. The
+/// text is one value serde_json accepted.
 fn members(text: &str) -> Option<Vec<(String, &str)>> {
     let bytes = text.as_bytes();
     let mut i = skip_space(bytes, 0);
@@ -96,7 +101,9 @@ fn members(text: &str) -> Option<Vec<(String, &str)>> {
     }
     loop {
         let end = string_end(bytes, i);
-        let name: String = serde_json::from_str(&text[i..end]).expect("a member name");
+        // A name serde_json cannot decode (an escaped lone surrogate: valid JSON, not text)
+        // makes the whole value unreadable, as the daemon's reader reads names the same way.
+        let name: String = serde_json::from_str(&text[i..end]).ok()?;
         i = skip_space(bytes, end);
         assert_eq!(bytes[i], b':');
         let start = skip_space(bytes, i + 1);
@@ -223,7 +230,8 @@ fn expected(members: &[(String, &str)]) -> (Vec<(String, String)>, Vec<(String, 
 fn header_value(text: &str) -> Result<String, DropReason> {
     match text.as_bytes().first() {
         Some(b'"') => {
-            let decoded: String = serde_json::from_str(text).expect("a string");
+            // A string with an escaped lone surrogate is valid JSON but not text: no value.
+            let decoded: String = serde_json::from_str(text).map_err(|_| DropReason::BadType)?;
             Ok(decoded.trim_matches([' ', '\t']).to_string())
         }
         Some(b'-' | b'0'..=b'9') => Ok(text.to_string()),
