@@ -656,7 +656,7 @@ impl Connection {
                     Flushed::Blocked => return Round::Stop(Step::Continue),
                     Flushed::Failed(e) => {
                         log::debug!(conn = self.id, error:% = e; "client write failed");
-                        return Round::Again(Event::ClientGone(Outcome::ClientDisconnected, None));
+                        return Round::Again(Event::ClientGone(client::gone(&e), None));
                     }
                 }
             }
@@ -1193,7 +1193,7 @@ impl Connection {
                 // A client that shut its sending side (or closed, which looks the same from
                 // here) is written to until a write fails: only then is it known to be gone.
                 Input::Quiet | Input::Closed => {}
-                Input::Failed => return Some(Event::ClientGone(Outcome::ClientDisconnected, None)),
+                Input::Failed(outcome) => return Some(Event::ClientGone(outcome, None)),
                 Input::Flooded => {
                     let why = "the client sent more than 64 KiB after its request";
                     return Some(Event::ClientGone(Outcome::Other, Some(why.into())));
@@ -1210,7 +1210,7 @@ impl Connection {
             Flushed::Blocked => None,
             Flushed::Failed(e) => {
                 log::debug!(conn = self.id, error:% = e; "client write failed");
-                Some(Event::ClientGone(Outcome::ClientDisconnected, None))
+                Some(Event::ClientGone(client::gone(&e), None))
             }
         }
     }
