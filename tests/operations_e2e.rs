@@ -517,6 +517,46 @@ fn an_upgrade_under_steady_load_loses_no_handoff_and_keeps_the_socket() {
 }
 
 #[test]
+fn under_systemd_the_upgraded_process_reports_its_pid_and_the_old_one_stays_quiet() {
+    let systemd = FakeSystemd::new("notify-upgrade");
+    let notify = systemd.path.to_str().unwrap().to_string();
+    let mut old = Daemon::start_with_env(
+        temp_socket_path("ops-notify-upgrade"),
+        &["-message-delay", "0"],
+        &[("NOTIFY_SOCKET", &notify)],
+    );
+    assert_eq!(systemd.next(), "READY=1");
+    old.signal(libc::SIGUSR2);
+    let new_pid = pid_in(&old.wait_for_log("new process started", LIMIT));
+    // NotifyAccess=all lets systemd take this from a process that is not yet the main one.
+    assert_eq!(
+        systemd.until("MAINPID="),
+        format!("MAINPID={new_pid}\nREADY=1")
+    );
+    assert_eq!(old.wait_exit(LIMIT), 0);
+    // Everything the old process sent is queued by now. Its drain must not say STOPPING=1 (nor
+    // anything after the hand-over): systemd would take the service for stopping.
+    systemd.socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut after = Vec::new();
+    while let Ok(n) = systemd.socket.recv(&mut buf) {
+        after.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        assert!(after.len() < 1000, "{after:?}");
+    }
+    assert!(
+        after.iter().all(|message| message.starts_with("STATUS=")),
+        "{after:?}"
+    );
+    systemd.socket.set_nonblocking(false).unwrap();
+    // The new process serves, and it is the one systemd hears stopping.
+    assert!(old.request(b"{}").ends_with("data: [DONE]\n\n"));
+    // SAFETY: (test) the new process was started by ours for this test.
+    assert_eq!(unsafe { libc::kill(new_pid, libc::SIGTERM) }, 0);
+    assert_eq!(systemd.until("STOPPING=1"), "STOPPING=1");
+    eventually(LIMIT, "the new process to exit", || !alive(new_pid));
+}
+
+#[test]
 fn a_new_binary_that_fails_leaves_the_old_one_serving() {
     use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("sd-ops-bin-{}", std::process::id()));
