@@ -418,36 +418,72 @@ mod tests {
 
     #[test]
     fn the_go_classification_follows_the_spec_tables() {
-        let stream = |o| EndReason::Stream(o).go_counter();
-        assert_eq!(stream(Outcome::Completed), None);
+        use GoReason::*;
+        // SPEC §7.2, the outcomes table: every outcome, with its Go `reason` (None: not counted).
+        let outcomes = [
+            (Outcome::Completed, None),
+            (Outcome::ClientDisconnected, Some(ClientDisconnected)),
+            (Outcome::ResumedElsewhere, None),
+            (Outcome::WriteTimeout, Some(Timeout)),
+            (Outcome::MaxDuration, Some(Timeout)),
+            (Outcome::Canceled, Some(Canceled)),
+            (Outcome::UpstreamUnreachable, Some(Network)),
+            (Outcome::UpstreamStatus, Some(Other)),
+            (Outcome::UpstreamTimeout, Some(Timeout)),
+            (Outcome::UpstreamCut, Some(Network)),
+            (Outcome::UpstreamError, Some(Other)),
+            (Outcome::UpstreamIncomplete, Some(Other)),
+            (Outcome::Panic, Some(Other)),
+            (Outcome::Network, Some(Network)),
+            (Outcome::Other, Some(Other)),
+        ];
+        assert_eq!(outcomes.len(), Outcome::ALL.len(), "an outcome is missing");
+        for (outcome, reason) in outcomes {
+            assert_eq!(
+                EndReason::Stream(outcome).go_counter(),
+                reason.map(GoCounter::StreamErrors),
+                "{outcome:?}"
+            );
+        }
+        // The rejections table: receive-stage ones are Go's handoff errors, after-stage ones its
+        // stream errors.
+        let handoff = GoCounter::HandoffErrors;
+        let stream = GoCounter::StreamErrors;
+        let rejections = [
+            (Rejection::TooLarge, handoff(Other)),
+            (Rejection::NoFd, handoff(Other)),
+            (Rejection::BadFd, handoff(Other)),
+            (Rejection::Ctrunc, handoff(Other)),
+            (Rejection::Timeout, handoff(Timeout)),
+            (
+                Rejection::Network { reset: true },
+                handoff(ClientDisconnected),
+            ),
+            (Rejection::Network { reset: false }, handoff(Network)),
+            (Rejection::Other, handoff(Other)),
+            (Rejection::BadJson, stream(Other)),
+            (Rejection::BadAttachment, stream(Other)),
+            (Rejection::UnknownProfile, stream(Other)),
+            (Rejection::UnknownBackend, stream(Other)),
+        ];
+        // `Network` is there twice, once per `reset`.
         assert_eq!(
-            stream(Outcome::WriteTimeout),
-            Some(GoCounter::StreamErrors(GoReason::Timeout))
+            rejections.len(),
+            Rejection::ALL.len() + 1,
+            "a rejection is missing"
         );
-        assert_eq!(
-            stream(Outcome::UpstreamCut),
-            Some(GoCounter::StreamErrors(GoReason::Network))
-        );
-        assert_eq!(
-            stream(Outcome::Panic),
-            Some(GoCounter::StreamErrors(GoReason::Other))
-        );
-        let rejected = |r| EndReason::Rejected(r).go_counter();
-        assert_eq!(
-            rejected(Rejection::Network { reset: true }),
-            Some(GoCounter::HandoffErrors(GoReason::ClientDisconnected))
-        );
-        assert_eq!(
-            rejected(Rejection::Timeout),
-            Some(GoCounter::HandoffErrors(GoReason::Timeout))
-        );
-        assert_eq!(
-            rejected(Rejection::BadJson),
-            Some(GoCounter::StreamErrors(GoReason::Other))
-        );
+        for (rejection, counter) in rejections {
+            assert_eq!(
+                EndReason::Rejected(rejection).go_counter(),
+                Some(counter),
+                "{rejection:?}"
+            );
+        }
+        // Neither a stream nor an error: a 503 over capacity, a `resume` answered 204.
         assert_eq!(EndReason::OverCapacity.go_counter(), None);
-        assert_eq!(stream(Outcome::ResumedElsewhere), None);
-        assert_eq!(EndReason::NotResumed(NotResumed::Done).go_counter(), None);
+        for why in [NotResumed::Done, NotResumed::Unknown, NotResumed::Mismatch] {
+            assert_eq!(EndReason::NotResumed(why).go_counter(), None, "{why:?}");
+        }
     }
 
     #[test]

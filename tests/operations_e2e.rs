@@ -79,16 +79,67 @@ fn systemd_hears_ready_watchdog_status_reloading_and_stopping() {
     let _stream = daemon.open_stream();
     assert_eq!(systemd.until("STATUS="), "STATUS=1 streams, 1 connections");
     // Without -config there is nothing to reload, but `systemctl reload` must return.
-    daemon.signal(libc::SIGHUP);
-    let reloading = systemd.until("RELOADING=1");
-    assert!(
-        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
-        "{reloading}"
-    );
-    assert_eq!(systemd.until("READY=1"), "READY=1");
+    reload_as_notify_reload_wants(&daemon, &systemd);
     daemon.wait_for_log("nothing to reload", LIMIT);
     daemon.signal(libc::SIGTERM);
     assert_eq!(systemd.until("STOPPING=1"), "STOPPING=1");
+}
+
+/// `CLOCK_MONOTONIC` in microseconds, read here rather than through the daemon's own code: the
+/// clock systemd compares `MONOTONIC_USEC=` against.
+fn monotonic_usec() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: (test) `now` is valid for writes.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) },
+        0
+    );
+    now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1_000
+}
+
+/// Sends SIGHUP and checks what `Type=notify-reload` (systemd 253+) needs to see the reload
+/// through: `RELOADING=1` with a `MONOTONIC_USEC=` no older than the signal (systemd ignores an
+/// older one and the reload times out), then `READY=1`.
+fn reload_as_notify_reload_wants(daemon: &Daemon, systemd: &FakeSystemd) {
+    let signalled = monotonic_usec();
+    daemon.signal(libc::SIGHUP);
+    let reloading = systemd.until("RELOADING=1");
+    let heard = monotonic_usec();
+    let usec: u64 = reloading
+        .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+        .and_then(|usec| usec.parse().ok())
+        .unwrap_or_else(|| panic!("not RELOADING=1 with MONOTONIC_USEC=: {reloading:?}"));
+    assert!(
+        (signalled..=heard).contains(&usec),
+        "MONOTONIC_USEC={usec} is not between the signal ({signalled}) and its receipt ({heard})"
+    );
+    assert_eq!(systemd.until("READY=1"), "READY=1");
+}
+
+#[test]
+fn reloads_applied_and_refused_both_end_with_ready_as_notify_reload_needs() {
+    let systemd = FakeSystemd::new("notify-reload");
+    let notify = systemd.path.to_str().unwrap().to_string();
+    let file = ConfigFile::new("notify-reload", "logging:\n  level: info\n");
+    let mut daemon = Daemon::start_with_env(
+        temp_socket_path("ops-notify-reload"),
+        &["-config", file.0.to_str().unwrap(), "-message-delay", "0"],
+        &[("NOTIFY_SOCKET", &notify)],
+    );
+    assert_eq!(systemd.next(), "READY=1");
+    file.write("logging:\n  level: debug\n");
+    reload_as_notify_reload_wants(&daemon, &systemd);
+    daemon.wait_for_log("configuration reloaded", LIMIT);
+    // Refused, the reload must still end, or `systemctl reload` hangs until its timeout.
+    file.write("logging:\n  level: loud\n");
+    reload_as_notify_reload_wants(&daemon, &systemd);
+    daemon.wait_for_log("configuration reload refused", LIMIT);
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(systemd.until("STOPPING=1"), "STOPPING=1");
+    assert_eq!(daemon.wait_exit(LIMIT), 0);
 }
 
 /// Runs the daemon binary with `fds` passed as systemd passes them, its stderr in `log`.
@@ -218,6 +269,188 @@ fn sighup_reloads_level_and_budget_and_refuses_an_invalid_file() {
     assert_eq!(daemon.wait_exit(LIMIT), 0);
 }
 
+/// The address the daemon logged for its metrics listener (started with `-metrics-addr
+/// 127.0.0.1:0`).
+fn metrics_address(daemon: &mut Daemon) -> std::net::SocketAddr {
+    let line = daemon.wait_for_log("msg=\"metrics listening\"", LIMIT);
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.trim_end_matches('"').strip_suffix("/metrics"))
+        .and_then(|address| address.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line}"))
+}
+
+/// The value of `series` (name and labels, exactly) in a scrape of `address`.
+fn scraped(address: std::net::SocketAddr, series: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no series {series} in\n{response}"))
+        .parse()
+        .unwrap()
+}
+
+const RELOADS_OK: &str = "daemon_config_reloads_total{result=\"ok\"}";
+const RELOADS_ERROR: &str = "daemon_config_reloads_total{result=\"error\"}";
+
+#[test]
+fn a_reload_applies_max_connections_and_message_delay_to_new_handoffs_and_is_counted() {
+    // A 1 s delay keeps the first stream running (18 events) while the test works.
+    let file = ConfigFile::new(
+        "reload-budget",
+        "server:\n  max_connections: 2\nbackend:\n  mock:\n    message_delay_ms: 1000\n",
+    );
+    let mut daemon = Daemon::start(
+        "ops-reload-budget",
+        &[
+            "-config",
+            file.0.to_str().unwrap(),
+            "-metrics-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    let metrics = metrics_address(&mut daemon);
+    assert_eq!(
+        (
+            scraped(metrics, RELOADS_OK),
+            scraped(metrics, RELOADS_ERROR)
+        ),
+        (0.0, 0.0)
+    );
+    let running = daemon.open_stream();
+
+    // At 2 the next handoff would be admitted; at 1 the running stream fills the budget.
+    file.write("server:\n  max_connections: 1\nbackend:\n  mock:\n    message_delay_ms: 0\n");
+    daemon.signal(libc::SIGHUP);
+    let reloaded = daemon.wait_for_log("configuration reloaded", LIMIT);
+    assert!(reloaded.contains("server.max_connections"), "{reloaded}");
+    let turned_away = daemon.request(b"{}");
+    let (status, headers, _) = parse_response(&turned_away);
+    assert_eq!(status, "HTTP/1.1 503 Service Unavailable", "{turned_away}");
+    assert!(
+        headers.contains(&("Retry-After".into(), "1".into())),
+        "{headers:?}"
+    );
+    assert_eq!(
+        (
+            scraped(metrics, RELOADS_OK),
+            scraped(metrics, RELOADS_ERROR)
+        ),
+        (1.0, 0.0)
+    );
+
+    // Once the running stream is gone there is room again, and the new handoff runs with the
+    // reloaded delay of 0: its 18 events arrive at once (at the old 1 s it would take 17 s,
+    // beyond read_to_end's bound).
+    drop(running);
+    daemon.wait_for_log("outcome=client_disconnected", LIMIT);
+    let started = Instant::now();
+    let body = daemon.request(b"{}");
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    assert_eq!(contents(&body).len(), 18);
+    assert!(started.elapsed() < Duration::from_secs(10), "{body}");
+
+    // A refused reload changes nothing and is counted as an error.
+    file.write("server:\n  max_connections: zero\n");
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_for_log("configuration reload refused", LIMIT);
+    eventually(LIMIT, "the refused reload to be counted", || {
+        scraped(metrics, RELOADS_ERROR) == 1.0
+    });
+    assert_eq!(scraped(metrics, RELOADS_OK), 1.0);
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(LIMIT), 0);
+}
+
+#[test]
+fn a_stream_running_across_a_reload_keeps_its_settings_while_a_new_one_gets_the_new_ones() {
+    use common::upstream::{
+        chunk, delta, gate, ok_stream, Action, FakeUpstream, Kind, DONE_EVENT, LAST_CHUNK,
+        SSE_OK_CHUNKED,
+    };
+    use std::io::Read;
+    // A 4 KiB delta: within the default sse_max_line_bytes (256 KiB), over the reloaded 1 KiB.
+    let big = "x".repeat(4096);
+    let big_delta = delta(&format!("\"{big}\""));
+    let (release, released) = gate();
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![
+            // The stream accepted before the reload: one event, then the big line once the
+            // test has reloaded.
+            vec![
+                Action::Send(format!("{SSE_OK_CHUNKED}{}", chunk(&delta("\"a\""))).into_bytes()),
+                Action::WaitFor(released),
+                Action::Send(
+                    format!("{}{}{LAST_CHUNK}", chunk(&big_delta), chunk(DONE_EVENT)).into_bytes(),
+                ),
+            ],
+            // The stream accepted after it: the same big line.
+            ok_stream(&[&big_delta, DONE_EVENT]),
+        ],
+    );
+    let base = format!(
+        "backend:\n  provider: openai\n  openai:\n    api_base: {}/v1\n",
+        upstream.base
+    );
+    let file = ConfigFile::new("reload-running", &base);
+    let mut daemon = Daemon::start_with_env(
+        temp_socket_path("ops-reload-running"),
+        &["-config", file.0.to_str().unwrap()],
+        &[("OPENAI_API_KEY", "sk-test-reload")],
+    );
+    let (mut before, server) = tcp_pair();
+    hand_off(
+        &daemon.socket,
+        SocketType::Stream,
+        b"{\"prompt\":\"hi\"}",
+        &server,
+    );
+    drop(server);
+    before.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    while find(&received, b"data: {\"content\":\"a\"}").is_none() {
+        let n = before
+            .read(&mut buf)
+            .expect("the first event within the limit");
+        assert!(n > 0, "{}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&buf[..n]);
+    }
+
+    file.write(&format!(
+        "{base}  upstream:\n    sse_max_line_bytes: 1KiB\n"
+    ));
+    daemon.signal(libc::SIGHUP);
+    let reloaded = daemon.wait_for_log("configuration reloaded", LIMIT);
+    assert!(
+        reloaded.contains("backend.upstream.sse_max_line_bytes"),
+        "{reloaded}"
+    );
+    // Accepted now: the 1 KiB limit ends it at the big line.
+    let after = daemon.request(b"{\"prompt\":\"hi\"}");
+    assert!(!after.contains(&big), "{after}");
+    assert!(!after.ends_with("data: [DONE]\n\n"), "{after}");
+    assert!(after.contains("event: error\n"), "{after}");
+    daemon.wait_for_log("event-stream line over 1024 bytes", LIMIT);
+
+    // Accepted before: still under the limit it started with, so the big line passes.
+    release.send(()).unwrap();
+    received.extend_from_slice(read_to_end(&mut before, LIMIT).as_bytes());
+    let body = String::from_utf8(received).unwrap();
+    assert_eq!(contents(&body), vec!["a".to_string(), big]);
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    assert_eq!(upstream.requests().len(), 2);
+}
+
 /// The pid a log line names as `pid=N`.
 fn pid_in(line: &str) -> i32 {
     line.split_whitespace()
@@ -281,6 +514,46 @@ fn an_upgrade_under_steady_load_loses_no_handoff_and_keeps_the_socket() {
         !socket.exists(),
         "the new process owned the path and removed it"
     );
+}
+
+#[test]
+fn under_systemd_the_upgraded_process_reports_its_pid_and_the_old_one_stays_quiet() {
+    let systemd = FakeSystemd::new("notify-upgrade");
+    let notify = systemd.path.to_str().unwrap().to_string();
+    let mut old = Daemon::start_with_env(
+        temp_socket_path("ops-notify-upgrade"),
+        &["-message-delay", "0"],
+        &[("NOTIFY_SOCKET", &notify)],
+    );
+    assert_eq!(systemd.next(), "READY=1");
+    old.signal(libc::SIGUSR2);
+    let new_pid = pid_in(&old.wait_for_log("new process started", LIMIT));
+    // NotifyAccess=all lets systemd take this from a process that is not yet the main one.
+    assert_eq!(
+        systemd.until("MAINPID="),
+        format!("MAINPID={new_pid}\nREADY=1")
+    );
+    assert_eq!(old.wait_exit(LIMIT), 0);
+    // Everything the old process sent is queued by now. Its drain must not say STOPPING=1 (nor
+    // anything after the hand-over): systemd would take the service for stopping.
+    systemd.socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut after = Vec::new();
+    while let Ok(n) = systemd.socket.recv(&mut buf) {
+        after.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        assert!(after.len() < 1000, "{after:?}");
+    }
+    assert!(
+        after.iter().all(|message| message.starts_with("STATUS=")),
+        "{after:?}"
+    );
+    systemd.socket.set_nonblocking(false).unwrap();
+    // The new process serves, and it is the one systemd hears stopping.
+    assert!(old.request(b"{}").ends_with("data: [DONE]\n\n"));
+    // SAFETY: (test) the new process was started by ours for this test.
+    assert_eq!(unsafe { libc::kill(new_pid, libc::SIGTERM) }, 0);
+    assert_eq!(systemd.until("STOPPING=1"), "STOPPING=1");
+    eventually(LIMIT, "the new process to exit", || !alive(new_pid));
 }
 
 #[test]

@@ -162,37 +162,6 @@ fn extra_fds_are_closed_and_the_first_is_served() {
     assert_eq!(read_to_end(&mut other_client, LIMIT), "");
 }
 
-/// Sends one message carrying several fds (Apache never does; the daemon must cope).
-fn send_fds(apache: &impl AsFd, fds: &[std::os::fd::BorrowedFd<'_>]) {
-    use std::os::fd::AsRawFd;
-    let fds: Vec<i32> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
-    let bytes = (fds.len() * 4) as u32;
-    let mut control = [0u64; 64];
-    let data = b"{}";
-    // SAFETY: (test) the msghdr points at live buffers; the cmsg is built inside `control`.
-    unsafe {
-        let mut iov = libc::iovec {
-            iov_base: data.as_ptr() as *mut _,
-            iov_len: data.len(),
-        };
-        let mut message: libc::msghdr = std::mem::zeroed();
-        message.msg_iov = &mut iov;
-        message.msg_iovlen = 1;
-        message.msg_control = control.as_mut_ptr().cast();
-        message.msg_controllen = libc::CMSG_SPACE(bytes) as _;
-        let header = libc::CMSG_FIRSTHDR(&message);
-        (*header).cmsg_level = libc::SOL_SOCKET;
-        (*header).cmsg_type = libc::SCM_RIGHTS;
-        (*header).cmsg_len = libc::CMSG_LEN(bytes) as _;
-        std::ptr::copy_nonoverlapping(
-            fds.as_ptr(),
-            libc::CMSG_DATA(header).cast::<i32>(),
-            fds.len(),
-        );
-        assert_eq!(libc::sendmsg(apache.as_fd().as_raw_fd(), &message, 0), 2);
-    }
-}
-
 #[test]
 fn truncated_control_data_closes_every_fd() {
     let mut h = Harness::new("ctrunc", |_| {});

@@ -11,6 +11,7 @@ use mio::{Interest, Registry, Token};
 
 use super::outbox::{Flushed, Outbox};
 use crate::deadline;
+use crate::end::Outcome;
 use crate::handoff::HandoffError;
 use crate::sys::socket;
 
@@ -19,6 +20,18 @@ const CLIENT_KEEPALIVE: Duration = Duration::from_secs(15);
 /// Bytes a client may send after its request before we stop listening to it. Apache has read
 /// the request; anything more is at best a pipelined request we will not answer.
 const CLIENT_INPUT_LIMIT: usize = 64 * 1024;
+
+/// How a failed read or write on the client's socket ends its stream (SPEC §7.2, Go's
+/// `classifyError`): a peer that reset or broke the connection went away; any other socket
+/// error (`ENOTCONN`, `ETIMEDOUT`, `EHOSTUNREACH`, ...) is a network error.
+pub fn gone(error: &io::Error) -> Outcome {
+    match error.kind() {
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::WriteZero => {
+            Outcome::ClientDisconnected
+        }
+        _ => Outcome::Network,
+    }
+}
 
 pub struct Client {
     fd: OwnedFd,
@@ -43,8 +56,8 @@ pub enum Input {
     /// End of file: the client shut its sending side. Whether it also went away only a write
     /// can tell.
     Closed,
-    /// The socket failed: reset, or another error.
-    Failed,
+    /// The socket failed: how that ends the stream ([`gone`]).
+    Failed(Outcome),
     /// The client sent far more than a request's worth after its request.
     Flooded,
 }
@@ -143,7 +156,7 @@ impl Client {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Input::Quiet,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Input::Failed,
+                Err(e) => return Input::Failed(gone(&e)),
             }
         }
     }
@@ -190,5 +203,27 @@ impl Client {
     /// Bytes held for the memory budget.
     pub fn held_bytes(&self) -> usize {
         self.outbox.held_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_or_broken_pipe_is_a_disconnect_and_any_other_error_is_network() {
+        for errno in [libc::EPIPE, libc::ECONNRESET] {
+            let error = io::Error::from_raw_os_error(errno);
+            assert_eq!(gone(&error), Outcome::ClientDisconnected, "{error}");
+        }
+        for errno in [
+            libc::ENOTCONN,
+            libc::ETIMEDOUT,
+            libc::EHOSTUNREACH,
+            libc::EINVAL,
+        ] {
+            let error = io::Error::from_raw_os_error(errno);
+            assert_eq!(gone(&error), Outcome::Network, "{error}");
+        }
     }
 }

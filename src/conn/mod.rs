@@ -4,39 +4,50 @@
 //! the handoff's pieces), [`local`] (a backend's event source) and [`call`] (the upstream
 //! connection, request, head and relay). It owns only what must survive any of them, a panic
 //! included: the client socket with its output buffer ([`client`]), a program run for a local
-//! source, and when the stream started. Every transition is in [`Connection::advance`]:
+//! source, and when the stream started. [`Connection::advance`] makes every transition an event
+//! causes; its match arms, in order:
 //!
 //! | state     | event                                              | next                                              |
 //! |-----------|----------------------------------------------------|---------------------------------------------------|
+//! | Streaming, Finishing | Tick, detached past its window          | Done (`client_disconnected`)                      |
+//! | Streaming, Finishing | ClientGone (EOF, reset), resumable, an event out | the same, detached (SPEC §2.1)           |
+//! | Resuming  | Shutdown                                           | Finishing (503)                                   |
 //! | Receiving | Apache: more to come                               | Receiving                                         |
-//! | Receiving | Apache: complete, local backend                    | Streaming (head and first events)                 |
-//! | Receiving | Apache: complete, upstream backend                 | Calling                                           |
-//! | Receiving | Apache: complete, over capacity, draining, bad data or refused by the backend | Finishing (503, 400 or 500) |
-//! | Receiving | Apache: complete, the fd is not a stream socket    | Done                                              |
-//! | Receiving | Apache: complete, a `resume` id (resuming on)      | Resuming; Finishing (204) for `-done` or a malformed id |
 //! | Receiving | Apache: failed                                     | Finishing (413 or 500), or Done with no usable client |
+//! | Receiving | Apache: complete, the fd is not a stream socket    | Done                                              |
+//! | Receiving | Apache: complete, over capacity, draining, bad data, refused by the backend or its attachments | Finishing (503, 400, 413, 415, 500…) |
+//! | Receiving | Apache: complete, a `resume` id (resuming on)      | Resuming; Finishing (204) for `-done` or a malformed id |
+//! | Receiving | Apache: complete, local backend                    | Streaming (head and first events)                 |
+//! | Receiving | Apache: complete, upstream backend                 | Calling, or Attaching when files are to be read   |
 //! | Receiving | Tick past the handoff timeout                      | Finishing (500), or Done with no client           |
 //! | Receiving | Shutdown                                           | Finishing (503), or Done with no client           |
+//! | Attaching | Tick                                               | Attaching (more to read), Calling (all read), Finishing (refused) |
+//! | Attaching | Shutdown                                           | Finishing (503)                                   |
+//! | Attaching, Calling, Streaming, Finishing | ClientGone          | Done (`client_disconnected`, or `other`)          |
+//! | Attaching, Calling, Streaming, Finishing | WriteStalled        | Done (`write_timeout`)                            |
+//! | Calling   | Tick past the max stream duration                  | Finishing (504)                                   |
+//! | Calling   | Shutdown                                           | Finishing (503)                                   |
 //! | Calling   | Upstream or Tick: no head yet                      | Calling                                           |
 //! | Calling   | Upstream or Tick: the upstream answered 200        | Streaming (head and first events)                 |
 //! | Calling   | Upstream or Tick: the call was refused             | Finishing (429, 502 or 504)                       |
-//! | Calling   | Tick past the max stream duration                  | Finishing (504)                                   |
-//! | Calling   | Shutdown                                           | Finishing (503)                                   |
-//! | Streaming | Tick or Child (local), Tick or Upstream (relay)    | Streaming (events appended)                       |
-//! | Streaming | the same: the source ended                         | Finishing (`[DONE]`, `event: error` or nothing)   |
 //! | Streaming | Tick past the max stream duration                  | Finishing (`event: error`)                        |
 //! | Streaming | Shutdown                                           | Finishing (`event: error`)                        |
-//! | Finishing | Tick with nothing left to write                    | Done                                              |
+//! | Streaming | Tick or Child (local), Tick or Upstream (relay)    | Streaming (events appended)                       |
+//! | Streaming | the same: the source ended                         | Finishing (`[DONE]`, `event: error` or nothing)   |
+//! | Finishing | Tick, nothing left to write, not detached          | Done                                              |
 //! | Finishing | Shutdown                                           | Done                                              |
-//! | Resuming  | the reactor found no stream, or a kept one (`resume_kept`, `not_resumed`) | Finishing (204, or the replayed tail) |
-//! | Resuming  | the reactor moved the client to the stream (`take_resumer`, `hand_over`) | Moved |
-//! | Streaming, Finishing | ClientGone (EOF, reset, write error), resumable, an event out | the same, detached (SPEC §2.1) |
-//! | Streaming, Finishing | a resume of this stream (`resume`)         | the same, with the new client                     |
-//! | Finishing, detached | Tick                                        | Finishing                                         |
-//! | any, detached | Tick past the window; the replay buffer full       | Done (`client_disconnected`)                      |
-//! | Calling, Streaming, Finishing | ClientGone                     | Done (`client_disconnected`, or `other`)          |
-//! | Calling, Streaming, Finishing | WriteStalled                   | Done (`write_timeout`)                            |
 //! | any       | any other event                                    | unchanged                                         |
+//!
+//! Resuming moves a client between connections, so the reactor, which owns both, makes those
+//! moves through [`resuming`]'s methods rather than by an event:
+//!
+//! | state     | the reactor                                        | next                                              |
+//! |-----------|----------------------------------------------------|---------------------------------------------------|
+//! | Resuming  | found no stream, or one that refuses (`answer_not_resumed`, `refused`, `take_back`) | Finishing (204) |
+//! | Resuming  | found a kept, ended stream (`resume_kept`)         | Finishing (the replayed tail and its ending)      |
+//! | Resuming  | found a running stream (`take_resumer`, `hand_over` to another worker) | Moved                         |
+//! | Streaming, Finishing | a resume of this stream (`resume`)      | the same, with the new client                     |
+//! | Streaming, Finishing, detached | the replay buffer filled, or the daemon drains (`drop_detached`, `on_drain`) | Done (`client_disconnected`) |
 //!
 //! Events: `Apache`, `Upstream`, `Child` are socket readiness; `Tick` is time passing or the
 //! client having taken everything written; `ClientGone`, `WriteStalled` and `Shutdown` come
@@ -645,7 +656,7 @@ impl Connection {
                     Flushed::Blocked => return Round::Stop(Step::Continue),
                     Flushed::Failed(e) => {
                         log::debug!(conn = self.id, error:% = e; "client write failed");
-                        return Round::Again(Event::ClientGone(Outcome::ClientDisconnected, None));
+                        return Round::Again(Event::ClientGone(client::gone(&e), None));
                     }
                 }
             }
@@ -1182,7 +1193,7 @@ impl Connection {
                 // A client that shut its sending side (or closed, which looks the same from
                 // here) is written to until a write fails: only then is it known to be gone.
                 Input::Quiet | Input::Closed => {}
-                Input::Failed => return Some(Event::ClientGone(Outcome::ClientDisconnected, None)),
+                Input::Failed(outcome) => return Some(Event::ClientGone(outcome, None)),
                 Input::Flooded => {
                     let why = "the client sent more than 64 KiB after its request";
                     return Some(Event::ClientGone(Outcome::Other, Some(why.into())));
@@ -1199,7 +1210,7 @@ impl Connection {
             Flushed::Blocked => None,
             Flushed::Failed(e) => {
                 log::debug!(conn = self.id, error:% = e; "client write failed");
-                Some(Event::ClientGone(Outcome::ClientDisconnected, None))
+                Some(Event::ClientGone(client::gone(&e), None))
             }
         }
     }

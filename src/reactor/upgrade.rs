@@ -29,6 +29,8 @@ use super::{token, Lifecycle, Reactor};
 const READY_WITHIN: Duration = Duration::from_secs(30);
 /// Enough for `READY=1\n`; anything longer is not what we wait for.
 const MESSAGE_LIMIT: usize = 64;
+/// How often a killed new process not yet collected is waited for again.
+const REAP_POLL: Duration = Duration::from_millis(10);
 
 /// What the new process is started as: the path we were started from (made absolute at
 /// start-up, so a binary replaced on disk is the new version) and our arguments.
@@ -43,6 +45,9 @@ pub(super) struct Upgrading {
     running: Option<Successor>,
     /// New processes killed after a failed upgrade, until reaped.
     failed: Vec<Child>,
+    /// When to wait for them again: a SIGKILL is not instant, and nothing else may wake the
+    /// loop (without systemd there is no housekeeping on the clock), which would leave a zombie.
+    reap_at: Option<Instant>,
 }
 
 struct Successor {
@@ -58,18 +63,22 @@ impl Upgrading {
             source,
             running: None,
             failed: Vec::new(),
+            reap_at: None,
         }
     }
 
-    /// When the upgrade needs attention without an event.
+    /// When the upgrade needs attention without an event: the new process's time limit, or
+    /// collecting a killed one.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        self.running.as_ref().map(|successor| successor.until)
+        let until = self.running.as_ref().map(|successor| successor.until);
+        until.into_iter().chain(self.reap_at).min()
     }
 }
 
 impl Reactor {
-    /// SIGUSR2.
-    pub(super) fn begin_upgrade(&mut self, now: Instant) {
+    /// SIGUSR2: starts the successor (step tests call it directly, as they call
+    /// [`Reactor::begin_drain`]).
+    pub fn begin_upgrade(&mut self, now: Instant) {
         if self.upgrading.running.is_some() {
             log::warn!("SIGUSR2 ignored: an upgrade is already under way");
             return;
@@ -122,7 +131,7 @@ impl Reactor {
             until: deadline::after(now, READY_WITHIN),
         });
         if let Err(e) = registered {
-            self.upgrade_failed(&format!("cannot watch its pipe: {e}"));
+            self.upgrade_failed(now, &format!("cannot watch its pipe: {e}"));
         }
     }
 
@@ -147,7 +156,7 @@ impl Reactor {
         if successor.said.windows(8).any(|w| w == b"READY=1\n") {
             self.hand_over(now);
         } else if closed {
-            self.upgrade_failed("it ended or closed its pipe without saying READY=1");
+            self.upgrade_failed(now, "it ended or closed its pipe without saying READY=1");
         }
     }
 
@@ -177,7 +186,7 @@ impl Reactor {
         self.begin_drain(now);
     }
 
-    fn upgrade_failed(&mut self, why: &str) {
+    fn upgrade_failed(&mut self, now: Instant, why: &str) {
         let Some(mut successor) = self.upgrading.running.take() else {
             return;
         };
@@ -188,7 +197,7 @@ impl Reactor {
         log::error!(pid = successor.child.id(), error = why; "upgrade failed; still serving");
         let _ = successor.child.kill();
         self.upgrading.failed.push(successor.child);
-        self.reap_failed_upgrades();
+        self.reap_failed_upgrades(now);
     }
 
     /// The new process's time is up, and killed ones are collected.
@@ -199,14 +208,16 @@ impl Reactor {
             .as_ref()
             .is_some_and(|successor| now >= successor.until)
         {
-            self.upgrade_failed("it was not ready within 30 s");
+            self.upgrade_failed(now, "it was not ready within 30 s");
         }
-        self.reap_failed_upgrades();
+        self.reap_failed_upgrades(now);
     }
 
-    fn reap_failed_upgrades(&mut self) {
-        self.upgrading
+    fn reap_failed_upgrades(&mut self, now: Instant) {
+        let upgrading = &mut self.upgrading;
+        upgrading
             .failed
             .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
+        upgrading.reap_at = (!upgrading.failed.is_empty()).then(|| deadline::after(now, REAP_POLL));
     }
 }

@@ -45,11 +45,32 @@ impl Write for Socket {
     }
 }
 
+/// The socket read through it, noting whether a read took all the kernel had: one that returns
+/// less than asked for, or would block. Edge-triggered epoll announces the next bytes with a
+/// new event, so the read that would only say `WouldBlock` can be skipped.
+struct Emptying<'a> {
+    socket: &'a mut Socket,
+    emptied: &'a mut bool,
+}
+
+impl Read for Emptying<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let result = self.socket.read(buf);
+        *self.emptied = match &result {
+            Ok(n) => *n < buf.len(),
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        };
+        result
+    }
+}
+
 pub struct Transport {
     socket: Socket,
     tls: Option<Box<ClientConnection>>,
     /// Set once the non-blocking connect is known to have succeeded.
     connected: bool,
+    /// The last read went to the socket and emptied it (see [`Emptying`]).
+    emptied: bool,
 }
 
 /// How a read went.
@@ -125,6 +146,7 @@ impl Transport {
             socket,
             tls,
             connected: false,
+            emptied: false,
         })
     }
 
@@ -196,10 +218,19 @@ impl Transport {
     pub fn read(&mut self, out: &mut Vec<u8>, limit: usize) -> io::Result<ReadOutcome> {
         let start = out.len();
         out.resize(start + limit, 0);
-        let result = self.read_into(&mut out[start..]);
-        let n = *result.as_ref().unwrap_or(&0);
+        let result = self.read_to(&mut out[start..]);
+        let n = match &result {
+            Ok(ReadOutcome::Data(n)) => *n,
+            _ => 0,
+        };
         out.truncate(start + n);
-        match result {
+        result
+    }
+
+    /// Reads plaintext into `buf`: a buffer kept at its size is not zeroed again for every read.
+    pub fn read_to(&mut self, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+        self.emptied = false;
+        match self.read_into(buf) {
             Ok(0) => Ok(ReadOutcome::Closed),
             Ok(n) => Ok(ReadOutcome::Data(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
@@ -207,9 +238,25 @@ impl Transport {
         }
     }
 
+    /// After a read: nothing is left to read until the socket's next readable event. True
+    /// only when that read reached the socket and emptied it, and rustls holds no plaintext.
+    pub fn is_drained(&mut self) -> bool {
+        self.emptied
+            && match &mut self.tls {
+                None => true,
+                Some(tls) => tls
+                    .process_new_packets()
+                    .is_ok_and(|state| state.plaintext_bytes_to_read() == 0),
+            }
+    }
+
     fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut socket = Emptying {
+            socket: &mut self.socket,
+            emptied: &mut self.emptied,
+        };
         let Some(tls) = &mut self.tls else {
-            return self.socket.read(buf);
+            return socket.read(buf);
         };
         loop {
             // Plaintext already decrypted comes first.
@@ -218,7 +265,7 @@ impl Transport {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-            match tls.read_tls(&mut self.socket) {
+            match tls.read_tls(&mut socket) {
                 // A TLS peer ends with close_notify; a bare end of stream may be a truncation,
                 // so it is an error, never a clean end of a close-delimited body.
                 Ok(0) => {
@@ -232,7 +279,7 @@ impl Transport {
                         .process_new_packets()
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                     // Handshake replies and key updates must go out even while we only read.
-                    write_records(tls, &mut self.socket)?;
+                    write_records(tls, socket.socket)?;
                     if state.peer_has_closed() && state.plaintext_bytes_to_read() == 0 {
                         return Ok(0);
                     }
@@ -385,5 +432,59 @@ mod tests {
         peer.act(PeerAction::Drop);
         wait_readable(&mut cut);
         assert!(matches!(cut.check_idle(), Err(Stale::Closed)));
+    }
+
+    #[test]
+    fn a_short_read_drains_the_socket_a_full_one_does_not() {
+        let (mut transport, mut peer) = tcp_pair();
+        let mut buf = [0u8; 64];
+        peer.write_all(&[b'a'; 10]).unwrap();
+        wait_readable(&mut transport);
+        assert_eq!(transport.read_to(&mut buf).unwrap(), ReadOutcome::Data(10));
+        assert!(transport.is_drained(), "10 of 64: the kernel had no more");
+
+        peer.write_all(&[b'b'; 100]).unwrap();
+        wait_readable(&mut transport);
+        assert_eq!(transport.read_to(&mut buf).unwrap(), ReadOutcome::Data(64));
+        assert!(!transport.is_drained(), "a full buffer may have left some");
+        assert_eq!(transport.read_to(&mut buf).unwrap(), ReadOutcome::Data(36));
+        assert!(transport.is_drained());
+        assert_eq!(
+            transport.read_to(&mut buf).unwrap(),
+            ReadOutcome::WouldBlock
+        );
+    }
+
+    #[test]
+    fn tls_plaintext_still_inside_rustls_is_not_drained() {
+        let (mut transport, peer) = tls_pair();
+        peer.act(PeerAction::Plaintext(vec![b'c'; 100]));
+        wait_readable(&mut transport);
+        let mut small = [0u8; 40];
+        let mut read = 0;
+        // The record may be read in parts, each one more event away; bounded either way.
+        for _ in 0..50 {
+            match transport.read_to(&mut small).unwrap() {
+                ReadOutcome::Data(n) => {
+                    read += n;
+                    if read < 100 {
+                        assert!(!transport.is_drained(), "{read} of 100 read: more is due");
+                    }
+                }
+                ReadOutcome::WouldBlock => wait_readable(&mut transport),
+                ReadOutcome::Closed => panic!("closed"),
+            }
+            if read == 100 {
+                break;
+            }
+        }
+        assert_eq!(read, 100);
+        // The last part came out of rustls, not the socket: the next read asks the socket.
+        assert!(!transport.is_drained());
+        assert_eq!(
+            transport.read_to(&mut small).unwrap(),
+            ReadOutcome::WouldBlock
+        );
+        assert!(transport.is_drained());
     }
 }
