@@ -6,7 +6,8 @@
 #   bash benches/compare.sh /tmp/old/target/release/streaming-daemon [OUT_DIR]
 #
 # The other build must take the flags used here (mock, openai, -message-delay, -max-connections);
-# this checkout's runs with -workers 1, the other as it comes (one loop before workers existed).
+# this checkout's runs with -workers 1, the other as it comes (one loop before workers existed)
+# plus OTHER_FLAGS (e.g. OTHER_FLAGS="-workers 1" for a build that has workers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 other=${1:?usage: compare.sh OTHER_DAEMON [OUT_DIR]}
@@ -39,7 +40,7 @@ port=$(cut -d: -f2 "$out/upstream.addr")
 
 echo "== $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for who in other this; do
-    if [ "$who" = this ]; then daemon=$bin/streaming-daemon; extra=(-workers 1); else daemon=$other; extra=(); fi
+    if [ "$who" = this ]; then daemon=$bin/streaming-daemon; extra=(-workers 1); else daemon=$other; read -ra extra <<<"${OTHER_FLAGS:-}"; fi
     run "$who-long" "$daemon" "${extra[@]}" -message-delay 833ms -- -n 10000 -c 10000 -ramp-up 10s -timeout 60s
     run "$who-burst" "$daemon" "${extra[@]}" -message-delay 0 -- -n 50000 -c 200 -socketpair -timeout 30s
     run "$who-relay" "$daemon" "${extra[@]}" -backend openai -openai-base "http://127.0.0.1:$port/v1" \

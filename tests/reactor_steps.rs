@@ -8,12 +8,12 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use common::harness::{Harness, LIMIT};
 use common::upstream::{
-    chunk, delta, gate, ok_stream, Action, FakeUpstream, Kind, DONE_EVENT, SSE_OK_CHUNKED,
+    chunk, delta, gate, ok_stream, send, Action, FakeUpstream, Kind, DONE_EVENT, SSE_OK_CHUNKED,
 };
 use common::*;
 use streaming_daemon::backends::{
@@ -891,6 +891,43 @@ fn an_upstream_silent_past_the_gap_timeout_ends_with_an_error_event() {
         rest.ends_with("event: error\ndata: {\"error\":\"the upstream API stopped sending\"}\n\n"),
         "{rest}"
     );
+}
+
+#[test]
+fn an_upstream_end_that_arrives_with_its_last_bytes_is_read_at_once() {
+    // The last bytes and the end of file come in one readable event: the read that takes the
+    // bytes empties the socket, and no later event announces the end, which must still be
+    // read now (as a cut: the chunk is unfinished), not found by the idle gap timeout.
+    let (release, gate) = gate();
+    let (closed, upstream_closed) = mpsc::channel();
+    let upstream = FakeUpstream::start(
+        Kind::Plain,
+        vec![vec![
+            Action::Send(format!("{SSE_OK_CHUNKED}{}", chunk(&delta("\"x\""))).into_bytes()),
+            Action::WaitFor(gate),
+            send("40\r\ndata: {\"choices\":[{\"delta\""),
+            Action::CloseAndNotify(closed),
+        ]],
+    );
+    let mut h = openai_harness("oa-end", upstream_address(&upstream));
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    let mut received = Vec::new();
+    let started = Instant::now();
+    while !String::from_utf8_lossy(&received).contains("\"x\"") {
+        assert!(started.elapsed() < LIMIT);
+        h.turn();
+        read_available(&mut client, &mut received);
+    }
+    release.send(()).unwrap();
+    upstream_closed.recv_timeout(LIMIT).unwrap();
+    // No time passes on the reactor's clock from here on.
+    h.turn_until(|reactor| reactor.connections() == 0);
+    read_available(&mut client, &mut received);
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.contains("event: error\n"), "{text}");
+    assert!(!text.contains("stopped sending"), "{text}");
 }
 
 #[test]

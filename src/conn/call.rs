@@ -96,8 +96,11 @@ pub struct Call {
     /// When the first attempt's request was sent: time to first byte counts from there.
     sent_at: Option<Instant>,
     /// The upstream socket may have more to read: no read since its last readable event has
-    /// said `WouldBlock`.
+    /// said `WouldBlock` or emptied the socket.
     readable: bool,
+    /// An event said the upstream closed its side. Its end of file is read only by a read
+    /// after the data, which no further event announces: an emptied socket is then read again.
+    hung_up: bool,
     /// The longest SSE line or event accepted from the upstream.
     max_line: usize,
     /// Which of the reactor's upstreams the request is for, and that upstream's generation
@@ -239,6 +242,7 @@ impl Call {
             since: now,
             sent_at: None,
             readable: false,
+            hung_up: false,
             max_line,
             target: request.target,
             generation,
@@ -318,8 +322,12 @@ impl Call {
         io: &mut Io<'_>,
         out: &mut Vec<u8>,
     ) -> Step {
-        if let Event::Upstream { readable, .. } = event {
+        if let Event::Upstream {
+            readable, closed, ..
+        } = event
+        {
             self.readable |= readable;
+            self.hung_up |= closed;
         }
         let now = io.now;
         match (&self.phase, event) {
@@ -446,6 +454,7 @@ impl Call {
         self.body_due = false;
         self.since = io.now;
         self.readable = false;
+        self.hung_up = false;
         if reused {
             self.attempt = Attempt::Pooled;
             self.phase = Phase::Sending;
@@ -759,7 +768,7 @@ impl Call {
                     self.since = io.now;
                     // What remains comes with the next readable event: no read to hear
                     // `WouldBlock` (a third of all syscalls when every event is a read).
-                    if transport.is_drained() {
+                    if !self.hung_up && transport.is_drained() {
                         self.readable = false;
                     }
                     let input = std::mem::take(io.read_buf);

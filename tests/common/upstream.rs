@@ -23,6 +23,8 @@ pub enum Action {
     Notify(Sender<()>),
     /// Close the connection.
     Close,
+    /// Close the connection, then tell the test: its end of file is on its way.
+    CloseAndNotify(Sender<()>),
 }
 
 pub fn send(text: &str) -> Action {
@@ -184,6 +186,11 @@ fn serve(mut stream: impl Read + Write, shared: &Mutex<Shared>) {
                     Ok(())
                 }
                 Action::Close => return,
+                Action::CloseAndNotify(done) => {
+                    drop(stream);
+                    let _ = done.send(());
+                    return;
+                }
             };
             if written.is_err() {
                 shared.lock().unwrap().closed_by_peer += 1;
