@@ -10,6 +10,7 @@ use streaming_daemon::logging;
 use streaming_daemon::Startup;
 
 fn main() -> ExitCode {
+    streaming_daemon::sys::malloc::keep_large_blocks_mapped();
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let invocation = config::load(args.clone(), &|name| {
         std::env::var(name).ok().filter(|value| !value.is_empty())

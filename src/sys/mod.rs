@@ -3,7 +3,7 @@
 //! program's process group, the umask, bounded whole-file reads, files opened and removed beneath
 //! a directory fd without following links (attachments), system constants, random bytes, and
 //! talking to systemd: sd_notify, socket activation and starting an upgrade's new process with
-//! our listeners. Every `unsafe` block in the daemon lives here.
+//! our listeners, and glibc's mmap threshold. Every `unsafe` block in the daemon lives here.
 
 pub mod activation;
 pub mod at;
@@ -13,6 +13,7 @@ pub mod fdpass;
 pub mod file;
 pub mod info;
 pub mod limits;
+pub mod malloc;
 pub mod notify;
 pub mod process;
 pub mod random;
