@@ -563,7 +563,11 @@ fn a_new_binary_that_fails_leaves_the_old_one_serving() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let program = dir.join("streaming-daemon");
-    std::fs::copy(daemon_binary(), &program).unwrap();
+    // A link, not a copy: a copy's write descriptor can be inherited by a child another test
+    // thread forks at that moment, and executing the file then fails with ETXTBSY.
+    if std::fs::hard_link(daemon_binary(), &program).is_err() {
+        std::fs::copy(daemon_binary(), &program).unwrap();
+    }
     let mut daemon = Daemon::start_program(&program, "ops-bad-upgrade", &["-message-delay", "0"]);
     // The "new version" put in place: it starts and dies at once.
     std::fs::remove_file(&program).unwrap();
