@@ -860,6 +860,22 @@ fn no_upstream_head_within_the_timeout_is_a_504() {
     assert_eq!(status_line(&response), "HTTP/1.1 504 Gateway Timeout");
 }
 
+/// Hands off a request and turns the reactor until the client has the `"x"` the upstream's
+/// first chunk carries; the client and what it has read so far.
+fn stream_until_x(h: &mut Harness) -> (TcpStream, Vec<u8>) {
+    let (mut client, server) = tcp_pair();
+    h.hand_off(b"{}", &server);
+    drop(server);
+    let mut received = Vec::new();
+    let started = Instant::now();
+    while !String::from_utf8_lossy(&received).contains("\"x\"") {
+        assert!(started.elapsed() < LIMIT);
+        h.turn();
+        read_available(&mut client, &mut received);
+    }
+    (client, received)
+}
+
 #[test]
 fn an_upstream_silent_past_the_gap_timeout_ends_with_an_error_event() {
     let (_gate_open, gate) = gate();
@@ -871,16 +887,7 @@ fn an_upstream_silent_past_the_gap_timeout_ends_with_an_error_event() {
         ]],
     );
     let mut h = openai_harness("oa-gap", upstream_address(&upstream));
-    let (mut client, server) = tcp_pair();
-    h.hand_off(b"{}", &server);
-    drop(server);
-    let mut received = Vec::new();
-    let started = Instant::now();
-    while !String::from_utf8_lossy(&received).contains("\"x\"") {
-        assert!(started.elapsed() < LIMIT);
-        h.turn();
-        read_available(&mut client, &mut received);
-    }
+    let (mut client, _) = stream_until_x(&mut h);
     // The default idle gap timeout is 120 s.
     h.skip(Duration::from_secs(119));
     h.turn();
@@ -910,16 +917,7 @@ fn an_upstream_end_that_arrives_with_its_last_bytes_is_read_at_once() {
         ]],
     );
     let mut h = openai_harness("oa-end", upstream_address(&upstream));
-    let (mut client, server) = tcp_pair();
-    h.hand_off(b"{}", &server);
-    drop(server);
-    let mut received = Vec::new();
-    let started = Instant::now();
-    while !String::from_utf8_lossy(&received).contains("\"x\"") {
-        assert!(started.elapsed() < LIMIT);
-        h.turn();
-        read_available(&mut client, &mut received);
-    }
+    let (mut client, mut received) = stream_until_x(&mut h);
     release.send(()).unwrap();
     upstream_closed.recv_timeout(LIMIT).unwrap();
     // No time passes on the reactor's clock from here on.
