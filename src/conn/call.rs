@@ -79,8 +79,9 @@ pub struct Call {
     /// or its head when `body` streams the body.
     request: Vec<u8>,
     written: usize,
-    /// A body with file content, produced a slice at a time as the upstream takes it.
-    body: Option<Body>,
+    /// A body with file content, produced a slice at a time as the upstream takes it. Boxed,
+    /// as `typist` below: most calls have neither, and every relayed stream pays the size.
+    body: Option<Box<Body>>,
     /// The slice of `body` being written, and how much of it is written.
     slice: Vec<u8>,
     slice_written: usize,
@@ -126,13 +127,13 @@ enum Phase {
 struct Relaying {
     relay: Relay,
     /// Typed output: the relay's text goes here, and from here to the client.
-    typist: Option<Typist>,
+    typist: Option<Box<Typist>>,
 }
 
 impl Relaying {
     /// Reading the upstream waits while a typed answer has too much text left to type.
     fn is_backed_up(&self) -> bool {
-        self.typist.as_ref().is_some_and(Typist::is_backed_up)
+        self.typist.as_deref().is_some_and(Typist::is_backed_up)
     }
 }
 
@@ -231,7 +232,7 @@ impl Call {
         Call {
             request: request.request,
             written: 0,
-            body: request.body,
+            body: request.body.map(Box::new),
             slice: Vec::new(),
             slice_written: 0,
             body_due: false,
@@ -278,7 +279,7 @@ impl Call {
             // While the client is behind, its write stall deadline is the one that counts.
             Phase::Relaying(_) | Phase::Typing(_) if !client_clear => None,
             Phase::Relaying(relaying) => {
-                let typing = relaying.typist.as_ref().and_then(Typist::due);
+                let typing = relaying.typist.as_deref().and_then(Typist::due);
                 let reading = if relaying.is_backed_up() {
                     None
                 } else if self.readable {
@@ -301,7 +302,7 @@ impl Call {
         let phase = match &self.phase {
             Phase::AwaitingHead(head) => head.capacity(),
             Phase::Relaying(relaying) => {
-                relaying.relay.held_bytes() + relaying.typist.as_ref().map_or(0, Typist::held_bytes)
+                relaying.relay.held_bytes() + relaying.typist.as_deref().map_or(0, Typist::held_bytes)
             }
             Phase::Typing(typist) => typist.held_bytes(),
             Phase::ReadingError(_) => EXCERPT_LIMIT,
@@ -311,7 +312,7 @@ impl Call {
             Some(transport) if transport.is_tls() => TLS_SESSION_ESTIMATE,
             _ => 0,
         };
-        let body = self.body.as_ref().map_or(0, Body::held_bytes) + self.slice.capacity();
+        let body = self.body.as_deref().map_or(0, Body::held_bytes) + self.slice.capacity();
         self.request.capacity() + body + phase + tls
     }
 
@@ -669,7 +670,7 @@ impl Call {
                 let Some(output) = self.output.take() else {
                     return Step::Continue;
                 };
-                let typist = output.pace().map(|pace| Typist::new(pace, io.now));
+                let typist = output.pace().map(|pace| Box::new(Typist::new(pace, io.now)));
                 let relay = Relay::new(&head, output, self.max_line);
                 self.phase = Phase::Relaying(Box::new(Relaying { relay, typist }));
                 self.request = Vec::new();
@@ -852,7 +853,7 @@ impl Call {
             Some(mut typist) => match typist.body_ended(ending) {
                 Some(ending) => ending,
                 None => {
-                    self.phase = Phase::Typing(Box::new(typist));
+                    self.phase = Phase::Typing(typist);
                     return self.type_rest(io, out);
                 }
             },
