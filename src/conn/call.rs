@@ -302,7 +302,8 @@ impl Call {
         let phase = match &self.phase {
             Phase::AwaitingHead(head) => head.capacity(),
             Phase::Relaying(relaying) => {
-                relaying.relay.held_bytes() + relaying.typist.as_deref().map_or(0, Typist::held_bytes)
+                relaying.relay.held_bytes()
+                    + relaying.typist.as_deref().map_or(0, Typist::held_bytes)
             }
             Phase::Typing(typist) => typist.held_bytes(),
             Phase::ReadingError(_) => EXCERPT_LIMIT,
@@ -670,7 +671,9 @@ impl Call {
                 let Some(output) = self.output.take() else {
                     return Step::Continue;
                 };
-                let typist = output.pace().map(|pace| Box::new(Typist::new(pace, io.now)));
+                let typist = output
+                    .pace()
+                    .map(|pace| Box::new(Typist::new(pace, io.now)));
                 let relay = Relay::new(&head, output, self.max_line);
                 self.phase = Phase::Relaying(Box::new(Relaying { relay, typist }));
                 self.request = Vec::new();
