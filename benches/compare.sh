@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side by side, in one run: this checkout's daemon against another build of it (an older
-# commit, say), on three of perf.sh's scenarios, with the same load generator. Loopback only.
+# commit, say), on four of perf.sh's scenarios (the relay over TLS too), with the same load
+# generator. Loopback only.
 #
 #   git worktree add /tmp/old <commit> && (cd /tmp/old && cargo build --release --bins)
 #   bash benches/compare.sh /tmp/old/target/release/streaming-daemon [OUT_DIR]
@@ -32,11 +33,20 @@ run() { # name, daemon binary, daemon flags..., --, handoff flags...
     wait "$pid" || true
 }
 
-"$bin/examples/fake_openai" -listen 127.0.0.1:0 -events 100 -delay-ms 100 >"$out/upstream.addr" &
-upstream=$!
-trap 'kill $upstream 2>/dev/null || true' EXIT
-for _ in $(seq 1 200); do [ -s "$out/upstream.addr" ] && break; sleep 0.05; done
-port=$(cut -d: -f2 "$out/upstream.addr")
+# Two local fake OpenAI-compatible upstreams, plain and TLS: 100 chunks 100 ms apart each.
+start_upstream() { # name, extra flags...
+    local name=$1; shift
+    "$bin/examples/fake_openai" -listen 127.0.0.1:0 -events 100 -delay-ms 100 "$@" >"$out/$name.addr" &
+    upstreams+=($!)
+    for _ in $(seq 1 200); do [ -s "$out/$name.addr" ] && break; sleep 0.05; done
+    cut -d: -f2 "$out/$name.addr"
+}
+upstreams=()
+trap 'kill "${upstreams[@]}" 2>/dev/null || true' EXIT
+start_upstream plain >"$out/plain.port"
+start_upstream tls -tls >"$out/tls.port"
+port=$(cat "$out/plain.port")
+tls_port=$(cat "$out/tls.port")
 
 echo "== $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for who in other this; do
@@ -45,15 +55,17 @@ for who in other this; do
     run "$who-burst" "$daemon" "${extra[@]}" -message-delay 0 -- -n 50000 -c 200 -socketpair -timeout 30s
     run "$who-relay" "$daemon" "${extra[@]}" -backend openai -openai-base "http://127.0.0.1:$port/v1" \
         -- -n 2000 -c 2000 -ramp-up 5s -timeout 60s
+    SSL_CERT_FILE=tests/certs/ca.pem run "$who-relay-tls" "$daemon" "${extra[@]}" -backend openai \
+        -openai-base "https://localhost:$tls_port/v1" -- -n 2000 -c 2000 -ramp-up 5s -timeout 60s
 done
 python3 - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]
-print(f"{'scenario':<8} {'daemon':<6} {'CPU s/1k':>9} {'RSS B/stream':>13} {'TTFB p50':>9} {'TTFB p99':>9}")
-for scenario in ("long", "burst", "relay"):
+print(f"{'scenario':<9} {'daemon':<6} {'CPU s/1k':>9} {'RSS B/stream':>13} {'TTFB p50':>9} {'TTFB p99':>9}")
+for scenario in ("long", "burst", "relay", "relay-tls"):
     for who in ("other", "this"):
         s = json.load(open(f"{out}/{who}-{scenario}.json"))
         d = s["daemon"]
-        print(f"{scenario:<8} {who:<6} {d['cpu_seconds_per_1000_streams']:>9.3f} "
+        print(f"{scenario:<9} {who:<6} {d['cpu_seconds_per_1000_streams']:>9.3f} "
               f"{d['rss_per_stream_bytes']:>13} {s['ttfb_ms']['p50']:>9.2f} {s['ttfb_ms']['p99']:>9.2f}")
 PY

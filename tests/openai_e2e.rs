@@ -456,6 +456,31 @@ fn tls_upstreams_are_verified_against_the_configured_ca() {
 }
 
 #[test]
+fn a_large_answer_over_tls_arrives_whole_and_in_order() {
+    // 2.4 MB in full 16 KiB records: reads that end inside a record, and records whose
+    // plaintext is more than the read buffer has room for.
+    let pieces: Vec<String> = (0..300)
+        .map(|i| {
+            char::from(b'a' + (i % 26) as u8)
+                .to_string()
+                .repeat(8000 + i)
+        })
+        .collect();
+    let events: Vec<String> = pieces.iter().map(|p| delta(&format!("\"{p}\""))).collect();
+    let mut body: Vec<&str> = events.iter().map(String::as_str).collect();
+    body.push(DONE_EVENT);
+    let upstream = FakeUpstream::start(Kind::Tls, vec![ok_stream(&body)]);
+    let ca = certs_dir().join("ca.pem");
+    let d = daemon(
+        "oa-tls-large",
+        &upstream,
+        "",
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
+    assert_eq!(contents(&d.request(b"{}")), pieces);
+}
+
+#[test]
 fn a_certificate_the_daemon_does_not_trust_is_an_unreachable_upstream() {
     let untrusted = FakeUpstream::start(Kind::Tls, vec![ok_stream(&[DONE_EVENT])]);
     // Trust only the server's own certificate, not the CA that issued it.

@@ -199,6 +199,8 @@ pub struct Io<'a> {
     pub upstream: Option<&'a mut Upstream>,
     /// Shared per reactor: bytes read from the upstream, and their decoded body.
     pub read_buf: &'a mut Vec<u8>,
+    /// Shared per reactor: TLS records read from the upstream, before decryption.
+    pub records_buf: &'a mut Vec<u8>,
     pub decode_buf: &'a mut Vec<u8>,
     /// What this loop turn may still produce of attachment bodies (shared by all connections).
     pub file_bytes_left: &'a mut usize,
@@ -549,7 +551,7 @@ impl Call {
                 return Step::Continue;
             };
             let before = head.len();
-            match transport.read(head, READ_CHUNK) {
+            match transport.read(head, READ_CHUNK, io.records_buf) {
                 Ok(ReadOutcome::Data(_)) => {
                     if before == 0 {
                         if let Some(sent) = self.sent_at {
@@ -705,7 +707,7 @@ impl Call {
                 return self.refuse_after_body(io);
             };
             io.read_buf.resize(READ_CHUNK, 0);
-            match transport.read_to(io.read_buf) {
+            match transport.read_to(io.read_buf, io.records_buf) {
                 Ok(ReadOutcome::Data(n)) => {
                     if answer.body.feed(&io.read_buf[..n]) {
                         return self.refuse_after_body(io);
@@ -767,7 +769,7 @@ impl Call {
             };
             // Kept at its size between reads, so that it is zeroed once, not for every read.
             io.read_buf.resize(READ_CHUNK, 0);
-            let ending = match transport.read_to(io.read_buf) {
+            let ending = match transport.read_to(io.read_buf, io.records_buf) {
                 Ok(ReadOutcome::Data(n)) => {
                     self.since = io.now;
                     // What remains comes with the next readable event: no read to hear
@@ -833,11 +835,11 @@ impl Call {
     /// The body ended: keeps or closes the upstream connection, and appends the client's end
     /// by the relay's ending, or, typed, goes on typing what is left first.
     fn end_relay(&mut self, ending: RelayEnding, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
-        // Bytes past the response still inside rustls would be read as the next response.
+        // Bytes past the response kept by the TLS session would be read as the next response.
         let leftover = self
             .transport
-            .as_mut()
-            .is_some_and(Transport::has_buffered_plaintext);
+            .as_ref()
+            .is_some_and(Transport::holds_unread_bytes);
         let relaying = match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Relaying(relaying) => Some(relaying),
             _ => None,

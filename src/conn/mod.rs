@@ -176,6 +176,8 @@ pub struct Buffers {
     /// Bytes read from upstreams, and their decoded bodies.
     pub read: Vec<u8>,
     pub decode: Vec<u8>,
+    /// TLS records read from upstreams, decrypted from here into `read`.
+    pub records: Vec<u8>,
     /// Attachment bytes (files read, bodies encoded) this loop turn may still produce: set
     /// each turn to [`FILE_BYTES_PER_TURN`], it bounds a turn's file work however many
     /// uploads run at once. A connection left without is due again next turn.
@@ -1099,6 +1101,7 @@ impl Connection {
             token: self.tokens.upstream,
             upstream: ctx.upstreams.get_mut(call.target()),
             read_buf: &mut ctx.buffers.read,
+            records_buf: &mut ctx.buffers.records,
             decode_buf: &mut ctx.buffers.decode,
             file_bytes_left: &mut ctx.buffers.file_bytes_left,
             tally: ctx.tally,

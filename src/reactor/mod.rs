@@ -216,6 +216,7 @@ impl Reactor {
             handoff: vec![0; server.max_handoff_bytes + 1].into_boxed_slice(),
             read: Vec::new(),
             decode: Vec::new(),
+            records: Vec::new(),
             file_bytes_left: FILE_BYTES_PER_TURN,
         };
         let now = Instant::now();

@@ -5,6 +5,7 @@
 pub mod pool;
 pub mod prepare;
 pub mod resolve;
+mod session;
 #[cfg(test)]
 mod testing;
 pub mod tls;

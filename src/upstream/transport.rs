@@ -1,11 +1,11 @@
 //! One upstream connection's byte pipe: TCP or a Unix socket, with or without TLS.
 //!
 //! Reads and writes are non-blocking and classified the same way as the client side. With TLS,
-//! rustls is driven by its own signals: records are read until the socket would block, then
-//! plaintext is taken out while the caller has room. Plaintext still inside rustls produces no
-//! new epoll event, so every read takes it first, and a connection holding any
-//! ([`Transport::has_buffered_plaintext`]) is not pooled. A pooled connection is checked again
-//! before it carries another request ([`Transport::check_idle`]).
+//! records are read into the worker's record buffer until the socket would block or plaintext
+//! came out of them, and decrypted from there ([`Session`]). Plaintext or a partial record the
+//! session keeps produces no new epoll event, so every read takes it first, and a connection
+//! holding any ([`Transport::holds_unread_bytes`]) is not pooled. A pooled connection is checked
+//! again before it carries another request ([`Transport::check_idle`]).
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -16,7 +16,13 @@ use std::sync::Arc;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection};
+use rustls::ClientConfig;
+
+use super::session::Session;
+
+/// The most a handshake message spanning records may take while it is joined (rustls allows
+/// 64 KiB for one message).
+const HANDSHAKE_LIMIT: usize = 80 * 1024;
 
 enum Socket {
     Tcp(TcpStream),
@@ -45,18 +51,13 @@ impl Write for Socket {
     }
 }
 
-/// The socket read through it, noting whether a read took all the kernel had: one that returns
-/// less than asked for, or would block. Edge-triggered epoll announces the next bytes with a
-/// new event, so the read that would only say `WouldBlock` can be skipped.
-struct Emptying<'a> {
-    socket: &'a mut Socket,
-    emptied: &'a mut bool,
-}
-
-impl Read for Emptying<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let result = self.socket.read(buf);
-        *self.emptied = match &result {
+impl Socket {
+    /// Reads, noting in `emptied` whether the read took all the kernel had: one that returns
+    /// less than asked for, or would block. Edge-triggered epoll announces the next bytes with
+    /// a new event, so the read that would only say `WouldBlock` can be skipped.
+    fn read_noting(&mut self, buf: &mut [u8], emptied: &mut bool) -> io::Result<usize> {
+        let result = self.read(buf);
+        *emptied = match &result {
             Ok(n) => *n < buf.len(),
             Err(e) => e.kind() == io::ErrorKind::WouldBlock,
         };
@@ -66,10 +67,10 @@ impl Read for Emptying<'_> {
 
 pub struct Transport {
     socket: Socket,
-    tls: Option<Box<ClientConnection>>,
+    tls: Option<Box<Session>>,
     /// Set once the non-blocking connect is known to have succeeded.
     connected: bool,
-    /// The last read went to the socket and emptied it (see [`Emptying`]).
+    /// The last read went to the socket and emptied it (see [`Socket::read_noting`]).
     emptied: bool,
 }
 
@@ -134,12 +135,8 @@ impl Transport {
                         format!("bad TLS server name {host:?}: {e}"),
                     )
                 })?;
-                let mut connection =
-                    ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
-                // The whole request is queued before the handshake ends; it is already bounded
-                // by max_handoff_bytes, so rustls' own 64 KiB cap would only stall it.
-                connection.set_buffer_limit(None);
-                Some(Box::new(connection))
+                let session = Session::new(config.clone(), name).map_err(io::Error::other)?;
+                Some(Box::new(session))
             }
         };
         Ok(Transport {
@@ -189,36 +186,57 @@ impl Transport {
         }
     }
 
-    /// Queues `data` (TLS encrypts it at once) and writes what the socket takes. Returns the
-    /// bytes of `data` accepted; the rest must be offered again after a writable event.
+    /// Writes what the socket takes of `data` (TLS: encrypts up to a record of it once the
+    /// handshake is done and earlier records are out). Returns the bytes of `data` accepted;
+    /// the rest must be offered again after the next event.
     pub fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        match &mut self.tls {
-            None => match self.socket.write(data) {
+        if self.tls.is_none() {
+            return match self.socket.write(data) {
                 Ok(n) => Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
                 Err(e) => Err(e),
-            },
-            Some(tls) => {
-                let accepted = tls.writer().write(data)?;
-                self.flush_tls()?;
-                Ok(accepted)
+            };
+        }
+        if !self.flush_tls()? {
+            return Ok(0);
+        }
+        let Some(tls) = &mut self.tls else {
+            return Ok(0);
+        };
+        let accepted = tls.encrypt(data).map_err(invalid_data)?;
+        self.send_records()?;
+        Ok(accepted)
+    }
+
+    /// Moves TLS along: while the handshake runs, reads and answers the server's records; then
+    /// writes the records waiting to go. True when nothing is left to write.
+    pub fn flush_tls(&mut self) -> io::Result<bool> {
+        let Some(tls) = &self.tls else {
+            return Ok(true);
+        };
+        if tls.is_handshaking() {
+            // The handshake moves on only as the server's records are read. Any plaintext that
+            // comes with its end is kept by the session for the first read.
+            match self.read_tls(&mut [], &mut Vec::new()) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
             }
         }
+        self.send_records()
     }
 
-    /// Writes pending TLS records; true when nothing is left to write.
-    pub fn flush_tls(&mut self) -> io::Result<bool> {
-        match &mut self.tls {
-            None => Ok(true),
-            Some(tls) => write_records(tls, &mut self.socket),
-        }
-    }
-
-    /// Appends up to `limit` plaintext bytes to `out`.
-    pub fn read(&mut self, out: &mut Vec<u8>, limit: usize) -> io::Result<ReadOutcome> {
+    /// Appends up to `limit` plaintext bytes to `out`; `records` is the buffer TLS records are
+    /// read into (see [`Transport::read_to`]).
+    pub fn read(
+        &mut self,
+        out: &mut Vec<u8>,
+        limit: usize,
+        records: &mut Vec<u8>,
+    ) -> io::Result<ReadOutcome> {
         let start = out.len();
         out.resize(start + limit, 0);
-        let result = self.read_to(&mut out[start..]);
+        let result = self.read_to(&mut out[start..], records);
         let n = match &result {
             Ok(ReadOutcome::Data(n)) => *n,
             _ => 0,
@@ -228,9 +246,16 @@ impl Transport {
     }
 
     /// Reads plaintext into `buf`: a buffer kept at its size is not zeroed again for every read.
-    pub fn read_to(&mut self, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+    /// With TLS the records are read into `records` first, shared by every connection of a
+    /// worker (grown to a record's size once); plain connections leave it alone.
+    pub fn read_to(&mut self, buf: &mut [u8], records: &mut Vec<u8>) -> io::Result<ReadOutcome> {
         self.emptied = false;
-        match self.read_into(buf) {
+        let result = if self.tls.is_some() {
+            self.read_tls(buf, records)
+        } else {
+            self.socket.read_noting(buf, &mut self.emptied)
+        };
+        match result {
             Ok(0) => Ok(ReadOutcome::Closed),
             Ok(n) => Ok(ReadOutcome::Data(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
@@ -239,53 +264,74 @@ impl Transport {
     }
 
     /// After a read: nothing is left to read until the socket's next readable event. True
-    /// only when that read reached the socket and emptied it, and rustls holds no plaintext.
-    pub fn is_drained(&mut self) -> bool {
+    /// only when that read reached the socket and emptied it, and the session keeps no
+    /// plaintext and has not seen the peer close.
+    pub fn is_drained(&self) -> bool {
         self.emptied
-            && match &mut self.tls {
-                None => true,
-                Some(tls) => tls
-                    .process_new_packets()
-                    .is_ok_and(|state| state.plaintext_bytes_to_read() == 0),
-            }
+            && self
+                .tls
+                .as_ref()
+                .is_none_or(|tls| !tls.holds_plaintext() && !tls.peer_closed())
     }
 
-    fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut socket = Emptying {
-            socket: &mut self.socket,
-            emptied: &mut self.emptied,
-        };
+    /// Decrypts into `buf`: kept plaintext first, else records until some plaintext comes out,
+    /// the peer closes, or the socket would block. Ok(0) only after `close_notify`.
+    fn read_tls(&mut self, buf: &mut [u8], records: &mut Vec<u8>) -> io::Result<usize> {
         let Some(tls) = &mut self.tls else {
-            return socket.read(buf);
+            return Ok(0);
         };
-        loop {
-            // Plaintext already decrypted comes first.
-            match tls.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+        let given = tls.take_plaintext(buf);
+        if given > 0 {
+            return Ok(given);
+        }
+        let mut filled = tls.take_received(records);
+        let mut plain = 0;
+        let result = loop {
+            let used = match tls.absorb(&mut records[..filled], buf, &mut plain) {
+                Ok(used) => used,
+                Err(e) => break Err(invalid_data(e)),
+            };
+            records.copy_within(used..filled, 0);
+            filled -= used;
+            // Handshake replies and key updates go out even while we only read.
+            if let Err(e) = send_records(tls, &mut self.socket) {
+                break Err(e);
             }
-            match tls.read_tls(&mut socket) {
+            if plain > 0 || tls.holds_plaintext() || tls.peer_closed() {
+                break Ok(plain);
+            }
+            if filled == records.len() {
+                // Only a handshake message spanning records outgrows one record.
+                if records.len() >= HANDSHAKE_LIMIT {
+                    break Err(invalid_data("a TLS handshake message is too large"));
+                }
+                records.resize(records.len() * 2, 0);
+            }
+            match self
+                .socket
+                .read_noting(&mut records[filled..], &mut self.emptied)
+            {
                 // A TLS peer ends with close_notify; a bare end of stream may be a truncation,
                 // so it is an error, never a clean end of a close-delimited body.
                 Ok(0) => {
-                    return Err(io::Error::new(
+                    break Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the TLS connection ended without close_notify",
                     ))
                 }
-                Ok(_) => {
-                    let state = tls
-                        .process_new_packets()
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                    // Handshake replies and key updates must go out even while we only read.
-                    write_records(tls, socket.socket)?;
-                    if state.peer_has_closed() && state.plaintext_bytes_to_read() == 0 {
-                        return Ok(0);
-                    }
-                }
-                Err(e) => return Err(e),
+                Ok(n) => filled += n,
+                Err(e) => break Err(e),
             }
+        };
+        tls.keep_received(&records[..filled]);
+        result
+    }
+
+    /// Writes the session's unsent records; true when none are left.
+    fn send_records(&mut self) -> io::Result<bool> {
+        match &mut self.tls {
+            None => Ok(true),
+            Some(tls) => send_records(tls, &mut self.socket),
         }
     }
 
@@ -306,61 +352,62 @@ impl Transport {
     /// record, and a fresh connection is cheaper than a wrong answer. What is read here is
     /// thrown away with the connection.
     pub fn check_idle(&mut self) -> Result<(), Stale> {
+        // Enough for an alert record; any byte makes the connection stale.
+        let mut probe = [0u8; 256];
         let Some(tls) = &mut self.tls else {
-            let mut probe = [0u8; 1];
-            return match self.socket.read(&mut probe) {
+            return match self.socket.read(&mut probe[..1]) {
                 Ok(0) => Err(Stale::Closed),
                 Ok(_) => Err(Stale::Unasked),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
                 Err(e) => Err(Stale::Broken(e)),
             };
         };
-        // What arrived with the last response is already inside rustls.
-        tls_state(tls)?;
-        match tls.read_tls(&mut self.socket) {
+        // What arrived with the last response is already in the session.
+        if tls.peer_closed() {
+            return Err(Stale::Closed);
+        }
+        if tls.holds_unread_bytes() {
+            return Err(Stale::Unasked);
+        }
+        match self.socket.read(&mut probe) {
             Ok(0) => Err(Stale::Closed),
-            Ok(_) => {
-                tls_state(tls)?;
-                Err(Stale::Unasked)
+            Ok(n) => {
+                let absorbed = tls.absorb(&mut probe[..n], &mut [], &mut 0);
+                match absorbed {
+                    Err(e) => Err(Stale::Broken(invalid_data(e))),
+                    Ok(_) if tls.peer_closed() => Err(Stale::Closed),
+                    Ok(_) => Err(Stale::Unasked),
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Err(e) => Err(Stale::Broken(e)),
         }
     }
 
-    /// Plaintext rustls holds that no epoll event will announce.
-    pub fn has_buffered_plaintext(&mut self) -> bool {
-        self.tls.as_mut().is_some_and(|tls| {
-            tls.process_new_packets()
-                .is_ok_and(|state| state.plaintext_bytes_to_read() > 0)
-        })
+    /// Bytes received that no epoll event will announce, or that would be read as the start
+    /// of the next response.
+    pub fn holds_unread_bytes(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|tls| tls.holds_unread_bytes())
     }
 }
 
-/// What rustls holds makes an idle connection stale: a bad record, `close_notify`, plaintext.
-fn tls_state(tls: &mut ClientConnection) -> Result<(), Stale> {
-    let state = tls
-        .process_new_packets()
-        .map_err(|e| Stale::Broken(io::Error::new(io::ErrorKind::InvalidData, e)))?;
-    if state.peer_has_closed() {
-        Err(Stale::Closed)
-    } else if state.plaintext_bytes_to_read() > 0 {
-        Err(Stale::Unasked)
-    } else {
-        Ok(())
-    }
-}
-
-/// Writes pending TLS records until done (true) or the socket would block (false).
-fn write_records(tls: &mut ClientConnection, socket: &mut Socket) -> io::Result<bool> {
-    while tls.wants_write() {
-        match tls.write_tls(socket) {
-            Ok(_) => {}
+/// Writes unsent TLS records until none are left (true) or the socket would block (false).
+fn send_records(tls: &mut Session, socket: &mut Socket) -> io::Result<bool> {
+    while !tls.unsent().is_empty() {
+        match socket.write(tls.unsent()) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => tls.sent(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) => return Err(e),
         }
     }
     Ok(true)
+}
+
+fn invalid_data(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 #[cfg(test)]
@@ -438,33 +485,44 @@ mod tests {
     fn a_short_read_drains_the_socket_a_full_one_does_not() {
         let (mut transport, mut peer) = tcp_pair();
         let mut buf = [0u8; 64];
+        let mut records = Vec::new();
         peer.write_all(&[b'a'; 10]).unwrap();
         wait_readable(&mut transport);
-        assert_eq!(transport.read_to(&mut buf).unwrap(), ReadOutcome::Data(10));
+        assert_eq!(
+            transport.read_to(&mut buf, &mut records).unwrap(),
+            ReadOutcome::Data(10)
+        );
         assert!(transport.is_drained(), "10 of 64: the kernel had no more");
 
         peer.write_all(&[b'b'; 100]).unwrap();
         wait_readable(&mut transport);
-        assert_eq!(transport.read_to(&mut buf).unwrap(), ReadOutcome::Data(64));
+        assert_eq!(
+            transport.read_to(&mut buf, &mut records).unwrap(),
+            ReadOutcome::Data(64)
+        );
         assert!(!transport.is_drained(), "a full buffer may have left some");
-        assert_eq!(transport.read_to(&mut buf).unwrap(), ReadOutcome::Data(36));
+        assert_eq!(
+            transport.read_to(&mut buf, &mut records).unwrap(),
+            ReadOutcome::Data(36)
+        );
         assert!(transport.is_drained());
         assert_eq!(
-            transport.read_to(&mut buf).unwrap(),
+            transport.read_to(&mut buf, &mut records).unwrap(),
             ReadOutcome::WouldBlock
         );
     }
 
     #[test]
-    fn tls_plaintext_still_inside_rustls_is_not_drained() {
+    fn tls_plaintext_kept_by_the_session_is_not_drained() {
         let (mut transport, peer) = tls_pair();
         peer.act(PeerAction::Plaintext(vec![b'c'; 100]));
         wait_readable(&mut transport);
         let mut small = [0u8; 40];
+        let mut records = Vec::new();
         let mut read = 0;
         // The record may be read in parts, each one more event away; bounded either way.
         for _ in 0..50 {
-            match transport.read_to(&mut small).unwrap() {
+            match transport.read_to(&mut small, &mut records).unwrap() {
                 ReadOutcome::Data(n) => {
                     read += n;
                     if read < 100 {
@@ -479,10 +537,10 @@ mod tests {
             }
         }
         assert_eq!(read, 100);
-        // The last part came out of rustls, not the socket: the next read asks the socket.
+        // The last part came out of the session, not the socket: the next read asks the socket.
         assert!(!transport.is_drained());
         assert_eq!(
-            transport.read_to(&mut small).unwrap(),
+            transport.read_to(&mut small, &mut records).unwrap(),
             ReadOutcome::WouldBlock
         );
         assert!(transport.is_drained());

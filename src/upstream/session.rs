@@ -1,0 +1,201 @@
+//! One TLS client session, without I/O: records go in as bytes, plaintext and records to send
+//! come out.
+//!
+//! Built on rustls' unbuffered API so that a session owns no buffer while it is idle: the
+//! records read from the socket sit in the caller's (one per worker) and are decrypted from
+//! there. A session keeps bytes only for what did not fit: the start of a record that has not
+//! fully arrived, plaintext the caller had no room for, and records the socket would not take
+//! yet (at most one record's worth: [`Session::encrypt`] waits until they are gone). Each is
+//! freed once it is used up, so an idle relayed stream holds rustls' keys and state alone
+//! (the buffered API keeps a 4 KiB read buffer per connection for its whole life).
+
+use std::sync::Arc;
+
+use rustls::client::UnbufferedClientConnection;
+use rustls::pki_types::ServerName;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use rustls::{ClientConfig, Error};
+
+/// The most plaintext one record carries.
+const RECORD_PLAINTEXT: usize = 16 * 1024;
+/// A record's header, nonce, tag and content type, with room to spare: what encrypting adds.
+const RECORD_OVERHEAD: usize = 64;
+/// The longest record a peer may send (TLS 1.2 allows 2 KiB of expansion past 16 KiB).
+pub const RECORD_LIMIT: usize = 5 + RECORD_PLAINTEXT + 2048;
+pub struct Session {
+    session: UnbufferedClientConnection,
+    /// Received records not yet decrypted: the start of one still arriving.
+    received: Vec<u8>,
+    /// Decrypted bytes the caller had no room for; they go out before anything else.
+    plaintext: Vec<u8>,
+    /// Records to write to the socket, in order.
+    unsent: Vec<u8>,
+    /// The peer sent `close_notify`: nothing more will be decrypted.
+    peer_closed: bool,
+}
+
+impl Session {
+    pub fn new(config: Arc<ClientConfig>, name: ServerName<'static>) -> Result<Session, Error> {
+        Ok(Session {
+            session: UnbufferedClientConnection::new(config, name)?,
+            received: Vec::new(),
+            plaintext: Vec::new(),
+            unsent: Vec::new(),
+            peer_closed: false,
+        })
+    }
+
+    pub fn is_handshaking(&self) -> bool {
+        self.session.is_handshaking()
+    }
+
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// Processes the complete records at the start of `records`: their plaintext is appended
+    /// to `buf` from `*filled` on (what does not fit is kept, see [`Session::take_plaintext`]),
+    /// handshake messages are answered into the unsent records. Returns how many bytes of
+    /// `records` were used up; the rest is the start of a record still arriving (or, during the
+    /// handshake, of a message spanning records) and must be offered again with what follows.
+    pub fn absorb(
+        &mut self,
+        records: &mut [u8],
+        buf: &mut [u8],
+        filled: &mut usize,
+    ) -> Result<usize, Error> {
+        let mut used = 0;
+        loop {
+            let UnbufferedStatus { mut discard, state } =
+                self.session.process_tls_records(&mut records[used..]);
+            match state? {
+                ConnectionState::ReadTraffic(mut traffic) => {
+                    while let Some(record) = traffic.next_record() {
+                        let record = record?;
+                        discard += record.discard;
+                        // Kept plaintext goes out first: later bytes queue behind it.
+                        let room = if self.plaintext.is_empty() {
+                            buf.len() - *filled
+                        } else {
+                            0
+                        };
+                        let (now, later) = record.payload.split_at(room.min(record.payload.len()));
+                        buf[*filled..*filled + now.len()].copy_from_slice(now);
+                        *filled += now.len();
+                        self.plaintext.extend_from_slice(later);
+                    }
+                }
+                ConnectionState::EncodeTlsData(mut encode) => {
+                    let start = self.unsent.len();
+                    self.unsent.resize(start + RECORD_LIMIT, 0);
+                    let encoded = encode.encode(&mut self.unsent[start..]);
+                    let written = match encoded {
+                        Ok(n) => n,
+                        Err(EncodeError::InsufficientSize(e)) => {
+                            self.unsent.resize(start + e.required_size, 0);
+                            encode
+                                .encode(&mut self.unsent[start..])
+                                .map_err(|e| Error::General(e.to_string()))?
+                        }
+                        Err(e) => return Err(Error::General(e.to_string())),
+                    };
+                    self.unsent.truncate(start + written);
+                }
+                // The caller writes the unsent records when the socket takes them.
+                ConnectionState::TransmitTlsData(transmit) => transmit.done(),
+                ConnectionState::PeerClosed => self.peer_closed = true,
+                ConnectionState::BlockedHandshake
+                | ConnectionState::WriteTraffic(_)
+                | ConnectionState::Closed => return Ok(used + discard),
+                // Early data is a server's; rustls may add states.
+                other => return Err(Error::General(format!("unexpected TLS state {other:?}"))),
+            }
+            used += discard;
+        }
+    }
+
+    /// Encrypts up to one record's worth of `data` into the unsent records; returns how much of
+    /// it was taken. Takes nothing while the handshake runs or earlier records wait to be
+    /// written, so that what is held stays one record.
+    pub fn encrypt(&mut self, data: &[u8]) -> Result<usize, Error> {
+        if self.is_handshaking() || !self.unsent.is_empty() || data.is_empty() {
+            return Ok(0);
+        }
+        // Settles anything rustls has to send first (a key update).
+        self.absorb(&mut [], &mut [], &mut 0)?;
+        if !self.unsent.is_empty() {
+            return Ok(0);
+        }
+        let data = &data[..data.len().min(RECORD_PLAINTEXT)];
+        let status = self.session.process_tls_records(&mut []);
+        let ConnectionState::WriteTraffic(mut traffic) = status.state? else {
+            return Ok(0);
+        };
+        self.unsent.resize(data.len() + RECORD_OVERHEAD, 0);
+        let written = match traffic.encrypt(data, &mut self.unsent) {
+            Ok(n) => n,
+            Err(EncryptError::InsufficientSize(e)) => {
+                self.unsent.resize(e.required_size, 0);
+                traffic
+                    .encrypt(data, &mut self.unsent)
+                    .map_err(|e| Error::General(e.to_string()))?
+            }
+            Err(e) => return Err(Error::General(e.to_string())),
+        };
+        self.unsent.truncate(written);
+        Ok(data.len())
+    }
+
+    /// The records to write next.
+    pub fn unsent(&self) -> &[u8] {
+        &self.unsent
+    }
+
+    /// `n` bytes of the unsent records were written.
+    pub fn sent(&mut self, n: usize) {
+        take_front(&mut self.unsent, n);
+    }
+
+    /// Moves kept plaintext into `buf`; returns how many bytes.
+    pub fn take_plaintext(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.plaintext.len());
+        buf[..n].copy_from_slice(&self.plaintext[..n]);
+        take_front(&mut self.plaintext, n);
+        n
+    }
+
+    pub fn holds_plaintext(&self) -> bool {
+        !self.plaintext.is_empty()
+    }
+
+    /// Bytes received but not yet handed to the caller: kept plaintext, or part of a record.
+    /// Bytes left after a response would be read as the start of the next one.
+    pub fn holds_unread_bytes(&self) -> bool {
+        !self.plaintext.is_empty() || !self.received.is_empty()
+    }
+
+    /// Puts the kept start of a record at the front of `records`, made large enough for it and
+    /// a whole record more; returns its length.
+    pub fn take_received(&mut self, records: &mut Vec<u8>) -> usize {
+        let kept = std::mem::take(&mut self.received);
+        if records.len() < kept.len() + RECORD_LIMIT {
+            records.resize(kept.len() + RECORD_LIMIT, 0);
+        }
+        records[..kept.len()].copy_from_slice(&kept);
+        kept.len()
+    }
+
+    /// Keeps the start of a record until the rest arrives.
+    pub fn keep_received(&mut self, partial: &[u8]) {
+        self.received = partial.to_vec();
+    }
+}
+
+/// Drops the first `n` bytes, freeing the allocation once nothing is left.
+fn take_front(bytes: &mut Vec<u8>, n: usize) {
+    if n >= bytes.len() {
+        *bytes = Vec::new();
+    } else {
+        bytes.drain(..n);
+    }
+}
