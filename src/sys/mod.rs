@@ -20,6 +20,7 @@ pub mod random;
 pub mod signals;
 pub mod socket;
 pub mod spawn;
+pub mod stamps;
 pub mod umask;
 
 use std::io;

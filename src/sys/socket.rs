@@ -236,7 +236,7 @@ fn get_int_option(
     Ok(value)
 }
 
-fn set_int_option(
+pub(super) fn set_int_option(
     fd: BorrowedFd<'_>,
     level: libc::c_int,
     name: libc::c_int,

@@ -13,11 +13,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::Waker;
 use streaming_daemon::config::SocketType;
-use streaming_daemon::sys::socket;
+use streaming_daemon::sys::{socket, stamps};
 
 use super::fault::{self, Fault};
 use super::summary::{Failure, Record};
@@ -32,6 +32,8 @@ pub enum Handed {
         client: OwnedFd,
         /// Just before connecting to the daemon's socket: every stream time counts from here.
         started: Instant,
+        /// The same moment by the wall clock, which the kernel's arrival stamps use.
+        started_wall: SystemTime,
         handoff: Duration,
         fault: Fault,
     },
@@ -139,7 +141,10 @@ impl Pacer {
             Ok(pair) => pair,
             Err(e) => return self.failed(fault, Failure::Pair, e),
         };
+        // Without stamps the stream has no arrival time, only a read time.
+        let _ = stamps::enable(client.as_fd());
         let started = Instant::now();
+        let started_wall = SystemTime::now();
         let apache = match single::connect(&self.options) {
             Ok(apache) => apache,
             Err(e) => return self.failed(fault, Failure::Connect, e),
@@ -164,6 +169,7 @@ impl Pacer {
         Handed::Stream {
             client,
             started,
+            started_wall,
             handoff,
             fault,
         }

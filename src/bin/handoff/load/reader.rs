@@ -28,13 +28,13 @@ use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use streaming_daemon::reactor::token::{self, Key, Side};
 use streaming_daemon::reactor::Slab;
-use streaming_daemon::sys::socket;
+use streaming_daemon::sys::{socket, stamps};
 
 use super::fault::Fault;
 use super::pacer::Handed;
@@ -51,6 +51,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 struct Stream {
     client: OwnedFd,
     started: Instant,
+    started_wall: SystemTime,
+    /// When the first bytes reached the client socket, by the kernel's stamp.
+    first_arrival: Option<SystemTime>,
     handoff: Duration,
     response: Response,
     fault: Fault,
@@ -185,11 +188,12 @@ impl Reader {
                 Ok(Handed::Stream {
                     client,
                     started,
+                    started_wall,
                     handoff,
                     fault,
                 }) => {
                     self.started += 1;
-                    self.add(client, started, handoff, fault);
+                    self.add(client, (started, started_wall), handoff, fault);
                 }
                 Ok(Handed::Ended(record)) => {
                     self.started += 1;
@@ -206,7 +210,13 @@ impl Reader {
         self.peak_in_flight = self.peak_in_flight.max(self.streams.len() as u64);
     }
 
-    fn add(&mut self, client: OwnedFd, started: Instant, handoff: Duration, fault: Fault) {
+    fn add(
+        &mut self,
+        client: OwnedFd,
+        (started, started_wall): (Instant, SystemTime),
+        handoff: Duration,
+        fault: Fault,
+    ) {
         let key = self.streams.next_key();
         let raw = client.as_raw_fd();
         let registered = self.poll.registry().register(
@@ -217,6 +227,8 @@ impl Reader {
         let stream = Stream {
             client,
             started,
+            started_wall,
+            first_arrival: None,
             handoff,
             response: Response::new(),
             fault,
@@ -255,7 +267,18 @@ impl Reader {
                 Next::Wait => return,
                 Next::ResetWhenUnread => return self.reset_if_unread(key),
             };
-            match socket::recv(stream.client.as_fd(), &mut self.buf[..limit]) {
+            // The first read takes the kernel's arrival stamp too (a peek would take it first).
+            let received = if stream.response.first_byte().is_none() {
+                stamps::recv(stream.client.as_fd(), &mut self.buf[..limit]).map(|(n, stamp)| {
+                    if n > 0 {
+                        stream.first_arrival = stamp;
+                    }
+                    n
+                })
+            } else {
+                socket::recv(stream.client.as_fd(), &mut self.buf[..limit])
+            };
+            match received {
                 Ok(0) => return self.end(key, Ending::Closed),
                 Ok(n) => stream.response.feed(&self.buf[..n], Instant::now()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -328,6 +351,10 @@ impl Reader {
                 .first_byte()
                 .filter(|_| stream.fault != Fault::NoRead)
                 .map(|at| at.saturating_duration_since(stream.started)),
+            ttfb_arrival: stream
+                .first_arrival
+                .filter(|_| stream.fault != Fault::NoRead)
+                .and_then(|at| at.duration_since(stream.started_wall).ok()),
             duration,
             status: response.status(),
             bytes: response.bytes(),

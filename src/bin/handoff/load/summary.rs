@@ -15,6 +15,8 @@
 //! | `streams_per_second` | `streams / wall_seconds` |
 //! | `handoff_ms` | `{p50, p95, p99, max}`: connect to the daemon's socket until the handoff data is sent, over streams handed off |
 //! | `ttfb_ms` | the same for start of handoff to the first response byte read, over streams that got one (never `noread` ones) |
+//! | `ttfb_arrival_ms` | the same to the first bytes' arrival at the client socket (the kernel's receive stamp, loopback TCP only): `ttfb_ms` without the reader's delay in getting to the read |
+//! | `daemon_ttfb_ms` | the same from the end of the handoff (data and fd sent) to that arrival: the daemon's own latency, without the load generator's connect and send |
 //! | `duration_ms` | the same for start of handoff to the daemon's close, over streams the daemon closed |
 //! | `bytes_total`, `events_total` | response bytes and SSE data events (`[DONE]` and `event: error` not counted) over all streams |
 //! | `faults` | with `-faults` only: `{mix, <kind>: {streams, as_planned, late, failed}}` for each kind in the mix (see `fault`); `late` streams were completed by the daemon before the client's planned close |
@@ -92,6 +94,10 @@ pub struct Record {
     /// Connect plus send; `None` when the handoff did not complete.
     pub handoff: Option<Duration>,
     pub ttfb: Option<Duration>,
+    /// The same to the first bytes' arrival at the client socket (the kernel's stamp): without
+    /// the load generator's own time to get to the read. `None` where the socket was not
+    /// stamped (Unix socket pairs).
+    pub ttfb_arrival: Option<Duration>,
     /// Until the daemon closed the stream; `None` for timeouts, resets and failed handoffs.
     pub duration: Option<Duration>,
     /// The status of the response head, if one arrived.
@@ -102,6 +108,12 @@ pub struct Record {
 }
 
 impl Record {
+    /// From the end of the handoff to the first bytes' arrival: the daemon's part alone.
+    pub fn daemon_ttfb(&self) -> Option<Duration> {
+        let (arrival, handoff) = self.ttfb_arrival.zip(self.handoff)?;
+        Some(arrival.saturating_sub(handoff))
+    }
+
     /// A stream with nothing to read: it never reached the daemon (`failure`), or it had no
     /// client (`nofd`).
     pub fn unstreamed(fault: Fault, failure: Option<Failure>) -> Record {
@@ -110,6 +122,7 @@ impl Record {
             late: false,
             handoff: None,
             ttfb: None,
+            ttfb_arrival: None,
             duration: None,
             status: None,
             bytes: 0,
@@ -259,6 +272,8 @@ impl Run<'_> {
             "streams_per_second": round3(self.streams_per_second()),
             "handoff_ms": distribution(self.milliseconds(|r| r.handoff)),
             "ttfb_ms": distribution(self.milliseconds(|r| r.ttfb)),
+            "ttfb_arrival_ms": distribution(self.milliseconds(|r| r.ttfb_arrival)),
+            "daemon_ttfb_ms": distribution(self.milliseconds(Record::daemon_ttfb)),
             "duration_ms": distribution(self.milliseconds(|r| r.duration)),
             "bytes_total": self.records.iter().map(|r| r.bytes).sum::<u64>(),
             "events_total": self.records.iter().map(|r| r.events).sum::<u64>(),
@@ -311,6 +326,21 @@ impl Run<'_> {
                 significant(ttfb.p99)
             ));
         }
+        if let Some(arrival) = self.milliseconds(|r| r.ttfb_arrival) {
+            line.push_str(&format!(
+                " (arrival p50 {} ms p99 {} ms",
+                significant(arrival.p50),
+                significant(arrival.p99)
+            ));
+            if let Some(daemon) = self.milliseconds(Record::daemon_ttfb) {
+                line.push_str(&format!(
+                    "; after the handoff p50 {} ms p99 {} ms",
+                    significant(daemon.p50),
+                    significant(daemon.p99)
+                ));
+            }
+            line.push(')');
+        }
         if let Some(mix) = self.faults {
             let kinds: Vec<String> = Fault::ALL
                 .into_iter()
@@ -361,6 +391,7 @@ mod tests {
             late: false,
             handoff: Some(Duration::from_micros(100)),
             ttfb: Some(Duration::from_millis(ms)),
+            ttfb_arrival: Some(Duration::from_millis(ms) / 2),
             duration: Some(Duration::from_millis(ms * 10)),
             status: Some(200),
             bytes: 1000,
@@ -408,13 +439,15 @@ mod tests {
         assert_eq!(json["statuses"]["400"], 1);
         assert_eq!(json["streams_per_second"], 5.0);
         assert_eq!(json["ttfb_ms"]["max"], 8.0);
+        assert_eq!(json["ttfb_arrival_ms"]["max"], 4.0);
+        assert_eq!(json["daemon_ttfb_ms"]["max"], 3.9);
         assert_eq!(json["handoff_ms"]["p50"], 0.1);
         assert_eq!(json["bytes_total"], 9000);
         assert!(json.get("daemon").is_none());
         assert!(json.get("faults").is_none());
         assert_eq!(
             run.human_line(),
-            "10 streams: 8 ok, 2 failed (connect 1, status 1) in 2.0 s (5/s); ttfb p50 4.0 ms p99 8.0 ms"
+            "10 streams: 8 ok, 2 failed (connect 1, status 1) in 2.0 s (5/s); ttfb p50 4.0 ms p99 8.0 ms (arrival p50 2.0 ms p99 4.0 ms; after the handoff p50 1.9 ms p99 3.9 ms)"
         );
     }
 
