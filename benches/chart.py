@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Draws the daemon's RSS and CPU against concurrent streams from `handoff` JSON summaries.
 
-    python3 benches/chart.py bench-out/mock-c*.json > benches/mock-scaling.svg
+    python3 benches/chart.py bench-out/mock-c{1000,2500,5000,10000,15000}.json > NEW.svg
 
 Standard library only; writes a self-contained SVG to stdout.
 """

@@ -5,8 +5,8 @@
 #   bash benches/perf.sh [OUT_DIR]      (default: bench-out)
 #
 # Writes one JSON summary per scenario and prints the human summary lines. Then
-#   python3 benches/chart.py OUT_DIR/mock-c*.json > benches/mock-scaling.svg
-# redraws the chart. Open files are capped at 20,000 per process here: a mock stream costs the
+#   python3 benches/chart.py OUT_DIR/mock-c{1000,2500,5000,10000,15000}.json > NEW.svg
+# draws a new chart (committed charts stay as they were measured). Open files are capped at 20,000 per process here: a mock stream costs the
 # daemon one fd and the load generator one, so 15,000 concurrent streams is the top.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,4 +71,15 @@ done
 # CPU per 1,000 relayed events, from the summaries.
 for name in relay-http relay-tls; do
     python3 -c "import json,sys; s=json.load(open(sys.argv[1])); d=s['daemon']; print(sys.argv[2] + ': %.4f daemon CPU s per 1000 relayed events, %d B RSS per stream' % (d['cpu_seconds'] * 1000 / s['events_total'], d['rss_per_stream_bytes']))" "$out/$name.json" "$name"
+done
+# Where the long streams' time to first byte goes: the generator's handoff, the daemon, the
+# generator's read (the kernel's arrival stamps split them; see `handoff`'s summary fields).
+for c in 1000 2500 5000 10000 15000; do
+    python3 -c "
+import json, sys
+s = json.load(open(sys.argv[1]))
+p99 = lambda k: s[k]['p99'] if s.get(k) else float('nan')
+print(f'{sys.argv[2]}: TTFB p99 read {p99(\"ttfb_ms\"):.2f} ms, arrival {p99(\"ttfb_arrival_ms\"):.2f} ms, '
+      f'after the handoff (the daemon) {p99(\"daemon_ttfb_ms\"):.2f} ms; handoff send {p99(\"handoff_ms\"):.2f} ms')
+" "$out/mock-c$c.json" "mock-c$c"
 done

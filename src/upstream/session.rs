@@ -199,3 +199,178 @@ fn take_front(bytes: &mut Vec<u8>, n: usize) {
         bytes.drain(..n);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::upstream::testing::{server_config, test_client_config};
+
+    /// A session whose handshake with an in-memory rustls server is done, and that server.
+    fn connected() -> (Session, rustls::ServerConnection) {
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut client = Session::new(test_client_config(), name).unwrap();
+        let mut server = rustls::ServerConnection::new(server_config()).unwrap();
+        for _ in 0..10 {
+            client.absorb(&mut [], &mut [], &mut 0).unwrap();
+            let mut to_server = client.unsent().to_vec();
+            client.sent(to_server.len());
+            let mut rest = &to_server[..];
+            while !rest.is_empty() {
+                server.read_tls(&mut rest).unwrap();
+                server.process_new_packets().unwrap();
+            }
+            to_server.clear();
+            let mut to_client = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut to_client).unwrap();
+            }
+            let used = client.absorb(&mut to_client, &mut [], &mut 0).unwrap();
+            assert_eq!(used, to_client.len(), "handshake records come whole here");
+            if !client.is_handshaking() && !server.is_handshaking() && client.unsent().is_empty() {
+                return (client, server);
+            }
+        }
+        panic!("no handshake in 10 rounds");
+    }
+
+    /// What the server sends as records: small events, then one larger than a record.
+    fn sent_by(server: &mut rustls::ServerConnection, plaintext: &[u8]) -> Vec<u8> {
+        server.writer().write_all(plaintext).unwrap();
+        let mut wire = Vec::new();
+        while server.wants_write() {
+            server.write_tls(&mut wire).unwrap();
+        }
+        wire
+    }
+
+    /// Feeds `pieces` as reads would bring them, keeping what `absorb` leaves as the caller
+    /// does, into a read buffer of `room` bytes; returns all plaintext in order.
+    fn read_all(session: &mut Session, pieces: &[&[u8]], room: usize) -> Vec<u8> {
+        let mut carried: Vec<u8> = Vec::new();
+        let mut plaintext = Vec::new();
+        let mut buf = vec![0u8; room];
+        for piece in pieces {
+            let mut records = [carried.as_slice(), piece].concat();
+            let mut filled = session.take_plaintext(&mut buf);
+            let used = session.absorb(&mut records, &mut buf, &mut filled).unwrap();
+            plaintext.extend_from_slice(&buf[..filled]);
+            carried = records[used..].to_vec();
+            loop {
+                let n = session.take_plaintext(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                plaintext.extend_from_slice(&buf[..n]);
+            }
+        }
+        assert!(carried.is_empty(), "every record was whole in the end");
+        plaintext
+    }
+
+    fn answer() -> Vec<u8> {
+        let mut answer = b"data: one\n\ndata: two\n\n".to_vec();
+        answer.extend(std::iter::repeat_n(b'x', 20_000));
+        answer
+    }
+
+    #[test]
+    fn records_cut_anywhere_decrypt_to_the_same_plaintext() {
+        let answer = answer();
+        let (mut session, mut server) = connected();
+        let wire = sent_by(&mut server, &answer);
+        let bytewise: Vec<&[u8]> = wire.chunks(1).collect();
+        assert_eq!(read_all(&mut session, &bytewise, RECORD_LIMIT), answer);
+        // Each cut needs a fresh session: records decrypt once, in order.
+        let step = (wire.len() / 97).max(1);
+        for at in (1..wire.len()).step_by(step).chain([1, 4, 5, 6]) {
+            let (mut session, mut server) = connected();
+            let wire = sent_by(&mut server, &answer);
+            let at = at.min(wire.len() - 1);
+            let pieces = [&wire[..at], &wire[at..]];
+            assert_eq!(
+                read_all(&mut session, &pieces, RECORD_LIMIT),
+                answer,
+                "cut at {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn plaintext_without_room_is_kept_in_order_and_then_freed() {
+        let answer = answer();
+        let (mut session, mut server) = connected();
+        let wire = sent_by(&mut server, &answer);
+        assert_eq!(read_all(&mut session, &[&wire], 7), answer);
+        assert!(!session.holds_plaintext());
+        assert_eq!(session.plaintext.capacity(), 0, "freed once taken");
+
+        // Records offered while plaintext is kept queue behind it, even with room to spare.
+        let (mut session, mut server) = connected();
+        let mut first = sent_by(&mut server, b"first ");
+        let mut second = sent_by(&mut server, b"second");
+        let mut buf = [0u8; 3];
+        let mut filled = 0;
+        session.absorb(&mut first, &mut buf, &mut filled).unwrap();
+        assert_eq!(
+            (&buf[..filled], session.holds_plaintext()),
+            (&b"fir"[..], true)
+        );
+        let mut room = [0u8; 64];
+        let mut filled = 0;
+        session.absorb(&mut second, &mut room, &mut filled).unwrap();
+        assert_eq!(filled, 0, "nothing may pass what is kept");
+        assert_eq!(session.take_plaintext(&mut room), 9);
+        assert_eq!(&room[..9], b"st second");
+    }
+
+    #[test]
+    fn a_request_is_encrypted_a_record_at_a_time_once_the_last_is_written() {
+        let (mut session, mut server) = connected();
+        let request = vec![b'r'; 40_000];
+        let mut taken = 0;
+        let mut received = Vec::new();
+        while taken < request.len() {
+            let n = session.encrypt(&request[taken..]).unwrap();
+            assert!(n > 0 && n <= RECORD_PLAINTEXT);
+            assert_eq!(
+                session.encrypt(&request[taken + n..]).unwrap(),
+                0,
+                "one record held"
+            );
+            taken += n;
+            let mut wire = session.unsent();
+            while !wire.is_empty() {
+                server.read_tls(&mut wire).unwrap();
+            }
+            let len = session.unsent().len();
+            session.sent(len);
+            server.process_new_packets().unwrap();
+            let mut chunk = vec![0u8; 64 * 1024];
+            let n = std::io::Read::read(&mut server.reader(), &mut chunk).unwrap();
+            received.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(received, request);
+        assert_eq!(session.unsent.capacity(), 0, "freed once written");
+    }
+
+    #[test]
+    fn close_notify_after_the_last_plaintext_is_seen() {
+        let (mut session, mut server) = connected();
+        let mut wire = sent_by(&mut server, b"last");
+        server.send_close_notify();
+        while server.wants_write() {
+            server.write_tls(&mut wire).unwrap();
+        }
+        assert_eq!(read_all(&mut session, &[&wire], 64), b"last");
+        assert!(session.peer_closed());
+    }
+
+    #[test]
+    fn bytes_that_are_not_records_are_an_error() {
+        let (mut session, _server) = connected();
+        let mut junk = b"HTTP/1.1 408 Request Timeout\r\n\r\n".to_vec();
+        assert!(session.absorb(&mut junk, &mut [0u8; 64], &mut 0).is_err());
+    }
+}

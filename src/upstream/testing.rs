@@ -89,14 +89,19 @@ impl TlsPeer {
     }
 }
 
-/// A TLS transport whose handshake is complete and whose first exchange (`ping`, `pong`) is
-/// read, so that it is idle and clean, and the peer at its other end.
-pub fn tls_pair() -> (Transport, TlsPeer) {
+/// Client settings that trust the test CA.
+pub fn test_client_config() -> Arc<rustls::ClientConfig> {
     let trust = Trust {
         cert_file: Some(certs_dir().join("ca.pem")),
         ..Trust::default()
     };
-    let config = client_config(&trust).unwrap();
+    client_config(&trust).unwrap()
+}
+
+/// A TLS transport whose handshake is complete and whose first exchange (`ping`, `pong`) is
+/// read, so that it is idle and clean, and the peer at its other end.
+pub fn tls_pair() -> (Transport, TlsPeer) {
+    let config = test_client_config();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut transport =
         Transport::connect_tcp(listener.local_addr().unwrap(), Some((&config, "localhost")))
@@ -159,7 +164,7 @@ fn serve_tls(socket: TcpStream, orders: &Receiver<PeerAction>, report: &Sender<(
     }
 }
 
-fn server_config() -> Arc<rustls::ServerConfig> {
+pub fn server_config() -> Arc<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<_> = CertificateDer::pem_file_iter(certs_dir().join("server.pem"))

@@ -545,4 +545,37 @@ mod tests {
         );
         assert!(transport.is_drained());
     }
+
+    #[test]
+    fn tls_close_notify_ends_reading_cleanly_after_the_last_plaintext() {
+        let (mut transport, peer) = tls_pair();
+        peer.act(PeerAction::Plaintext(b"tail".to_vec()));
+        peer.act(PeerAction::CloseNotify);
+        let mut buf = [0u8; 64];
+        let mut records = Vec::new();
+        let mut received = Vec::new();
+        for _ in 0..50 {
+            match transport.read_to(&mut buf, &mut records).unwrap() {
+                ReadOutcome::Data(n) => {
+                    received.extend_from_slice(&buf[..n]);
+                    if transport.holds_unread_bytes() || !transport.is_drained() {
+                        continue;
+                    }
+                    wait_readable(&mut transport);
+                }
+                ReadOutcome::WouldBlock => wait_readable(&mut transport),
+                ReadOutcome::Closed => break,
+            }
+        }
+        assert_eq!(received, b"tail");
+        assert_eq!(
+            transport.read_to(&mut buf, &mut records).unwrap(),
+            ReadOutcome::Closed,
+            "the end stays the end"
+        );
+        assert!(
+            !transport.is_drained(),
+            "a closed peer has no event to wait for"
+        );
+    }
 }
