@@ -6,8 +6,9 @@
 #
 # Writes one JSON summary per scenario and prints the human summary lines. Then
 #   python3 benches/chart.py OUT_DIR/mock-c{1000,2500,5000,10000,15000}.json > NEW.svg
-# draws a new chart (committed charts stay as they were measured). Open files are capped at 20,000 per process here: a mock stream costs the
-# daemon one fd and the load generator one, so 15,000 concurrent streams is the top.
+# draws a new chart (committed charts stay as they were measured). Open files are capped at
+# 20,000 per process here: a mock stream costs the daemon one fd and the load generator one, so
+# 15,000 concurrent streams is the top.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench-out}
