@@ -205,13 +205,17 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::upstream::testing::{server_config, test_client_config};
+    use crate::upstream::testing::{server_config, server_config_from, test_client_config};
 
     /// A session whose handshake with an in-memory rustls server is done, and that server.
     fn connected() -> (Session, rustls::ServerConnection) {
+        connected_to(server_config())
+    }
+
+    fn connected_to(config: Arc<rustls::ServerConfig>) -> (Session, rustls::ServerConnection) {
         let name = ServerName::try_from("localhost").unwrap();
         let mut client = Session::new(test_client_config(), name).unwrap();
-        let mut server = rustls::ServerConnection::new(server_config()).unwrap();
+        let mut server = rustls::ServerConnection::new(config).unwrap();
         for _ in 0..10 {
             client.absorb(&mut [], &mut [], &mut 0).unwrap();
             let mut to_server = client.unsent().to_vec();
@@ -276,24 +280,24 @@ mod tests {
     }
 
     #[test]
-    fn records_cut_anywhere_decrypt_to_the_same_plaintext() {
+    fn records_cut_anywhere_decrypt_to_the_same_plaintext_with_tls_1_3_and_1_2() {
         let answer = answer();
-        let (mut session, mut server) = connected();
-        let wire = sent_by(&mut server, &answer);
-        let bytewise: Vec<&[u8]> = wire.chunks(1).collect();
-        assert_eq!(read_all(&mut session, &bytewise, RECORD_LIMIT), answer);
-        // Each cut needs a fresh session: records decrypt once, in order.
-        let step = (wire.len() / 97).max(1);
-        for at in (1..wire.len()).step_by(step).chain([1, 4, 5, 6]) {
-            let (mut session, mut server) = connected();
+        let tls12 = server_config_from("server.pem", "server.key", &[&rustls::version::TLS12]);
+        for config in [server_config(), tls12] {
+            let (mut session, mut server) = connected_to(config.clone());
             let wire = sent_by(&mut server, &answer);
-            let at = at.min(wire.len() - 1);
-            let pieces = [&wire[..at], &wire[at..]];
-            assert_eq!(
-                read_all(&mut session, &pieces, RECORD_LIMIT),
-                answer,
-                "cut at {at}"
-            );
+            let bytewise: Vec<&[u8]> = wire.chunks(1).collect();
+            assert_eq!(read_all(&mut session, &bytewise, RECORD_LIMIT), answer);
+            // Each cut needs a fresh session: records decrypt once, in order.
+            let step = (wire.len() / 97).max(1);
+            for at in (1..wire.len()).step_by(step).chain([1, 4, 5, 6]) {
+                let (mut session, mut server) = connected_to(config.clone());
+                let wire = sent_by(&mut server, &answer);
+                let at = at.min(wire.len() - 1);
+                let pieces = [&wire[..at], &wire[at..]];
+                let plaintext = read_all(&mut session, &pieces, RECORD_LIMIT);
+                assert_eq!(plaintext, answer, "cut at {at}");
+            }
         }
     }
 

@@ -91,8 +91,13 @@ impl TlsPeer {
 
 /// Client settings that trust the test CA.
 pub fn test_client_config() -> Arc<rustls::ClientConfig> {
+    client_config_trusting("ca.pem")
+}
+
+/// Client settings that trust the CA in `tests/certs/<ca>`.
+pub fn client_config_trusting(ca: &str) -> Arc<rustls::ClientConfig> {
     let trust = Trust {
-        cert_file: Some(certs_dir().join("ca.pem")),
+        cert_file: Some(certs_dir().join(ca)),
         ..Trust::default()
     };
     client_config(&trust).unwrap()
@@ -101,7 +106,14 @@ pub fn test_client_config() -> Arc<rustls::ClientConfig> {
 /// A TLS transport whose handshake is complete and whose first exchange (`ping`, `pong`) is
 /// read, so that it is idle and clean, and the peer at its other end.
 pub fn tls_pair() -> (Transport, TlsPeer) {
-    let config = test_client_config();
+    tls_pair_with(test_client_config(), server_config())
+}
+
+/// [`tls_pair`] with these client and server settings.
+pub fn tls_pair_with(
+    config: Arc<rustls::ClientConfig>,
+    server: Arc<rustls::ServerConfig>,
+) -> (Transport, TlsPeer) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut transport =
         Transport::connect_tcp(listener.local_addr().unwrap(), Some((&config, "localhost")))
@@ -109,7 +121,7 @@ pub fn tls_pair() -> (Transport, TlsPeer) {
     let (socket, _) = listener.accept().unwrap();
     let (actions, orders) = mpsc::channel();
     let (report, done) = mpsc::channel();
-    std::thread::spawn(move || serve_tls(socket, &orders, &report));
+    std::thread::spawn(move || serve_tls(socket, server, &orders, &report));
 
     let mut poll = Poll::new().unwrap();
     transport.register(poll.registry(), Token(1)).unwrap();
@@ -135,9 +147,14 @@ pub fn tls_pair() -> (Transport, TlsPeer) {
     (transport, TlsPeer { actions, done })
 }
 
-fn serve_tls(socket: TcpStream, orders: &Receiver<PeerAction>, report: &Sender<()>) {
+fn serve_tls(
+    socket: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    orders: &Receiver<PeerAction>,
+    report: &Sender<()>,
+) {
     socket.set_read_timeout(Some(LIMIT)).unwrap();
-    let connection = rustls::ServerConnection::new(server_config()).unwrap();
+    let connection = rustls::ServerConnection::new(config).unwrap();
     let mut stream = rustls::StreamOwned::new(connection, socket);
     let mut ping = [0u8; 4];
     stream.read_exact(&mut ping).unwrap();
@@ -164,17 +181,27 @@ fn serve_tls(socket: TcpStream, orders: &Receiver<PeerAction>, report: &Sender<(
     }
 }
 
+/// The test server's settings: `server.pem` for `localhost`, TLS 1.3 and 1.2.
 pub fn server_config() -> Arc<rustls::ServerConfig> {
+    server_config_from("server.pem", "server.key", rustls::DEFAULT_VERSIONS)
+}
+
+/// A server presenting `tests/certs/<cert>` with `<key>`, speaking only `versions`.
+pub fn server_config_from(
+    cert: &str,
+    key: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<_> = CertificateDer::pem_file_iter(certs_dir().join("server.pem"))
+    let certs: Vec<_> = CertificateDer::pem_file_iter(certs_dir().join(cert))
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let key = PrivateKeyDer::from_pem_file(certs_dir().join("server.key")).unwrap();
+    let key = PrivateKeyDer::from_pem_file(certs_dir().join(key)).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(certs, key)

@@ -415,7 +415,10 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::upstream::testing::{tcp_pair, tls_pair, unix_pair, wait_readable, PeerAction};
+    use crate::upstream::testing::{
+        client_config_trusting, server_config_from, tcp_pair, test_client_config, tls_pair,
+        tls_pair_with, unix_pair, wait_readable, PeerAction,
+    };
 
     const STRAY: &[u8] = b"HTTP/1.1 408 Request Timeout\r\n\r\n";
 
@@ -576,6 +579,48 @@ mod tests {
         assert!(
             !transport.is_drained(),
             "a closed peer has no event to wait for"
+        );
+    }
+
+    /// Reads until `expected.len()` plaintext bytes came, within a bounded number of reads.
+    fn read_exactly(transport: &mut Transport, expected: usize) -> Vec<u8> {
+        let mut buf = [0u8; 4096];
+        let mut records = Vec::new();
+        let mut received = Vec::new();
+        for _ in 0..1000 {
+            if received.len() >= expected {
+                break;
+            }
+            match transport.read_to(&mut buf, &mut records).unwrap() {
+                ReadOutcome::Data(n) => received.extend_from_slice(&buf[..n]),
+                ReadOutcome::WouldBlock => wait_readable(transport),
+                ReadOutcome::Closed => panic!("closed after {} bytes", received.len()),
+            }
+        }
+        received
+    }
+
+    #[test]
+    fn a_certificate_message_larger_than_a_record_buffer_is_joined() {
+        // A 29 KB certificate: its handshake message spans records and outgrows one record's
+        // worth of read buffer, which grows for it.
+        let server =
+            server_config_from("big-server.pem", "big-server.key", rustls::DEFAULT_VERSIONS);
+        let (mut transport, peer) = tls_pair_with(client_config_trusting("big-ca.pem"), server);
+        peer.act(PeerAction::Plaintext(b"after a big handshake".to_vec()));
+        assert_eq!(read_exactly(&mut transport, 21), b"after a big handshake");
+    }
+
+    #[test]
+    fn a_tls_1_2_upstream_is_spoken_to_as_well() {
+        let server = server_config_from("server.pem", "server.key", &[&rustls::version::TLS12]);
+        let (mut transport, peer) = tls_pair_with(test_client_config(), server);
+        let answer = vec![b'z'; 50_000];
+        peer.act(PeerAction::Plaintext(answer.clone()));
+        assert_eq!(read_exactly(&mut transport, answer.len()), answer);
+        assert!(
+            transport.check_idle().is_ok(),
+            "clean after the whole answer"
         );
     }
 }
