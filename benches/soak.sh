@@ -3,6 +3,7 @@
 # that nothing leaked and every handoff is accounted for. Loopback only.
 #
 #   bash benches/soak.sh [STREAMS [OUT_DIR]]    (default 1000000 streams; OUT_DIR a new /tmp dir)
+#   SOAK_TLS=1 bash benches/soak.sh ...         (the openai half over TLS, test CA trusted)
 #
 # Two daemons run side by side, each with its own socket under /tmp and metrics on a free
 # loopback port, so that each one's counters answer for one kind of fault and their expected
@@ -78,8 +79,13 @@ backend:
     pool_idle_timeout_ms: 1000
 EOF
 
+tls_flags=() scheme=http
+if [ -n "${SOAK_TLS:-}" ]; then
+    tls_flags=(-tls) scheme=https
+    export SSL_CERT_FILE=$PWD/tests/certs/ca.pem
+fi
 "$bin/examples/fake_openai" -listen 127.0.0.1:0 -events 5 -delay-ms 0 -mix "$upstream_mix" \
-    -stall-ms 1000 >"$out/upstream.addr" 2>"$out/upstream.log" &
+    -stall-ms 1000 "${tls_flags[@]}" >"$out/upstream.addr" 2>"$out/upstream.log" &
 pids+=($!)
 wait_for -s "$out/upstream.addr"
 upstream=$(cat "$out/upstream.addr")
@@ -97,7 +103,7 @@ start_daemon() { # name, flags...
     printf '%s %s %s\n' "$pid" "$socket" "$port" >"$out/$name.daemon"
 }
 start_daemon mock -backend mock -message-delay 10ms
-start_daemon openai -backend openai -openai-base "http://$upstream/v1"
+start_daemon openai -backend openai -openai-base "$scheme://$upstream/v1"
 read -r mock_pid mock_socket mock_port <"$out/mock.daemon"
 read -r openai_pid openai_socket openai_port <"$out/openai.daemon"
 
@@ -156,7 +162,8 @@ for name in mock openai; do
     if kill -0 "$pid" 2>/dev/null; then echo alive >"$out/$name.alive"; else echo dead >"$out/$name.alive"; fi
     curl -sf "http://127.0.0.1:$port/metrics" >"$out/$name.metrics" || true
 done
-curl -sf "http://$upstream/stats" >"$out/upstream.stats" || echo '{}' >"$out/upstream.stats"
+curl -sf --cacert tests/certs/ca.pem "$scheme://$upstream/stats" >"$out/upstream.stats" \
+    || echo '{}' >"$out/upstream.stats"
 
 # A clean exit after SIGTERM (nothing in flight, so the drain is immediate).
 for name in mock openai; do

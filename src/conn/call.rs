@@ -361,13 +361,13 @@ impl Call {
                     io,
                 )
             }
-            (Phase::Sending, Event::Upstream { .. }) => match self.flush_tls() {
+            (Phase::Sending, Event::Upstream { .. }) => match self.flush_tls(io) {
                 Ok(()) => self.send(io, out),
                 Err(e) => self.closed_before_head(Some(e), io, out),
             },
             (Phase::Sending, Event::Tick) if self.body_due => self.send(io, out),
             (Phase::Sending, Event::Tick) => Step::Continue,
-            (Phase::AwaitingHead(_), _) => match self.flush_tls() {
+            (Phase::AwaitingHead(_), _) => match self.flush_tls(io) {
                 Ok(()) => self.read_head(io, out),
                 Err(e) => self.closed_before_head(Some(e), io, out),
             },
@@ -377,7 +377,7 @@ impl Call {
                 self.refuse_after_body(io)
             }
             (Phase::ReadingError(_), _) => self.read_error_body(io),
-            (Phase::Relaying(_), _) if !io.client_clear => match self.flush_tls() {
+            (Phase::Relaying(_), _) if !io.client_clear => match self.flush_tls(io) {
                 Ok(()) => Step::Continue,
                 Err(e) => self.end_relay(broken_mid_answer(&e), io, out),
             },
@@ -396,7 +396,7 @@ impl Call {
                     error: Some("no upstream bytes within the idle gap timeout".to_string()),
                 }
             }
-            (Phase::Relaying(_), _) => match self.flush_tls() {
+            (Phase::Relaying(_), _) => match self.flush_tls(io) {
                 Ok(()) => self.relay(io, out),
                 Err(e) => self.end_relay(broken_mid_answer(&e), io, out),
             },
@@ -491,7 +491,7 @@ impl Call {
             return Step::Continue;
         };
         while self.written < self.request.len() {
-            match transport.write(&self.request[self.written..]) {
+            match transport.write(&self.request[self.written..], io.records_buf) {
                 Ok(0) => return Step::Continue,
                 Ok(n) => self.written += n,
                 Err(e) => return self.closed_before_head(Some(e), io, out),
@@ -520,7 +520,7 @@ impl Call {
                 }
                 sliced = true;
             }
-            match transport.write(&self.slice[self.slice_written..]) {
+            match transport.write(&self.slice[self.slice_written..], io.records_buf) {
                 Ok(0) => return Step::Continue,
                 Ok(n) => {
                     self.slice_written += n;
@@ -530,7 +530,7 @@ impl Call {
                 Err(e) => return self.closed_before_head(Some(e), io, out),
             }
         }
-        if let Err(e) = transport.flush_tls() {
+        if let Err(e) = transport.flush_tls(io.records_buf) {
             return self.closed_before_head(Some(e), io, out);
         }
         self.phase = Phase::AwaitingHead(Vec::new());
@@ -959,9 +959,9 @@ impl Call {
         })
     }
 
-    fn flush_tls(&mut self) -> io::Result<()> {
+    fn flush_tls(&mut self, io: &mut Io<'_>) -> io::Result<()> {
         match self.transport.as_mut() {
-            Some(transport) => transport.flush_tls().map(|_| ()),
+            Some(transport) => transport.flush_tls(io.records_buf).map(|_| ()),
             None => Ok(()),
         }
     }

@@ -138,7 +138,7 @@ mod tests {
 
         let mut taken = pool.take(0, start).expect("the clean connection");
         assert_eq!(pool.idle(), 0, "the stale ones were closed on the way");
-        assert_eq!(taken.write(b"x").unwrap(), 1);
+        assert_eq!(taken.write(b"x", &mut Vec::new()).unwrap(), 1);
         clean_peer
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();

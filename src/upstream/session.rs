@@ -86,18 +86,15 @@ impl Session {
                     }
                 }
                 ConnectionState::EncodeTlsData(mut encode) => {
+                    // Offered no room, rustls says what the message needs: held exactly.
                     let start = self.unsent.len();
-                    self.unsent.resize(start + RECORD_LIMIT, 0);
-                    let encoded = encode.encode(&mut self.unsent[start..]);
-                    let written = match encoded {
-                        Ok(n) => n,
+                    let written = match encode.encode(&mut []) {
+                        Ok(written) => written,
                         Err(EncodeError::InsufficientSize(e)) => {
                             self.unsent.resize(start + e.required_size, 0);
-                            encode
-                                .encode(&mut self.unsent[start..])
-                                .map_err(|e| Error::General(e.to_string()))?
+                            encode.encode(&mut self.unsent[start..]).map_err(general)?
                         }
-                        Err(e) => return Err(Error::General(e.to_string())),
+                        Err(e) => return Err(general(e)),
                     };
                     self.unsent.truncate(start + written);
                 }
@@ -136,11 +133,9 @@ impl Session {
             Ok(n) => n,
             Err(EncryptError::InsufficientSize(e)) => {
                 self.unsent.resize(e.required_size, 0);
-                traffic
-                    .encrypt(data, &mut self.unsent)
-                    .map_err(|e| Error::General(e.to_string()))?
+                traffic.encrypt(data, &mut self.unsent).map_err(general)?
             }
-            Err(e) => return Err(Error::General(e.to_string())),
+            Err(e) => return Err(general(e)),
         };
         self.unsent.truncate(written);
         Ok(data.len())
@@ -189,6 +184,10 @@ impl Session {
     pub fn keep_received(&mut self, partial: &[u8]) {
         self.received = partial.to_vec();
     }
+}
+
+fn general(e: impl std::fmt::Display) -> Error {
+    Error::General(e.to_string())
 }
 
 /// Drops the first `n` bytes, freeing the allocation once nothing is left.

@@ -132,7 +132,7 @@ pub fn tls_pair_with(
     let deadline = Instant::now() + LIMIT;
     while received != b"pong" {
         // Nothing is taken until the handshake is done.
-        sent += transport.write(&b"ping"[sent..]).unwrap();
+        sent += transport.write(&b"ping"[sent..], &mut records).unwrap();
         match transport.read(&mut received, 64, &mut records).unwrap() {
             ReadOutcome::Data(_) => {}
             ReadOutcome::WouldBlock => {

@@ -188,8 +188,9 @@ impl Transport {
 
     /// Writes what the socket takes of `data` (TLS: encrypts up to a record of it once the
     /// handshake is done and earlier records are out). Returns the bytes of `data` accepted;
-    /// the rest must be offered again after the next event.
-    pub fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+    /// the rest must be offered again after the next event. `records` as for
+    /// [`Transport::flush_tls`].
+    pub fn write(&mut self, data: &[u8], records: &mut Vec<u8>) -> io::Result<usize> {
         if self.tls.is_none() {
             return match self.socket.write(data) {
                 Ok(n) => Ok(n),
@@ -197,7 +198,7 @@ impl Transport {
                 Err(e) => Err(e),
             };
         }
-        if !self.flush_tls()? {
+        if !self.flush_tls(records)? {
             return Ok(0);
         }
         let Some(tls) = &mut self.tls else {
@@ -208,16 +209,17 @@ impl Transport {
         Ok(accepted)
     }
 
-    /// Moves TLS along: while the handshake runs, reads and answers the server's records; then
-    /// writes the records waiting to go. True when nothing is left to write.
-    pub fn flush_tls(&mut self) -> io::Result<bool> {
+    /// Moves TLS along: while the handshake runs, reads and answers the server's records (read
+    /// into `records`, as for [`Transport::read_to`]); then writes the records waiting to go.
+    /// True when nothing is left to write.
+    pub fn flush_tls(&mut self, records: &mut Vec<u8>) -> io::Result<bool> {
         let Some(tls) = &self.tls else {
             return Ok(true);
         };
         if tls.is_handshaking() {
             // The handshake moves on only as the server's records are read. Any plaintext that
             // comes with its end is kept by the session for the first read.
-            match self.read_tls(&mut [], &mut Vec::new()) {
+            match self.read_tls(&mut [], records) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
