@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side by side, in one run: this checkout's daemon against another build of it (an older
-# commit, say), on four of perf.sh's scenarios (the relay over TLS too), with the same load
-# generator. Loopback only.
+# commit, say), on five of perf.sh's scenarios (the relay over TLS, and from an upstream slow to
+# answer, too), with the same load generator. Loopback only.
 #
 #   git worktree add /tmp/old <commit> && (cd /tmp/old && cargo build --release --bins)
 #   bash benches/compare.sh /tmp/old/target/release/streaming-daemon [OUT_DIR]
@@ -45,8 +45,11 @@ upstreams=()
 trap 'kill "${upstreams[@]}" 2>/dev/null || true' EXIT
 start_upstream plain >"$out/plain.port"
 start_upstream tls -tls >"$out/tls.port"
+# A third that takes 3 s before each answer's head, as a model does before its first token.
+start_upstream wait -head-delay-ms 3000 >"$out/wait.port"
 port=$(cat "$out/plain.port")
 tls_port=$(cat "$out/tls.port")
+wait_port=$(cat "$out/wait.port")
 
 echo "== $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for who in other this; do
@@ -57,15 +60,17 @@ for who in other this; do
         -- -n 2000 -c 2000 -ramp-up 5s -timeout 60s
     SSL_CERT_FILE=tests/certs/ca.pem run "$who-relay-tls" "$daemon" "${extra[@]}" -backend openai \
         -openai-base "https://localhost:$tls_port/v1" -- -n 2000 -c 2000 -ramp-up 5s -timeout 60s
+    run "$who-relay-wait" "$daemon" "${extra[@]}" -backend openai \
+        -openai-base "http://127.0.0.1:$wait_port/v1" -- -n 2000 -c 2000 -ramp-up 1s -timeout 60s
 done
 python3 - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]
-print(f"{'scenario':<9} {'daemon':<6} {'CPU s/1k':>9} {'RSS B/stream':>13} {'TTFB p50':>9} {'TTFB p99':>9}")
-for scenario in ("long", "burst", "relay", "relay-tls"):
+print(f"{'scenario':<10} {'daemon':<6} {'CPU s/1k':>9} {'RSS B/stream':>13} {'TTFB p50':>9} {'TTFB p99':>9}")
+for scenario in ("long", "burst", "relay", "relay-tls", "relay-wait"):
     for who in ("other", "this"):
         s = json.load(open(f"{out}/{who}-{scenario}.json"))
         d = s["daemon"]
-        print(f"{scenario:<9} {who:<6} {d['cpu_seconds_per_1000_streams']:>9.3f} "
+        print(f"{scenario:<10} {who:<6} {d['cpu_seconds_per_1000_streams']:>9.3f} "
               f"{d['rss_per_stream_bytes']:>13} {s['ttfb_ms']['p50']:>9.2f} {s['ttfb_ms']['p99']:>9.2f}")
 PY

@@ -34,6 +34,7 @@ run() { # name, daemon flags..., --, handoff flags...
 
 # A local fake OpenAI-compatible upstream: 100 content chunks 100 ms apart per request.
 start_upstream() { # extra flags...
+    rm -f "$out/upstream.addr"
     "$bin/examples/fake_openai" -listen 127.0.0.1:0 -events 100 -delay-ms 100 "$@" >"$out/upstream.addr" &
     upstream=$!
     for _ in $(seq 1 200); do [ -s "$out/upstream.addr" ] && break; sleep 0.05; done
@@ -54,6 +55,11 @@ kill "$upstream"
 start_upstream -tls
 SSL_CERT_FILE=tests/certs/ca.pem run relay-tls -backend openai -openai-base "https://localhost:$port/v1" -- -n 2000 -c 2000 -ramp-up 5s -timeout 60s
 kill "$upstream"
+# ... and 2,000 started within 1 s from an upstream that takes 3 s before each answer's head
+# (10 chunks then), as a model does before its first token: all wait for their heads at once.
+start_upstream -head-delay-ms 3000 -events 10
+run relay-wait -backend openai -openai-base "http://127.0.0.1:$port/v1" -- -n 2000 -c 2000 -ramp-up 1s -timeout 60s
+kill "$upstream"
 rm -f "$out/upstream.addr"
 # (d) Two workers against one: the burst and the 10,000 long streams again.
 run mock-burst-w2 -workers 2 -message-delay 0 -- -n 50000 -c 200 -socketpair -timeout 30s
@@ -70,7 +76,7 @@ print(f'{sys.argv[2]}: CPU s per 1000 streams {per(one):.3f} (1 worker), {per(tw
 " "$out" "$1" "$2"
 done
 # CPU per 1,000 relayed events, from the summaries.
-for name in relay-http relay-tls; do
+for name in relay-http relay-tls relay-wait; do
     python3 -c "import json,sys; s=json.load(open(sys.argv[1])); d=s['daemon']; print(sys.argv[2] + ': %.4f daemon CPU s per 1000 relayed events, %d B RSS per stream' % (d['cpu_seconds'] * 1000 / s['events_total'], d['rss_per_stream_bytes']))" "$out/$name.json" "$name"
 done
 # Where the long streams' time to first byte goes: the generator's handoff, the daemon, the

@@ -3,7 +3,10 @@
 //! `tests/certs`. Prints its address on stdout.
 //!
 //!     cargo run --release --example fake_openai -- -listen 127.0.0.1:0 -events 100 -delay-ms 100 [-tls]
-//!         [-mix ok=90,429=2,500=2,cut=2,stall=2,malformed=2] [-stall-ms 2000]
+//!         [-mix ok=90,429=2,500=2,cut=2,stall=2,malformed=2] [-stall-ms 2000] [-head-delay-ms 0]
+//!
+//! `-head-delay-ms` waits that long before every answer's head, as a model thinks before its
+//! first token.
 //!
 //! Each `POST …/chat/completions` gets an answer of the kind `-mix` gives its request number
 //! (0, 1, 2… in arrival order; the same smooth weighted round robin as `handoff -faults`, so
@@ -55,6 +58,7 @@ struct Options {
     tls: bool,
     mix: Mix,
     stall: Duration,
+    head_delay: Duration,
 }
 
 /// Shared by every connection's thread.
@@ -107,6 +111,7 @@ fn parse() -> Options {
         tls: false,
         mix: Mix::only_first(KINDS),
         stall: Duration::from_secs(2),
+        head_delay: Duration::ZERO,
     };
     let mut args = std::env::args().skip(1);
     let fail = |message: String| -> ! {
@@ -124,17 +129,22 @@ fn parse() -> Options {
                 options.mix =
                     Mix::parse(&value(), KINDS).unwrap_or_else(|e| fail(format!("-mix: {e}")))
             }
-            "stall-ms" => {
-                let ms = value();
-                let ms = ms
-                    .parse()
-                    .unwrap_or_else(|_| fail(format!("-stall-ms: {ms:?}")));
-                options.stall = Duration::from_millis(ms);
-            }
+            "stall-ms" => options.stall = milliseconds("-stall-ms", &value()),
+            "head-delay-ms" => options.head_delay = milliseconds("-head-delay-ms", &value()),
             other => fail(format!("unknown flag -{other}")),
         }
     }
     options
+}
+
+fn milliseconds(flag: &str, value: &str) -> Duration {
+    match value.parse() {
+        Ok(ms) => Duration::from_millis(ms),
+        Err(_) => {
+            eprintln!("fake_openai: {flag}: {value:?}");
+            std::process::exit(2);
+        }
+    }
 }
 
 fn serve(stream: impl Read + Write, shared: &Shared) -> io::Result<()> {
@@ -172,6 +182,9 @@ fn serve(stream: impl Read + Write, shared: &Shared) -> io::Result<()> {
         let kind = shared.options.mix.kind(number);
         shared.served[kind].fetch_add(1, Ordering::Relaxed);
         let options = &shared.options;
+        if !options.head_delay.is_zero() {
+            std::thread::sleep(options.head_delay);
+        }
         match kind {
             TOO_MANY => write_json(
                 stream,

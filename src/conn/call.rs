@@ -551,8 +551,12 @@ impl Call {
                 return Step::Continue;
             };
             let before = head.len();
-            match transport.read(head, READ_CHUNK, io.records_buf) {
-                Ok(ReadOutcome::Data(_)) => {
+            // Read into the worker's buffer: a call waiting for its head holds only the bytes
+            // that came, not a read's worth of room.
+            io.read_buf.resize(READ_CHUNK, 0);
+            match transport.read_to(io.read_buf, io.records_buf) {
+                Ok(ReadOutcome::Data(n)) => {
+                    head.extend_from_slice(&io.read_buf[..n]);
                     if before == 0 {
                         if let Some(sent) = self.sent_at {
                             io.tally

@@ -133,8 +133,9 @@ pub fn tls_pair_with(
     while received != b"pong" {
         // Nothing is taken until the handshake is done.
         sent += transport.write(&b"ping"[sent..], &mut records).unwrap();
-        match transport.read(&mut received, 64, &mut records).unwrap() {
-            ReadOutcome::Data(_) => {}
+        let mut buf = [0u8; 64];
+        match transport.read_to(&mut buf, &mut records).unwrap() {
+            ReadOutcome::Data(n) => received.extend_from_slice(&buf[..n]),
             ReadOutcome::WouldBlock => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 assert!(!left.is_zero(), "no TLS exchange within {LIMIT:?}");

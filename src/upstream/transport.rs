@@ -228,25 +228,6 @@ impl Transport {
         self.send_records()
     }
 
-    /// Appends up to `limit` plaintext bytes to `out`; `records` is the buffer TLS records are
-    /// read into (see [`Transport::read_to`]).
-    pub fn read(
-        &mut self,
-        out: &mut Vec<u8>,
-        limit: usize,
-        records: &mut Vec<u8>,
-    ) -> io::Result<ReadOutcome> {
-        let start = out.len();
-        out.resize(start + limit, 0);
-        let result = self.read_to(&mut out[start..], records);
-        let n = match &result {
-            Ok(ReadOutcome::Data(n)) => *n,
-            _ => 0,
-        };
-        out.truncate(start + n);
-        result
-    }
-
     /// Reads plaintext into `buf`: a buffer kept at its size is not zeroed again for every read.
     /// With TLS the records are read into `records` first, shared by every connection of a
     /// worker (grown to a record's size once); plain connections leave it alone.
