@@ -696,3 +696,23 @@ fn the_typing_backend_observes_time_to_first_byte() {
         &[("daemon_stream_outcomes_total", "completed", 1.0)],
     );
 }
+
+#[test]
+fn a_call_waiting_for_its_response_head_holds_no_read_room() {
+    use common::upstream::*;
+    // The upstream takes the request and answers nothing until the test lets it close.
+    let (open, held) = gate();
+    let upstream = FakeUpstream::start(Kind::Plain, vec![vec![Action::WaitFor(held)]]);
+    let (daemon, address) = start_openai("head-wait", &upstream.base, "");
+    let (_client, server) = tcp_pair();
+    hand_off(&daemon.socket, SocketType::Stream, b"{}", &server);
+    drop(server);
+    wait_until(LIMIT, "the upstream to have the request", || {
+        upstream.requests().len() == 1
+    });
+    // Counted are the request kept for a retry and nothing for the head not yet come (a
+    // read's worth of room, 16 KiB, per waiting call before).
+    let buffered = value(&scrape(address), "daemon_buffered_bytes");
+    assert!(buffered > 0.0 && buffered < 4096.0, "{buffered}");
+    drop(open);
+}
