@@ -557,7 +557,7 @@ impl Call {
             match transport.read_to(io.read_buf, io.records_buf) {
                 Ok(ReadOutcome::Data(n)) => {
                     head.extend_from_slice(&io.read_buf[..n]);
-                    if before == 0 {
+                    if before == 0 && n > 0 {
                         if let Some(sent) = self.sent_at {
                             io.tally
                                 .backend_ttfb(io.backend, io.now.saturating_duration_since(sent));
@@ -839,11 +839,9 @@ impl Call {
     /// The body ended: keeps or closes the upstream connection, and appends the client's end
     /// by the relay's ending, or, typed, goes on typing what is left first.
     fn end_relay(&mut self, ending: RelayEnding, io: &mut Io<'_>, out: &mut Vec<u8>) -> Step {
-        // Bytes past the response kept by the TLS session would be read as the next response.
-        let leftover = self
-            .transport
-            .as_ref()
-            .is_some_and(Transport::holds_unread_bytes);
+        // TLS bytes past the response would be read as the next response; request records not
+        // yet written would go out before the next request.
+        let leftover = self.transport.as_ref().is_some_and(Transport::holds_bytes);
         let relaying = match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Relaying(relaying) => Some(relaying),
             _ => None,

@@ -118,27 +118,42 @@ impl Session {
         if self.is_handshaking() || !self.unsent.is_empty() || data.is_empty() {
             return Ok(0);
         }
+        // rustls keeps its place in a handshake message it is joining (a session ticket split
+        // over records) as an offset into the received bytes: every call must be given them.
+        let mut received = std::mem::take(&mut self.received);
+        let encrypted = self.encrypt_after(&mut received, data);
+        self.keep_received(&received);
+        encrypted
+    }
+
+    fn encrypt_after(&mut self, received: &mut Vec<u8>, data: &[u8]) -> Result<usize, Error> {
         // Settles anything rustls has to send first (a key update).
-        self.absorb(&mut [], &mut [], &mut 0)?;
+        let used = self.absorb(received, &mut [], &mut 0)?;
+        received.drain(..used);
         if !self.unsent.is_empty() {
             return Ok(0);
         }
         let data = &data[..data.len().min(RECORD_PLAINTEXT)];
-        let status = self.session.process_tls_records(&mut []);
-        let ConnectionState::WriteTraffic(mut traffic) = status.state? else {
-            return Ok(0);
-        };
-        self.unsent.resize(data.len() + RECORD_OVERHEAD, 0);
-        let written = match traffic.encrypt(data, &mut self.unsent) {
-            Ok(n) => n,
-            Err(EncryptError::InsufficientSize(e)) => {
-                self.unsent.resize(e.required_size, 0);
-                traffic.encrypt(data, &mut self.unsent).map_err(general)?
+        let status = self.session.process_tls_records(received);
+        let discard = status.discard;
+        let encrypted = match status.state? {
+            ConnectionState::WriteTraffic(mut traffic) => {
+                self.unsent.resize(data.len() + RECORD_OVERHEAD, 0);
+                let written = match traffic.encrypt(data, &mut self.unsent) {
+                    Ok(n) => n,
+                    Err(EncryptError::InsufficientSize(e)) => {
+                        self.unsent.resize(e.required_size, 0);
+                        traffic.encrypt(data, &mut self.unsent).map_err(general)?
+                    }
+                    Err(e) => return Err(general(e)),
+                };
+                self.unsent.truncate(written);
+                data.len()
             }
-            Err(e) => return Err(general(e)),
+            _ => 0,
         };
-        self.unsent.truncate(written);
-        Ok(data.len())
+        received.drain(..discard);
+        Ok(encrypted)
     }
 
     /// The records to write next.
@@ -163,24 +178,31 @@ impl Session {
         !self.plaintext.is_empty()
     }
 
-    /// Bytes received but not yet handed to the caller: kept plaintext, or part of a record.
-    /// Bytes left after a response would be read as the start of the next one.
-    pub fn holds_unread_bytes(&self) -> bool {
-        !self.plaintext.is_empty() || !self.received.is_empty()
+    #[cfg(test)]
+    pub fn kept_plaintext_len(&self) -> usize {
+        self.plaintext.len()
     }
 
-    /// Puts the kept start of a record at the front of `records`, made large enough for it and
-    /// a whole record more; returns its length.
+    /// Bytes received but not yet handed to the caller (kept plaintext, part of a record), or
+    /// records not yet written. After a response, the first would be read as the start of the
+    /// next one and the second would go out before the next request: either way the
+    /// connection must not carry another.
+    pub fn holds_bytes(&self) -> bool {
+        !self.plaintext.is_empty() || !self.received.is_empty() || !self.unsent.is_empty()
+    }
+
+    /// Puts the kept bytes at the front of `records` (grown to hold them, if need be);
+    /// returns how many.
     pub fn take_received(&mut self, records: &mut Vec<u8>) -> usize {
         let kept = std::mem::take(&mut self.received);
-        if records.len() < kept.len() + RECORD_LIMIT {
-            records.resize(kept.len() + RECORD_LIMIT, 0);
+        if records.len() < kept.len() {
+            records.resize(kept.len(), 0);
         }
         records[..kept.len()].copy_from_slice(&kept);
         kept.len()
     }
 
-    /// Keeps the start of a record until the rest arrives.
+    /// Keeps the start of a record until the rest arrives (nothing allocated for none).
     pub fn keep_received(&mut self, partial: &[u8]) {
         self.received = partial.to_vec();
     }
@@ -212,28 +234,38 @@ mod tests {
     }
 
     fn connected_to(config: Arc<rustls::ServerConfig>) -> (Session, rustls::ServerConnection) {
+        let (mut client, server, mut after) = handshake(config);
+        let used = client.absorb(&mut after, &mut [], &mut 0).unwrap();
+        assert_eq!(used, after.len());
+        (client, server)
+    }
+
+    /// Runs the handshake in memory; returns the records the server sent after it (TLS 1.3
+    /// session tickets) without giving them to the session.
+    fn handshake(
+        config: Arc<rustls::ServerConfig>,
+    ) -> (Session, rustls::ServerConnection, Vec<u8>) {
         let name = ServerName::try_from("localhost").unwrap();
         let mut client = Session::new(test_client_config(), name).unwrap();
         let mut server = rustls::ServerConnection::new(config).unwrap();
         for _ in 0..10 {
             client.absorb(&mut [], &mut [], &mut 0).unwrap();
-            let mut to_server = client.unsent().to_vec();
+            let to_server = client.unsent().to_vec();
             client.sent(to_server.len());
             let mut rest = &to_server[..];
             while !rest.is_empty() {
                 server.read_tls(&mut rest).unwrap();
                 server.process_new_packets().unwrap();
             }
-            to_server.clear();
             let mut to_client = Vec::new();
             while server.wants_write() {
                 server.write_tls(&mut to_client).unwrap();
             }
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return (client, server, to_client);
+            }
             let used = client.absorb(&mut to_client, &mut [], &mut 0).unwrap();
             assert_eq!(used, to_client.len(), "handshake records come whole here");
-            if !client.is_handshaking() && !server.is_handshaking() && client.unsent().is_empty() {
-                return (client, server);
-            }
         }
         panic!("no handshake in 10 rounds");
     }
@@ -326,6 +358,44 @@ mod tests {
         assert_eq!(filled, 0, "nothing may pass what is kept");
         assert_eq!(session.take_plaintext(&mut room), 9);
         assert_eq!(&room[..9], b"st second");
+    }
+
+    #[test]
+    fn a_session_ticket_split_over_records_is_joined_across_reads_and_writes() {
+        let mut config = (*server_config()).clone();
+        config.max_fragment_size = Some(64);
+        let (mut session, mut server, tickets) = handshake(Arc::new(config));
+        let first = 5 + usize::from(u16::from_be_bytes([tickets[3], tickets[4]]));
+        assert!(first < tickets.len(), "the tickets span records");
+        // The ticket's first record arrives alone and is kept, half joined.
+        let mut part = tickets[..first].to_vec();
+        let used = session.absorb(&mut part, &mut [], &mut 0).unwrap();
+        session.keep_received(&part[used..]);
+        // A write in between must see the kept bytes (rustls once panicked here: it holds an
+        // offset into them).
+        assert_eq!(session.encrypt(b"request").unwrap(), 7);
+        let mut wire = session.unsent();
+        while !wire.is_empty() {
+            server.read_tls(&mut wire).unwrap();
+        }
+        assert!(session.holds_bytes(), "a record not yet written");
+        let len = session.unsent().len();
+        session.sent(len);
+        server.process_new_packets().unwrap();
+        let mut request = [0u8; 16];
+        let n = std::io::Read::read(&mut server.reader(), &mut request).unwrap();
+        assert_eq!(&request[..n], b"request");
+        // The rest of the tickets, then an answer, read with what was kept.
+        let mut records = Vec::new();
+        let kept = session.take_received(&mut records);
+        records.truncate(kept);
+        records.extend_from_slice(&tickets[first..]);
+        records.extend_from_slice(&sent_by(&mut server, b"answer"));
+        let mut buf = [0u8; 16];
+        let mut filled = 0;
+        let used = session.absorb(&mut records, &mut buf, &mut filled).unwrap();
+        assert_eq!((used, &buf[..filled]), (records.len(), &b"answer"[..]));
+        assert!(!session.holds_bytes());
     }
 
     #[test]

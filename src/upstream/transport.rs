@@ -4,7 +4,7 @@
 //! records are read into the worker's record buffer until the socket would block or plaintext
 //! came out of them, and decrypted from there ([`Session`]). Plaintext or a partial record the
 //! session keeps produces no new epoll event, so every read takes it first, and a connection
-//! holding any ([`Transport::holds_unread_bytes`]) is not pooled. A pooled connection is checked
+//! holding any, or records not yet written ([`Transport::holds_bytes`]), is not pooled. A pooled connection is checked
 //! again before it carries another request ([`Transport::check_idle`]).
 
 use std::fmt;
@@ -18,11 +18,14 @@ use mio::{Interest, Registry, Token};
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
-use super::session::Session;
+use super::session::{Session, RECORD_LIMIT};
 
-/// The most a handshake message spanning records may take while it is joined (rustls allows
-/// 64 KiB for one message).
-const HANDSHAKE_LIMIT: usize = 80 * 1024;
+/// The most the record buffer may hold while a handshake message spanning records is joined
+/// (rustls allows 64 KiB for one message, plus the records' headers).
+const HANDSHAKE_LIMIT: usize = 64 * 1024 + 2 * RECORD_LIMIT;
+/// Socket reads one TLS read may make while records bring no plaintext (session tickets, say):
+/// a peer sending those without end must not hold the loop.
+const SOCKET_READS_PER_CALL: usize = 16;
 
 enum Socket {
     Tcp(TcpStream),
@@ -77,7 +80,8 @@ pub struct Transport {
 /// How a read went.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
-    /// Plaintext bytes were appended.
+    /// Plaintext bytes were read. Zero only with TLS, when records came without plaintext and
+    /// the read stopped at its bound: read again.
     Data(usize),
     WouldBlock,
     /// The peer closed cleanly (TLS: after close_notify, or a plain EOF).
@@ -219,11 +223,7 @@ impl Transport {
         if tls.is_handshaking() {
             // The handshake moves on only as the server's records are read. Any plaintext that
             // comes with its end is kept by the session for the first read.
-            match self.read_tls(&mut [], records) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
+            self.read_tls(&mut [], records)?;
         }
         self.send_records()
     }
@@ -233,12 +233,10 @@ impl Transport {
     /// worker (grown to a record's size once); plain connections leave it alone.
     pub fn read_to(&mut self, buf: &mut [u8], records: &mut Vec<u8>) -> io::Result<ReadOutcome> {
         self.emptied = false;
-        let result = if self.tls.is_some() {
-            self.read_tls(buf, records)
-        } else {
-            self.socket.read_noting(buf, &mut self.emptied)
-        };
-        match result {
+        if self.tls.is_some() {
+            return self.read_tls(buf, records);
+        }
+        match self.socket.read_noting(buf, &mut self.emptied) {
             Ok(0) => Ok(ReadOutcome::Closed),
             Ok(n) => Ok(ReadOutcome::Data(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
@@ -258,41 +256,61 @@ impl Transport {
     }
 
     /// Decrypts into `buf`: kept plaintext first, else records until some plaintext comes out,
-    /// the peer closes, or the socket would block. Ok(0) only after `close_notify`.
-    fn read_tls(&mut self, buf: &mut [u8], records: &mut Vec<u8>) -> io::Result<usize> {
+    /// the peer closes (`Closed` after `close_notify`), the socket would block, or
+    /// [`SOCKET_READS_PER_CALL`] reads brought no plaintext (`Data(0)`).
+    fn read_tls(&mut self, buf: &mut [u8], records: &mut Vec<u8>) -> io::Result<ReadOutcome> {
         let Some(tls) = &mut self.tls else {
-            return Ok(0);
+            return Ok(ReadOutcome::Closed);
         };
         let given = tls.take_plaintext(buf);
         if given > 0 {
-            return Ok(given);
+            return Ok(ReadOutcome::Data(given));
         }
         let mut filled = tls.take_received(records);
         let mut plain = 0;
+        let mut reads = 0;
         let result = loop {
-            let used = match tls.absorb(&mut records[..filled], buf, &mut plain) {
-                Ok(used) => used,
+            match tls.absorb(&mut records[..filled], buf, &mut plain) {
+                Ok(used) => {
+                    records.copy_within(used..filled, 0);
+                    filled -= used;
+                }
+                // What was decrypted before the failure goes out first; rustls keeps the error
+                // for the next read.
+                Err(_) if plain > 0 => break Ok(ReadOutcome::Data(plain)),
                 Err(e) => break Err(invalid_data(e)),
-            };
-            records.copy_within(used..filled, 0);
-            filled -= used;
+            }
             // Handshake replies and key updates go out even while we only read.
             if let Err(e) = send_records(tls, &mut self.socket) {
                 break Err(e);
             }
-            if plain > 0 || tls.holds_plaintext() || tls.peer_closed() {
-                break Ok(plain);
+            if plain > 0 || tls.holds_plaintext() {
+                break Ok(ReadOutcome::Data(plain));
             }
-            if filled == records.len() {
-                // Only a handshake message spanning records outgrows one record.
-                if records.len() >= HANDSHAKE_LIMIT {
-                    break Err(invalid_data("a TLS handshake message is too large"));
-                }
-                records.resize(records.len() * 2, 0);
+            if tls.peer_closed() {
+                break Ok(ReadOutcome::Closed);
             }
+            if reads == SOCKET_READS_PER_CALL {
+                break Ok(ReadOutcome::Data(0));
+            }
+            // A record's worth from the start of the buffer, so that one read decrypts to at
+            // most a record's worth of plaintext; more only while a handshake message that
+            // spans records is joined (complete records rustls cannot use up yet).
+            let limit = if filled < RECORD_LIMIT {
+                RECORD_LIMIT
+            } else {
+                filled + RECORD_LIMIT
+            };
+            if limit > HANDSHAKE_LIMIT {
+                break Err(invalid_data("a TLS handshake message is too large"));
+            }
+            if records.len() < limit {
+                records.resize(limit, 0);
+            }
+            reads += 1;
             match self
                 .socket
-                .read_noting(&mut records[filled..], &mut self.emptied)
+                .read_noting(&mut records[filled..limit], &mut self.emptied)
             {
                 // A TLS peer ends with close_notify; a bare end of stream may be a truncation,
                 // so it is an error, never a clean end of a close-delimited body.
@@ -303,6 +321,9 @@ impl Transport {
                     ))
                 }
                 Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    break Ok(ReadOutcome::WouldBlock)
+                }
                 Err(e) => break Err(e),
             }
         };
@@ -349,7 +370,7 @@ impl Transport {
         if tls.peer_closed() {
             return Err(Stale::Closed);
         }
-        if tls.holds_unread_bytes() {
+        if tls.holds_bytes() {
             return Err(Stale::Unasked);
         }
         match self.socket.read(&mut probe) {
@@ -367,12 +388,11 @@ impl Transport {
         }
     }
 
-    /// Bytes received that no epoll event will announce, or that would be read as the start
-    /// of the next response.
-    pub fn holds_unread_bytes(&self) -> bool {
-        self.tls
-            .as_ref()
-            .is_some_and(|tls| tls.holds_unread_bytes())
+    /// TLS bytes that make the connection unfit for another request: received ones that no
+    /// epoll event will announce or that would be read as the start of the next response, or
+    /// records of this request not yet written.
+    pub fn holds_bytes(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.holds_bytes())
     }
 }
 
@@ -544,7 +564,7 @@ mod tests {
             match transport.read_to(&mut buf, &mut records).unwrap() {
                 ReadOutcome::Data(n) => {
                     received.extend_from_slice(&buf[..n]);
-                    if transport.holds_unread_bytes() || !transport.is_drained() {
+                    if transport.holds_bytes() || !transport.is_drained() {
                         continue;
                     }
                     wait_readable(&mut transport);
@@ -605,5 +625,23 @@ mod tests {
             transport.check_idle().is_ok(),
             "clean after the whole answer"
         );
+    }
+
+    #[test]
+    fn one_read_decrypts_at_most_a_record_whatever_the_buffer_grew_to() {
+        let (mut transport, peer) = tls_pair();
+        peer.act(PeerAction::Plaintext(vec![b'p'; 100_000]));
+        wait_readable(&mut transport);
+        // A worker's record buffer that a big handshake grew.
+        let mut records = vec![0u8; 150_000];
+        let mut buf = [0u8; 16 * 1024];
+        assert!(matches!(
+            transport.read_to(&mut buf, &mut records).unwrap(),
+            ReadOutcome::Data(_)
+        ));
+        let kept = transport.tls.as_ref().unwrap().kept_plaintext_len();
+        assert!(kept <= RECORD_LIMIT - buf.len(), "{kept} bytes kept");
+        let rest = read_exactly(&mut transport, 100_000 - buf.len());
+        assert_eq!(rest.len(), 100_000 - buf.len());
     }
 }
