@@ -8,6 +8,10 @@
 //! yet (at most one record's worth: [`Session::encrypt`] waits until they are gone). Each is
 //! freed once it is used up, so an idle relayed stream holds rustls' keys and state alone
 //! (the buffered API keeps a 4 KiB read buffer per connection for its whole life).
+//!
+//! One rule the API does not say out loud: every call into rustls must get the kept start of a
+//! record at the front of its input. While rustls joins a handshake message split over records
+//! (a session ticket, say) it holds an offset into those bytes, and panics on a shorter slice.
 
 use std::sync::Arc;
 
