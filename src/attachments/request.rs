@@ -1,7 +1,7 @@
 //! What a handoff asks to attach, as the handoff parser hands it over, and the message the
 //! attachments go into (SPEC §4.5 "Target message").
 
-use crate::handoff::{HandoffData, StagedFiles};
+use crate::handoff::{Content, HandoffData, StagedFiles};
 
 /// The attachment keys of one handoff, exactly as given (SPEC §1.3).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,6 +126,23 @@ pub struct MessageView<'a> {
     pub role: &'a str,
     /// The content when it is a string; `None` when it is a content-parts array.
     pub text: Option<&'a str>,
+}
+
+impl MessageView<'_> {
+    /// The handoff's messages as the target is chosen from them.
+    pub fn all(request: &HandoffData) -> Vec<MessageView<'_>> {
+        request
+            .messages
+            .iter()
+            .map(|message| MessageView {
+                role: &message.role,
+                text: match &message.content {
+                    Content::Text(text) => Some(text),
+                    Content::Parts(_) => None,
+                },
+            })
+            .collect()
+    }
 }
 
 /// The message whose content attachments shape (SPEC §4.5 "Target message").

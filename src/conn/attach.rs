@@ -23,7 +23,7 @@ use crate::attachments::{
     Flavour, Limits, Loading, MessageView, Refusal, Warning, WarningKind, SLICE,
 };
 use crate::backends::Attached;
-use crate::handoff::{Content, HandoffData, StagedFiles};
+use crate::handoff::{HandoffData, StagedFiles};
 
 use super::repeats::{Repeatable, Repeats};
 
@@ -116,17 +116,7 @@ pub fn check(
     if wanted.names_files() {
         retry_dir(dir, now);
     }
-    let messages: Vec<MessageView<'_>> = request
-        .messages
-        .iter()
-        .map(|message| MessageView {
-            role: &message.role,
-            text: match &message.content {
-                Content::Text(text) => Some(text),
-                Content::Parts(_) => None,
-            },
-        })
-        .collect();
+    let messages = MessageView::all(request);
     let target = find_target(&messages, &request.prompt);
     attachments::check(wanted, target, dir.access(), limits)
 }

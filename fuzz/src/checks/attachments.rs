@@ -26,7 +26,7 @@ use streaming_daemon::attachments::{
 use streaming_daemon::backends::upstream::{Origin, RequestBytes};
 use streaming_daemon::backends::{langgraph, openai, Attached};
 use streaming_daemon::config::{Config, ContentFormat};
-use streaming_daemon::handoff::{parse_handoff, Content, HandoffData};
+use streaming_daemon::handoff::{parse_handoff, HandoffData};
 use streaming_daemon::http::{error_response, ErrorStatus};
 
 use super::wire::{complete_response, fnv, json_post};
@@ -107,7 +107,7 @@ pub fn check(data: &[u8]) {
         Ok(handoff) => {
             let wanted = AttachmentRequest::from_handoff(handoff);
             let checked = {
-                let messages = views(handoff);
+                let messages = MessageView::all(handoff);
                 let target = find_target(&messages, &handoff.prompt);
                 check_attachments(&wanted, target, slot.access(), limits)
             };
@@ -161,20 +161,6 @@ pub fn check(data: &[u8]) {
         Some(OUTSIDE),
         "the file outside the data directory changed"
     );
-}
-
-fn views(handoff: &HandoffData) -> Vec<MessageView<'_>> {
-    handoff
-        .messages
-        .iter()
-        .map(|message| MessageView {
-            role: &message.role,
-            text: match &message.content {
-                Content::Text(text) => Some(text),
-                Content::Parts(_) => None,
-            },
-        })
-        .collect()
 }
 
 fn refused(status: ErrorStatus) {
