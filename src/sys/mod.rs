@@ -14,6 +14,7 @@ pub mod file;
 pub mod info;
 pub mod limits;
 pub mod malloc;
+mod message;
 pub mod notify;
 pub mod process;
 pub mod random;

@@ -6,14 +6,11 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, SystemTime};
 
-use super::{check_size, socket};
-
-/// A control buffer aligned for `cmsghdr`, with room for one `timespec`.
-#[repr(C, align(8))]
-struct ControlBuffer([u8; 64]);
+use super::message::{receive, ControlBuffer};
+use super::socket;
 
 /// Has the kernel stamp what this socket receives (wall-clock time).
 pub fn enable(fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -23,42 +20,20 @@ pub fn enable(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// One non-blocking receive, with the arrival time of the last bytes read when the kernel
 /// stamped them (`enable` was called, and the socket family stamps).
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
-    let mut control = ControlBuffer([0; 64]);
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: msghdr is a plain C struct for which all-zero is a valid value.
-    let mut message: libc::msghdr = unsafe { mem::zeroed() };
-    message.msg_iov = &mut iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control.0.as_mut_ptr().cast();
-    message.msg_controllen = control.0.len() as _;
-    // SAFETY: `message` points at `iov` (covering `buf`) and `control`, both alive and
-    // writable for the whole call; the kernel writes at most their stated lengths.
-    let result = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut message, libc::MSG_DONTWAIT) };
-    let bytes = check_size(result)?;
+    let mut control = ControlBuffer::new();
     let mut stamp = None;
-    // SAFETY: the kernel filled `message` and `control`; CMSG_FIRSTHDR/NXTHDR only walk
-    // within `msg_controllen` bytes of the buffer we own.
-    let mut header = unsafe { libc::CMSG_FIRSTHDR(&message) };
-    while !header.is_null() {
-        // SAFETY: `header` is non-null and points into `control`.
-        let (level, kind) = unsafe { ((*header).cmsg_level, (*header).cmsg_type) };
-        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS {
-            // SAFETY: an SCM_TIMESTAMPNS message carries one timespec in its data, inside
-            // `control`; the read is unaligned-safe.
-            let time = unsafe {
-                libc::CMSG_DATA(header)
-                    .cast::<libc::timespec>()
-                    .read_unaligned()
-            };
+    let room = control.0.len();
+    let (bytes, _) = receive(fd, buf, &mut control, room, libc::MSG_DONTWAIT, |found| {
+        if found.level == libc::SOL_SOCKET
+            && found.kind == libc::SCM_TIMESTAMPNS
+            && found.len >= mem::size_of::<libc::timespec>()
+        {
+            // SAFETY: the message's data holds a timespec (its length was checked).
+            let time = unsafe { found.data.cast::<libc::timespec>().read_unaligned() };
             let since_epoch = Duration::new(time.tv_sec as u64, time.tv_nsec as u32);
             stamp = SystemTime::UNIX_EPOCH.checked_add(since_epoch);
         }
-        // SAFETY: as for CMSG_FIRSTHDR above.
-        header = unsafe { libc::CMSG_NXTHDR(&message, header) };
-    }
+    })?;
     Ok((bytes, stamp))
 }
 
