@@ -551,10 +551,9 @@ impl Call {
                 return Step::Continue;
             };
             let before = head.len();
-            // Read into the worker's buffer: a call waiting for its head holds only the bytes
-            // that came, not a read's worth of room.
-            io.read_buf.resize(READ_CHUNK, 0);
-            match transport.read_to(io.read_buf, io.records_buf) {
+            // Into the worker's buffer: a call waiting for its head holds only the bytes that
+            // came, not a read's worth of room.
+            match read_upstream(transport, io) {
                 Ok(ReadOutcome::Data(n)) => {
                     head.extend_from_slice(&io.read_buf[..n]);
                     if before == 0 && n > 0 {
@@ -710,8 +709,7 @@ impl Call {
             else {
                 return self.refuse_after_body(io);
             };
-            io.read_buf.resize(READ_CHUNK, 0);
-            match transport.read_to(io.read_buf, io.records_buf) {
+            match read_upstream(transport, io) {
                 Ok(ReadOutcome::Data(n)) => {
                     if answer.body.feed(&io.read_buf[..n]) {
                         return self.refuse_after_body(io);
@@ -771,9 +769,7 @@ impl Call {
             let Some(transport) = self.transport.as_mut() else {
                 return Step::Continue;
             };
-            // Kept at its size between reads, so that it is zeroed once, not for every read.
-            io.read_buf.resize(READ_CHUNK, 0);
-            let ending = match transport.read_to(io.read_buf, io.records_buf) {
+            let ending = match read_upstream(transport, io) {
                 Ok(ReadOutcome::Data(n)) => {
                     self.since = io.now;
                     // What remains comes with the next readable event: no read to hear
@@ -989,6 +985,13 @@ fn type_one(typist: &mut Typist, io: &mut Io<'_>, out: &mut Vec<u8>) -> Option<R
 }
 
 /// The upstream connection failed (reset, TLS error) while the answer was being relayed.
+/// Reads the upstream into the worker's read buffer, kept at its size between reads so that it
+/// is zeroed once, not for every read.
+fn read_upstream(transport: &mut Transport, io: &mut Io<'_>) -> io::Result<ReadOutcome> {
+    io.read_buf.resize(READ_CHUNK, 0);
+    transport.read_to(io.read_buf, io.records_buf)
+}
+
 fn broken_mid_answer(error: &io::Error) -> RelayEnding {
     RelayEnding::Failed(Failure {
         message: "the upstream connection failed before the answer was complete".to_string(),
