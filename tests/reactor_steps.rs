@@ -406,6 +406,61 @@ impl EventSource for TrickleStream {
     }
 }
 
+#[test]
+fn a_stream_that_ends_on_an_events_last_round_still_closes() {
+    // Each event's handling runs a bounded number of rounds; a stream whose end falls on the
+    // last of them must still be closed (it once waited for a tick that never came). After
+    // its first event the source pauses, so that the burst that ends it is handled on a timer,
+    // long after the client socket's first writable event.
+    for burst in 1..=140 {
+        let backend = Box::new(PauseThenBurst(burst));
+        let mut h = Harness::with_backend("burst", Config::default(), backend);
+        let (mut client, server) = tcp_pair();
+        h.hand_off(b"{}", &server);
+        drop(server);
+        let body = h.collect(&mut client);
+        assert_eq!(contents(&body).len(), 1 + burst, "a burst of {burst}");
+        h.turn_until(|r| r.connections() == 0);
+    }
+}
+
+/// One event, a pause of a millisecond, then its number of events with no delay.
+struct PauseThenBurst(usize);
+
+impl Backend for PauseThenBurst {
+    fn name(&self) -> &'static str {
+        "burst"
+    }
+    fn start(
+        &mut self,
+        _: HandoffData,
+        _: Option<Attached>,
+        _: Instant,
+    ) -> Result<Start, BackendError> {
+        Ok(Start::Local(Box::new(PauseThenBurstStream {
+            sent: 0,
+            burst: self.0,
+        })))
+    }
+}
+
+struct PauseThenBurstStream {
+    sent: usize,
+    burst: usize,
+}
+
+impl EventSource for PauseThenBurstStream {
+    fn produce(&mut self, sink: &mut EventSink<'_>) -> Next {
+        sink.content("b");
+        self.sent += 1;
+        match self.sent {
+            1 => Next::After(Duration::from_millis(1)),
+            sent if sent == 1 + self.burst => Next::Complete,
+            _ => Next::After(Duration::ZERO),
+        }
+    }
+}
+
 /// Emits 64 KiB events as fast as the client takes them.
 struct Firehose;
 

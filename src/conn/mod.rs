@@ -334,6 +334,9 @@ pub struct Connection {
     tokens: Tokens,
     /// Accepted over the connection limit or the memory budget: answered 503 once received.
     over_capacity: bool,
+    /// The last event ran out of rounds with work left: due again next turn, whatever the
+    /// state (one finishing waits for a tick, not for a socket).
+    cut_short: bool,
     /// The client's fd as the handoff brought it, until it is checked and becomes `client`.
     /// Here rather than in the receiving stage, so that a panic still finds it to answer.
     arrived: Option<OwnedFd>,
@@ -388,6 +391,7 @@ impl Connection {
             tokens,
             over_capacity,
             arrived: None,
+            cut_short: false,
             client: None,
             program: None,
             started: None,
@@ -428,6 +432,7 @@ impl Connection {
             tokens,
             over_capacity: false,
             arrived: None,
+            cut_short: false,
             client,
             program: None,
             started: None,
@@ -492,7 +497,9 @@ impl Connection {
             | State::Done(_)
             | State::Transitioning => None,
         };
-        earliest(earliest(own, stall), self.detached_until())
+        // Any moment past is due at once: when the connection was accepted will do.
+        let again = self.cut_short.then_some(self.accepted_at);
+        earliest(earliest(earliest(own, stall), self.detached_until()), again)
     }
 
     pub fn on_ready(&mut self, ready: Ready, ctx: &mut Context<'_>) -> Step {
@@ -619,6 +626,7 @@ impl Connection {
     /// something changes (bounded).
     fn handle(&mut self, event: Event, ctx: &mut Context<'_>) -> Step {
         let mut event = event;
+        self.cut_short = false;
         for _ in 0..ROUNDS_PER_EVENT {
             ctx.buffers.out.clear();
             let before = discriminant(&self.state);
@@ -628,6 +636,8 @@ impl Connection {
                 Round::Stop(step) => return step,
             }
         }
+        // The next round's event is a tick, or a client failure the next write finds again.
+        self.cut_short = true;
         Step::Continue
     }
 
